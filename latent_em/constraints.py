@@ -1,0 +1,274 @@
+"""Parameter constraints: bijections between a constrained parameter and free reals.
+
+The generic numerical M-step, SQUAREM acceleration and numerical standard errors all work
+on one flat unconstrained vector. A model declares, for each free parameter field, which
+constraint it satisfies; the field's trailing ``event_ndim`` axes form one constrained
+object and any leading axes are a batch (for example ``Simplex()`` on a ``(K, C)`` array
+is ``K`` probability vectors).
+
+Every constraint satisfies ``unconstrain(constrain(u, shape)) == u`` (to round-off) and
+``free_size(shape) == unconstrain(value).size``.
+
+Examples
+--------
+>>> import numpy as np
+>>> from latent_em.constraints import Simplex
+>>> p = np.array([0.2, 0.3, 0.5])
+>>> u = Simplex().unconstrain(p)
+>>> u.shape
+(2,)
+>>> np.allclose(Simplex().constrain(u, p.shape), p)
+True
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+from scipy.special import expit, logit, logsumexp
+
+__all__ = [
+    "Constraint",
+    "Real",
+    "Positive",
+    "Interval",
+    "Simplex",
+    "PositiveDefinite",
+    "CholeskyCov",
+    "Ordered",
+    "flatten_params",
+    "unflatten_params",
+    "count_free_parameters",
+    "get_field",
+    "replace_fields",
+]
+
+_TINY = np.finfo(float).tiny
+
+
+class Constraint(ABC):
+    """A bijection from ``R^free_size`` onto a constrained set of arrays."""
+
+    #: number of trailing axes that form one constrained object
+    event_ndim: int = 0
+
+    @abstractmethod
+    def _free_event_size(self, event_shape: tuple[int, ...]) -> int: ...
+
+    @abstractmethod
+    def _unconstrain_events(self, value: np.ndarray) -> np.ndarray:
+        """``value`` of shape (B, *event) -> (B, free_event_size)."""
+
+    @abstractmethod
+    def _constrain_events(self, u: np.ndarray, event_shape: tuple[int, ...]) -> np.ndarray:
+        """``u`` of shape (B, free_event_size) -> (B, *event)."""
+
+    def _split(self, shape: tuple[int, ...]) -> tuple[int, tuple[int, ...]]:
+        if len(shape) < self.event_ndim:
+            raise ValueError(
+                f"{type(self).__name__} needs arrays with at least {self.event_ndim} "
+                f"dimension(s); got shape {shape}"
+            )
+        cut = len(shape) - self.event_ndim
+        return math.prod(shape[:cut]), tuple(shape[cut:])
+
+    def free_size(self, shape: tuple[int, ...]) -> int:
+        """Number of free reals that parameterize an array of ``shape``."""
+        batch, event = self._split(tuple(shape))
+        return batch * self._free_event_size(event)
+
+    def unconstrain(self, value: Any) -> np.ndarray:
+        """Map a constrained array to a flat vector of free reals."""
+        value = np.asarray(value, dtype=float)
+        batch, event = self._split(value.shape)
+        return self._unconstrain_events(value.reshape((batch, *event))).ravel()
+
+    def constrain(self, u: Any, shape: tuple[int, ...]) -> np.ndarray:
+        """Map a flat vector of free reals to a constrained array of ``shape``."""
+        u = np.asarray(u, dtype=float)
+        batch, event = self._split(tuple(shape))
+        size = self._free_event_size(event)
+        if u.size != batch * size:
+            raise ValueError(f"expected {batch * size} free values for shape {shape}, got {u.size}")
+        out = self._constrain_events(u.reshape(batch, size), event)
+        return out.reshape(tuple(shape))
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+
+class Real(Constraint):
+    """Unconstrained real numbers (the identity map)."""
+
+    def _free_event_size(self, event_shape: tuple[int, ...]) -> int:
+        return 1
+
+    def _unconstrain_events(self, value: np.ndarray) -> np.ndarray:
+        return value.copy()
+
+    def _constrain_events(self, u: np.ndarray, event_shape: tuple[int, ...]) -> np.ndarray:
+        return u.copy()
+
+
+class Positive(Constraint):
+    """Strictly positive numbers, ``x = exp(u)``."""
+
+    def _free_event_size(self, event_shape: tuple[int, ...]) -> int:
+        return 1
+
+    def _unconstrain_events(self, value: np.ndarray) -> np.ndarray:
+        return np.log(np.maximum(value, _TINY))
+
+    def _constrain_events(self, u: np.ndarray, event_shape: tuple[int, ...]) -> np.ndarray:
+        return np.exp(u)
+
+
+@dataclasses.dataclass(frozen=True)
+class Interval(Constraint):
+    """Numbers in the open interval ``(low, high)``, ``x = low + (high - low) expit(u)``."""
+
+    low: float = 0.0
+    high: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not (np.isfinite(self.low) and np.isfinite(self.high) and self.low < self.high):
+            raise ValueError(f"Interval needs finite low < high; got ({self.low}, {self.high})")
+
+    def _free_event_size(self, event_shape: tuple[int, ...]) -> int:
+        return 1
+
+    def _unconstrain_events(self, value: np.ndarray) -> np.ndarray:
+        scaled = (value - self.low) / (self.high - self.low)
+        eps = np.finfo(float).eps
+        return logit(np.clip(scaled, eps, 1.0 - eps))
+
+    def _constrain_events(self, u: np.ndarray, event_shape: tuple[int, ...]) -> np.ndarray:
+        return self.low + (self.high - self.low) * expit(u)
+
+    def __repr__(self) -> str:
+        return f"Interval({self.low}, {self.high})"
+
+
+class Simplex(Constraint):
+    """Probability vectors along the last axis (additive log-ratio transform).
+
+    ``u_i = log(p_i / p_last)`` for all but the last entry, so a ``C``-vector has ``C - 1``
+    free values; zero probabilities are clipped to the smallest positive float.
+    """
+
+    event_ndim = 1
+
+    def _free_event_size(self, event_shape: tuple[int, ...]) -> int:
+        return event_shape[0] - 1
+
+    def _unconstrain_events(self, value: np.ndarray) -> np.ndarray:
+        logp = np.log(np.maximum(value, _TINY))
+        return logp[:, :-1] - logp[:, -1:]
+
+    def _constrain_events(self, u: np.ndarray, event_shape: tuple[int, ...]) -> np.ndarray:
+        full = np.concatenate([u, np.zeros((u.shape[0], 1))], axis=1)
+        return np.exp(full - logsumexp(full, axis=1, keepdims=True))
+
+
+class PositiveDefinite(Constraint):
+    """Symmetric positive-definite matrices over the last two axes.
+
+    Parameterized by the Cholesky factor ``L`` of ``Σ = L Lᵀ``: the log of its diagonal
+    and its strictly lower triangle, ``D (D + 1) / 2`` free values per matrix.
+    """
+
+    event_ndim = 2
+
+    def _free_event_size(self, event_shape: tuple[int, ...]) -> int:
+        d = event_shape[0]
+        if event_shape != (d, d):
+            raise ValueError(f"positive-definite matrices must be square; got {event_shape}")
+        return d * (d + 1) // 2
+
+    def _unconstrain_events(self, value: np.ndarray) -> np.ndarray:
+        d = value.shape[-1]
+        chol = np.linalg.cholesky(value)
+        rows, cols = np.tril_indices(d, -1)
+        diag = np.log(np.diagonal(chol, axis1=1, axis2=2))
+        return np.concatenate([diag, chol[:, rows, cols]], axis=1)
+
+    def _constrain_events(self, u: np.ndarray, event_shape: tuple[int, ...]) -> np.ndarray:
+        d = event_shape[0]
+        chol = np.zeros((u.shape[0], d, d))
+        idx = np.arange(d)
+        chol[:, idx, idx] = np.exp(u[:, :d])
+        rows, cols = np.tril_indices(d, -1)
+        chol[:, rows, cols] = u[:, d:]
+        return chol @ np.swapaxes(chol, 1, 2)
+
+
+#: Alias: a covariance matrix parameterized through its Cholesky factor.
+CholeskyCov = PositiveDefinite
+
+
+class Ordered(Constraint):
+    """Strictly increasing vectors along the last axis.
+
+    ``u_0 = x_0`` and ``u_i = log(x_i - x_{i-1})``; useful to break label symmetry.
+    """
+
+    event_ndim = 1
+
+    def _free_event_size(self, event_shape: tuple[int, ...]) -> int:
+        return event_shape[0]
+
+    def _unconstrain_events(self, value: np.ndarray) -> np.ndarray:
+        gaps = np.diff(value, axis=1)
+        return np.concatenate([value[:, :1], np.log(np.maximum(gaps, _TINY))], axis=1)
+
+    def _constrain_events(self, u: np.ndarray, event_shape: tuple[int, ...]) -> np.ndarray:
+        return np.concatenate([u[:, :1], u[:, :1] + np.cumsum(np.exp(u[:, 1:]), axis=1)], axis=1)
+
+
+def get_field(params: Any, name: str) -> Any:
+    """Read one field of a parameter container (NamedTuple, dataclass or dict)."""
+    if isinstance(params, Mapping):
+        return params[name]
+    return getattr(params, name)
+
+
+def replace_fields(params: Any, updates: Mapping[str, Any]) -> Any:
+    """A copy of ``params`` with some fields replaced (the original is not changed)."""
+    if isinstance(params, Mapping):
+        return {**params, **updates}
+    if hasattr(params, "_replace"):
+        return params._replace(**updates)
+    if dataclasses.is_dataclass(params):
+        return dataclasses.replace(params, **updates)  # type: ignore[type-var]
+    raise TypeError(f"cannot replace fields of a {type(params).__name__}; use a NamedTuple")
+
+
+def flatten_params(params: Any, constraints: Mapping[str, Constraint]) -> np.ndarray:
+    """Concatenate the unconstrained values of the constrained fields, in ``constraints`` order."""
+    parts = [c.unconstrain(get_field(params, name)) for name, c in constraints.items()]
+    return np.concatenate(parts) if parts else np.zeros(0)
+
+
+def unflatten_params(u: np.ndarray, template: Any, constraints: Mapping[str, Constraint]) -> Any:
+    """Inverse of :func:`flatten_params`; unconstrained fields are copied from ``template``."""
+    u = np.asarray(u, dtype=float)
+    updates: dict[str, Any] = {}
+    start = 0
+    for name, c in constraints.items():
+        shape = np.shape(get_field(template, name))
+        size = c.free_size(shape)
+        updates[name] = c.constrain(u[start : start + size], shape)
+        start += size
+    if start != u.size:
+        raise ValueError(f"expected {start} free values, got {u.size}")
+    return replace_fields(template, updates)
+
+
+def count_free_parameters(params: Any, constraints: Mapping[str, Constraint]) -> int:
+    """Number of free parameters implied by the constraints."""
+    return int(sum(c.free_size(np.shape(get_field(params, n))) for n, c in constraints.items()))

@@ -1,0 +1,700 @@
+"""The generic EM driver and its result record.
+
+One driver fits every model. Per iteration it runs the E-step chunk by chunk, sums the
+(additive) statistics, checks that the objective did not decrease, tests convergence,
+and runs one M-step. The path is chosen once, by :func:`_choose_m_step`, from the
+capabilities a model provides (see :mod:`latent_em.protocols`).
+
+The objective is ``L(θ) = Σ_n w_n log p(x_n | θ)`` (plus ``log p(θ)`` for MAP-EM). By the
+decomposition ``log p(x) = ELBO(q, θ) + KL(q ‖ p(z | x, θ))`` the E-step
+``q = p(z | x, θ)`` closes the gap and the M-step raises the ELBO, so ``L`` never
+decreases; the driver enforces this instead of assuming it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import numbers
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+import numpy as np
+from scipy.special import logsumexp
+
+from ._tree import tree_add, tree_leaves
+from .constraints import count_free_parameters
+from .exceptions import ConvergenceWarning, ModelContractError, MonotonicityError
+from .protocols import (
+    ChecksData,
+    ClosedFormMStep,
+    Constrained,
+    CountsParameters,
+    EnumerableLatent,
+    ExactPosterior,
+    HasLogPrior,
+    Repairable,
+)
+
+__all__ = [
+    "fit",
+    "EMResult",
+    "RestartOutcome",
+    "Event",
+    "posterior",
+    "log_likelihood",
+    "check_sample_weight",
+    "restart_rngs",
+]
+
+logger = logging.getLogger("latent_em")
+
+#: Default relative tolerance for a decrease of the objective treated as round-off.
+MONOTONE_RTOL = 1e-10
+
+
+@dataclasses.dataclass(frozen=True)
+class Event:
+    """Something the driver or the model did along the way (a reseed, a floor, ...).
+
+    Attributes
+    ----------
+    restart : int
+        Index of the restart (0-based).
+    iteration : int
+        Iteration after whose M-step it happened (1-based).
+    message : str
+        What happened, in words.
+    """
+
+    restart: int
+    iteration: int
+    message: str
+
+
+@dataclasses.dataclass(frozen=True)
+class RestartOutcome:
+    """How one restart ended.
+
+    Attributes
+    ----------
+    index : int
+        Restart index (0-based).
+    log_likelihood : float
+        Final weighted log-likelihood ``Σ_n w_n log p(x_n | θ)``.
+    objective : float
+        Final objective (log-likelihood plus log-prior).
+    n_iter : int
+        Number of EM iterations (M-steps).
+    converged : bool
+        Whether the convergence criterion was met before ``max_iter``.
+    n_events : int
+        Number of repair events during this restart.
+    """
+
+    index: int
+    log_likelihood: float
+    objective: float
+    n_iter: int
+    converged: bool
+    n_events: int
+
+
+@dataclasses.dataclass(frozen=True)
+class EMResult:
+    """The result of :func:`fit`.
+
+    Attributes
+    ----------
+    params : Any
+        Fitted parameters of the best restart (the model's NamedTuple).
+    log_likelihood : float
+        ``Σ_n w_n log p(x_n | params)`` at ``params`` (from a final E-step).
+    log_prior : float
+        ``log p(params)`` (0 for models without a prior).
+    objective : float
+        ``log_likelihood + log_prior``, the quantity EM maximizes.
+    history : numpy.ndarray
+        Objective after every E-step of the best restart, shape ``(n_iter + 1,)``;
+        non-decreasing by construction (checked).
+    n_iter : int
+        Number of EM iterations (M-steps) of the best restart.
+    n_evaluations : int
+        Number of E-step passes over the data of the best restart.
+    converged : bool
+        Whether the best restart met the convergence criterion.
+    n_observations : float
+        Total weight ``Σ_n w_n`` (the number of rows without ``sample_weight``).
+    n_parameters : int or None
+        Number of free parameters, when the model states it or declares constraints.
+    best_restart : int
+        Index of the best restart.
+    restarts : tuple of RestartOutcome
+        Outcome of every restart.
+    events : tuple of Event
+        Repairs and other events of every restart.
+    model : Any
+        The model that was fitted.
+    """
+
+    params: Any
+    log_likelihood: float
+    log_prior: float
+    objective: float
+    history: np.ndarray
+    n_iter: int
+    n_evaluations: int
+    converged: bool
+    n_observations: float
+    n_parameters: int | None
+    best_restart: int
+    restarts: tuple[RestartOutcome, ...]
+    events: tuple[Event, ...]
+    model: Any
+
+    @property
+    def mean_log_likelihood(self) -> float:
+        """Log-likelihood per observation, ``log_likelihood / n_observations``."""
+        return self.log_likelihood / self.n_observations
+
+    @property
+    def bic(self) -> float:
+        """``-2 log L + p log n`` (smaller is better)."""
+        return -2.0 * self.log_likelihood + self._p() * math.log(self.n_observations)
+
+    @property
+    def aic(self) -> float:
+        """``-2 log L + 2 p`` (smaller is better)."""
+        return -2.0 * self.log_likelihood + 2.0 * self._p()
+
+    def _p(self) -> int:
+        if self.n_parameters is None:
+            raise AttributeError(
+                "the model does not state its number of free parameters; give it an "
+                "n_parameters(params) method or a constraints mapping"
+            )
+        return self.n_parameters
+
+
+# ----------------------------------------------------------------------------- inputs
+
+
+def check_sample_weight(sample_weight: Any, n: int) -> np.ndarray:
+    """Validate ``sample_weight`` and return a float array of shape ``(n,)``."""
+    if sample_weight is None:
+        return np.ones(n)
+    try:
+        w = np.asarray(sample_weight, dtype=float)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(
+            f"sample_weight must be numeric; got {type(sample_weight).__name__}"
+        ) from exc
+    if w.ndim != 1 or w.shape[0] != n:
+        raise ValueError(f"sample_weight must have shape ({n},), one weight per row; got {w.shape}")
+    if not np.all(np.isfinite(w)):
+        raise ValueError("sample_weight contains NaN or infinite values")
+    if np.any(w < 0):
+        raise ValueError(f"sample_weight must be non-negative; found {w.min():g}")
+    if not np.any(w > 0):
+        raise ValueError("sample_weight is zero for every row")
+    return w
+
+
+def restart_rngs(random_state: Any, n: int) -> list[np.random.Generator]:
+    """``n`` independent generators derived reproducibly from ``random_state``."""
+    if isinstance(random_state, np.random.Generator):
+        return list(random_state.spawn(n))
+    if isinstance(random_state, np.random.RandomState):
+        seed = int(random_state.randint(0, 2**31 - 1))
+        return [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(n)]
+    if random_state is not None and not isinstance(random_state, numbers.Integral):
+        raise TypeError(
+            "random_state must be None, an int or a numpy Generator; "
+            f"got {type(random_state).__name__}"
+        )
+    if random_state is not None and random_state < 0:
+        raise ValueError(f"random_state must be non-negative; got {random_state}")
+    return [np.random.default_rng(s) for s in np.random.SeedSequence(random_state).spawn(n)]
+
+
+def _check_options(tol: float, max_iter: int, n_init: int, chunk_size: int | None) -> None:
+    if not isinstance(tol, numbers.Real) or not (math.isfinite(tol) and tol >= 0):
+        raise ValueError(f"tol must be a finite number >= 0; got {tol!r}")
+    if not isinstance(max_iter, numbers.Integral) or max_iter < 0:
+        raise ValueError(f"max_iter must be an integer >= 0; got {max_iter!r}")
+    if not isinstance(n_init, numbers.Integral) or n_init < 1:
+        raise ValueError(f"n_init must be an integer >= 1; got {n_init!r}")
+    if chunk_size is not None and (not isinstance(chunk_size, numbers.Integral) or chunk_size < 1):
+        raise ValueError(f"chunk_size must be None or an integer >= 1; got {chunk_size!r}")
+
+
+def _check_model(model: Any) -> None:
+    missing = [m for m in ("initialize", "log_joint") if not callable(getattr(model, m, None))]
+    if missing:
+        raise ModelContractError(
+            f"{type(model).__name__} is missing required method(s) {', '.join(missing)}; "
+            "every model needs initialize(x, rng) and log_joint(params, x, z)"
+        )
+    if not isinstance(model, (ExactPosterior, EnumerableLatent)):
+        raise ModelContractError(
+            f"{type(model).__name__} gives the driver no way to compute the posterior: "
+            "provide latent_support() (discrete z, enumerated) or posterior(params, x)"
+        )
+    has_stats = callable(getattr(model, "expected_stats", None))
+    has_mstep = callable(getattr(model, "m_step", None))
+    if has_stats != has_mstep:
+        have, lack = ("expected_stats", "m_step") if has_stats else ("m_step", "expected_stats")
+        raise ModelContractError(
+            f"{type(model).__name__} defines {have} but not {lack}; the closed-form path needs both"
+        )
+
+
+def _chunks(n: int, chunk_size: int | None) -> Iterator[slice]:
+    step = n if chunk_size is None else max(1, int(chunk_size))
+    for start in range(0, n, step):
+        yield slice(start, min(n, start + step))
+
+
+# ----------------------------------------------------------------------------- E-step
+
+
+def _enumerate_log_joint(model: Any, params: Any, x: Any, n: int) -> np.ndarray:
+    """The ``(n, m)`` table of ``log p(x_n, z = s_j | θ)`` over the support points ``s_j``."""
+    support = np.asarray(model.latent_support())
+    if support.ndim == 0 or support.shape[0] == 0:
+        raise ModelContractError(
+            f"{type(model).__name__}.latent_support() must return a non-empty array of "
+            f"support points stacked on axis 0; got shape {support.shape}"
+        )
+    columns = []
+    for s in support:
+        z = np.broadcast_to(s, (n, *np.shape(s)))
+        lj = np.asarray(model.log_joint(params, x, z), dtype=float)
+        if lj.shape != (n,):
+            raise ModelContractError(
+                f"{type(model).__name__}.log_joint returned shape {lj.shape}; expected ({n},), "
+                "one value per row"
+            )
+        columns.append(lj)
+    return np.stack(columns, axis=1)
+
+
+def _posterior_unchecked(model: Any, params: Any, x: Any, n: int) -> tuple[Any, np.ndarray]:
+    if isinstance(model, ExactPosterior):
+        return model.posterior(params, x)
+    table = _enumerate_log_joint(model, params, x, n)
+    with np.errstate(invalid="ignore"):
+        log_marginal = logsumexp(table, axis=1)
+        resp = np.exp(table - log_marginal[:, None])
+    return resp, log_marginal
+
+
+def _validate_posterior(model: Any, params: Any, x: Any, n: int, post: Any, lm: Any) -> None:
+    name = type(model).__name__
+    lm = np.asarray(lm)
+    if lm.shape != (n,):
+        raise ModelContractError(
+            f"{name}: log p(x_n) must have shape ({n},); the posterior step returned {lm.shape}"
+        )
+    if np.any(np.isnan(lm)) or np.any(lm == np.inf):
+        bad = np.flatnonzero(~(np.isfinite(lm) | (lm == -np.inf)))
+        raise ModelContractError(
+            f"{name}: log p(x_n) is NaN or +inf for {bad.size} row(s), first at row {bad[0]}; "
+            "check log_joint/posterior at the current parameters"
+        )
+    if np.any(lm == -np.inf):
+        bad = np.flatnonzero(lm == -np.inf)
+        raise ModelContractError(
+            f"{name}: {bad.size} row(s) have zero probability under the current parameters "
+            f"(log p(x_n) = -inf), first at row {bad[0]}; the data lie outside the model's "
+            "support or a parameter hit a boundary"
+        )
+    if isinstance(model, EnumerableLatent):
+        resp = np.asarray(post)
+        m = len(model.latent_support())
+        if resp.shape != (n, m):
+            raise ModelContractError(
+                f"{name}: the discrete posterior must be an (n, m) = ({n}, {m}) array of "
+                f"responsibilities; got shape {resp.shape}"
+            )
+        sums = resp.sum(axis=1)
+        worst = int(np.argmax(np.abs(sums - 1.0)))
+        if np.any(np.isnan(resp)) or abs(sums[worst] - 1.0) > 1e-8 or np.any(resp < 0):
+            raise ModelContractError(
+                f"{name}: posterior rows must be non-negative and sum to one; row {worst} "
+                f"sums to {sums[worst]!r}"
+            )
+        if isinstance(model, ExactPosterior):
+            # The model computed its own posterior: it must equal the one implied by
+            # log_joint, or the ELBO would not equal log p(x) after the E-step.
+            table = _enumerate_log_joint(model, params, x, n)
+            lm_enum = logsumexp(table, axis=1)
+            gap = np.abs(lm_enum - lm)
+            if gap.max() > 1e-8 * (1.0 + np.abs(lm).max()):
+                i = int(np.argmax(gap))
+                raise ModelContractError(
+                    f"{name}.posterior: log p(x_n) = {lm[i]!r} at row {i} but log-sum-exp of "
+                    f"log_joint over latent_support() gives {lm_enum[i]!r}; the two disagree"
+                )
+            with np.errstate(divide="ignore"):
+                elbo = np.sum(resp * (table - np.log(np.where(resp > 0, resp, 1.0))), axis=1)
+            kl = lm - elbo
+            if kl.max() > 1e-8 * (1.0 + np.abs(lm).max()):
+                i = int(np.argmax(kl))
+                raise ModelContractError(
+                    f"{name}.posterior is not the exact posterior: at row {i} the ELBO is "
+                    f"{elbo[i]!r} but log p(x_n) is {lm[i]!r} (KL gap {kl[i]:.3g} > 0 after "
+                    "the E-step)"
+                )
+
+
+def posterior(model: Any, params: Any, x: Any) -> tuple[Any, np.ndarray]:
+    """The exact posterior over z and ``log p(x_n | params)`` for every row.
+
+    Uses the model's own ``posterior`` when it has one, otherwise enumerates
+    ``latent_support()`` and normalizes ``log_joint`` in log space.
+
+    Returns
+    -------
+    posterior : numpy.ndarray or model-defined
+        ``(n, m)`` responsibilities for discrete z.
+    log_marginal : numpy.ndarray
+        ``(n,)`` values of ``log p(x_n | params)``.
+    """
+    n = len(x)
+    post, lm = _posterior_unchecked(model, params, x, n)
+    return post, np.asarray(lm, dtype=float)
+
+
+def log_likelihood(model: Any, params: Any, x: Any, sample_weight: Any = None) -> float:
+    """``Σ_n w_n log p(x_n | params)``."""
+    _, lm = posterior(model, params, x)
+    return float(np.dot(check_sample_weight(sample_weight, len(x)), lm))
+
+
+@dataclasses.dataclass
+class _Pass:
+    """What one E-step pass over the data produced."""
+
+    stats: Any
+    log_likelihood: float
+    posteriors: list[Any] | None
+
+
+def _e_pass(
+    model: Any,
+    params: Any,
+    x: Any,
+    weights: np.ndarray,
+    chunk_size: int | None,
+    closed_form: bool,
+    validate: bool,
+) -> _Pass:
+    stats = None
+    total = 0.0
+    kept: list[Any] | None = None if closed_form else []
+    for i, sl in enumerate(_chunks(len(weights), chunk_size)):
+        xc, wc = x[sl], weights[sl]
+        n = wc.shape[0]
+        post, lm = _posterior_unchecked(model, params, xc, n)
+        if validate and i == 0:
+            _validate_posterior(model, params, xc, n, post, lm)
+        lm = np.asarray(lm, dtype=float)
+        # rows with zero weight do not contribute, even where log p(x_n) = -inf
+        total += float(np.dot(wc[wc > 0], lm[wc > 0]))
+        if closed_form:
+            stats = tree_add(stats, model.expected_stats(params, xc, post, wc))
+        else:
+            assert kept is not None
+            kept.append(post)
+    if not math.isfinite(total):
+        raise ModelContractError(
+            f"{type(model).__name__}: the log-likelihood is {total!r} at the current parameters"
+        )
+    if validate and closed_form:
+        for leaf in tree_leaves(stats):
+            if not np.all(np.isfinite(leaf)):
+                raise ModelContractError(
+                    f"{type(model).__name__}.expected_stats returned non-finite statistics"
+                )
+    return _Pass(stats, total, kept)
+
+
+# ----------------------------------------------------------------------------- M-step
+
+
+MStep = Callable[[Any, _Pass], Any]
+
+
+def _choose_m_step(model: Any, x: Any, weights: np.ndarray, chunk_size: int | None) -> MStep:
+    """The one place where the driver branches on model capabilities."""
+    if isinstance(model, ClosedFormMStep):
+
+        def closed_form(params: Any, e: _Pass) -> Any:
+            return model.m_step(params, e.stats)
+
+        return closed_form
+    if isinstance(model, Constrained) and isinstance(model, EnumerableLatent):
+        from .numerical_mstep import numerical_m_step
+
+        def numerical(params: Any, e: _Pass) -> Any:
+            assert e.posteriors is not None
+            return numerical_m_step(model, params, x, e.posteriors, weights, chunk_size)
+
+        return numerical
+    raise ModelContractError(
+        f"{type(model).__name__} has no M-step: provide expected_stats and m_step "
+        "(closed form), or constraints together with latent_support() for the generic "
+        "numerical M-step"
+    )
+
+
+def _log_prior(model: Any, params: Any) -> float:
+    if isinstance(model, HasLogPrior):
+        value = float(model.log_prior(params))
+        if math.isnan(value):
+            raise ModelContractError(f"{type(model).__name__}.log_prior returned NaN")
+        return value
+    return 0.0
+
+
+def _n_parameters(model: Any, params: Any) -> int | None:
+    if isinstance(model, CountsParameters):
+        return int(model.n_parameters(params))
+    if isinstance(model, Constrained):
+        return count_free_parameters(params, model.constraints)
+    return None
+
+
+# ----------------------------------------------------------------------------- driver
+
+
+@dataclasses.dataclass
+class _Run:
+    params: Any
+    log_likelihood: float
+    log_prior: float
+    history: list[float]
+    n_iter: int
+    n_evaluations: int
+    converged: bool
+    events: list[Event]
+
+
+def _run_em(
+    model: Any,
+    x: Any,
+    weights: np.ndarray,
+    params: Any,
+    *,
+    restart: int,
+    rng: np.random.Generator,
+    tol: float,
+    max_iter: int,
+    chunk_size: int | None,
+    m_step: MStep,
+    closed_form: bool,
+    monotone_rtol: float,
+    callback: Callable[[int, Any, float], Any] | None,
+) -> _Run:
+    total_weight = float(weights.sum())
+    history: list[float] = []
+    events: list[Event] = []
+    reported: set[str] = set()
+    previous: float | None = None  # objective at the parameters the last M-step started from
+    converged = False
+    n_iter = 0
+    for iteration in range(max_iter + 1):
+        e = _e_pass(model, params, x, weights, chunk_size, closed_form, validate=iteration == 0)
+        lp = _log_prior(model, params)
+        objective = e.log_likelihood + lp
+        history.append(objective)
+        if callback is not None:
+            callback(iteration, params, objective)
+        if previous is not None:
+            change = objective - previous
+            if change < -monotone_rtol * (abs(previous) + total_weight):
+                raise MonotonicityError(
+                    iteration,
+                    previous,
+                    objective,
+                    f"EM decreased the objective at iteration {iteration} (restart {restart}): "
+                    f"from {previous!r} to {objective!r}, a drop of {-change:.6g} "
+                    f"({-change / max(abs(previous), 1e-300):.3g} relative, tolerance "
+                    f"{monotone_rtol:g}). The M-step of {type(model).__name__} is not a "
+                    "maximizer of the expected complete-data log-likelihood, or its "
+                    "posterior is not exact; run latent_em.check_model to find which.",
+                )
+            if abs(change) <= tol * total_weight:
+                converged = True
+                break
+        if iteration == max_iter:
+            break
+        new_params = m_step(params, e)
+        n_iter += 1
+        previous = objective
+        if isinstance(model, Repairable):
+            repaired, messages = model.repair(new_params, e.stats, rng)
+            for message in messages:
+                # a condition that persists is reported once, where it first appeared
+                if message not in reported:
+                    reported.add(message)
+                    events.append(Event(restart, n_iter, message))
+                    logger.info("restart %d, iteration %d: %s", restart, n_iter, message)
+            if repaired is not new_params:
+                # the parameters jumped: the next value is not comparable with this one
+                previous = None
+                new_params = repaired
+        params = new_params
+    # The loop always ends right after an E-step at `params`, so the reported
+    # log-likelihood belongs to the returned parameters (the final E-step).
+    return _Run(params, e.log_likelihood, lp, history, n_iter, len(history), converged, events)
+
+
+def fit(
+    model: Any,
+    x: Any,
+    *,
+    params: Any = None,
+    n_init: int = 1,
+    tol: float = 1e-6,
+    max_iter: int = 1000,
+    sample_weight: Any = None,
+    chunk_size: int | None = None,
+    random_state: Any = None,
+    accelerate: str | None = None,
+    callback: Callable[[int, Any, float], Any] | None = None,
+    monotone_rtol: float = MONOTONE_RTOL,
+    warn_not_converged: bool = True,
+) -> EMResult:
+    """Fit a latent-variable model by expectation-maximization.
+
+    Parameters
+    ----------
+    model : object
+        A model implementing the contract of :mod:`latent_em.protocols`.
+    x : array-like
+        Data, indexed by observation along axis 0.
+    params : optional
+        Initial parameters; by default ``model.initialize(x, rng)`` for every restart.
+    n_init : int, default 1
+        Number of restarts from independent initializations; the best objective wins.
+    tol : float, default 1e-6
+        Convergence threshold on the change of the objective per unit weight (per
+        observation without ``sample_weight``) between successive iterations.
+    max_iter : int, default 1000
+        Maximum number of EM iterations per restart.
+    sample_weight : array-like of shape (n,), optional
+        Non-negative row weights; integer weights are equivalent to repeating rows.
+    chunk_size : int, optional
+        Rows per E-step chunk; bounds memory and gives the same result as one chunk.
+    random_state : int, numpy.random.Generator or None
+        Seeds the initializations (reproducible bit for bit for an int).
+    accelerate : {None}, optional
+        Acceleration scheme of the EM map (``None``: plain EM).
+    callback : callable, optional
+        Called as ``callback(iteration, params, objective)`` after every E-step.
+    monotone_rtol : float, default 1e-10
+        A decrease of the objective larger than ``monotone_rtol * (|L| + Σ w)`` raises
+        :class:`~latent_em.MonotonicityError`.
+    warn_not_converged : bool, default True
+        Emit :class:`~latent_em.ConvergenceWarning` when the best restart did not converge.
+
+    Returns
+    -------
+    EMResult
+        Fitted parameters, log-likelihood, history, per-restart outcomes and events.
+
+    Raises
+    ------
+    MonotonicityError
+        If an iteration lowers the objective beyond round-off.
+    ModelContractError
+        If the model lacks a required method or returns values of the wrong shape.
+    """
+    _check_model(model)
+    _check_options(tol, max_iter, n_init, chunk_size)
+    if params is not None and n_init > 1:
+        raise ValueError("give either initial params or n_init > 1, not both")
+    if isinstance(model, ChecksData):
+        x = model.check_data(x)
+    try:
+        n = len(x)
+    except TypeError as exc:
+        raise TypeError(
+            f"x must be indexable by row with a length; got {type(x).__name__}"
+        ) from exc
+    if n == 0:
+        raise ValueError("x is empty: at least one observation is needed")
+    weights = check_sample_weight(sample_weight, n)
+    if accelerate is not None:
+        raise ValueError(f"unknown accelerate option {accelerate!r}; expected None")
+
+    closed_form = isinstance(model, ClosedFormMStep)
+    m_step = _choose_m_step(model, x, weights, chunk_size)
+    rngs = restart_rngs(random_state, n_init)
+    runs: list[_Run] = []
+    for restart, rng in enumerate(rngs):
+        start = params if params is not None else model.initialize(x, rng)
+        runs.append(
+            _run_em(
+                model,
+                x,
+                weights,
+                start,
+                restart=restart,
+                rng=rng,
+                tol=tol,
+                max_iter=max_iter,
+                chunk_size=chunk_size,
+                m_step=m_step,
+                closed_form=closed_form,
+                monotone_rtol=monotone_rtol,
+                callback=callback,
+            )
+        )
+    best = max(range(len(runs)), key=lambda i: runs[i].log_likelihood + runs[i].log_prior)
+    run = runs[best]
+    if warn_not_converged and not run.converged and max_iter > 0:
+        warnings.warn(
+            f"EM did not converge in max_iter={max_iter} iterations (last change "
+            f"{_last_change(run.history, float(weights.sum())):.3g} per observation > "
+            f"tol={tol:g}); increase max_iter or tol",
+            ConvergenceWarning,
+            stacklevel=2,
+        )
+    outcomes = tuple(
+        RestartOutcome(
+            index=i,
+            log_likelihood=r.log_likelihood,
+            objective=r.log_likelihood + r.log_prior,
+            n_iter=r.n_iter,
+            converged=r.converged,
+            n_events=len(r.events),
+        )
+        for i, r in enumerate(runs)
+    )
+    return EMResult(
+        params=run.params,
+        log_likelihood=run.log_likelihood,
+        log_prior=run.log_prior,
+        objective=run.log_likelihood + run.log_prior,
+        history=np.asarray(run.history),
+        n_iter=run.n_iter,
+        n_evaluations=run.n_evaluations,
+        converged=run.converged,
+        n_observations=float(weights.sum()),
+        n_parameters=_n_parameters(model, run.params),
+        best_restart=best,
+        restarts=outcomes,
+        events=tuple(ev for r in runs for ev in r.events),
+        model=model,
+    )
+
+
+def _last_change(history: Sequence[float], total_weight: float) -> float:
+    if len(history) < 2:
+        return float("nan")
+    return abs(history[-1] - history[-2]) / total_weight

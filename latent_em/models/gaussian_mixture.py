@@ -1,0 +1,778 @@
+"""The Gaussian mixture model ``p(x) = Σ_k φ_k N(x; μ_k, Σ_k)``.
+
+EM updates (see ``docs/theory.md``), with ``r_nk`` the responsibilities and ``w_n`` the
+row weights:
+
+* E-step: ``r_nk = φ_k N(x_n; μ_k, Σ_k) / Σ_j φ_j N(x_n; μ_j, Σ_j)`` (log space).
+* M-step: ``N_k = Σ_n w_n r_nk``; ``φ_k = N_k / Σ_j N_j`` (Lagrange multiplier);
+  ``μ_k = Σ_n w_n r_nk x_n / N_k``;
+  ``Σ_k = Σ_n w_n r_nk (x_n - μ_k)(x_n - μ_k)ᵀ / N_k + reg_covar·I``.
+
+The statistics are centred at the *current* means (``sum_dx = Σ w r (x - μ_old)``), which
+keeps them additive over chunks (the current means are fixed during an E-step) and
+numerically stable for data far from the origin.
+
+The covariance structure is a small strategy object per type (full, tied, diag,
+spherical); shared code never branches on the ``covariance_type`` string.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping
+from typing import Any, NamedTuple
+
+import numpy as np
+from scipy import linalg
+from scipy.special import logsumexp
+
+from .._validation import as_float_matrix, check_choice, check_int, check_positive_float
+from ..constraints import Constraint, Positive, PositiveDefinite, Real, Simplex
+from ._kmeans import kmeans_plusplus, lloyd
+
+__all__ = [
+    "GaussianMixtureModel",
+    "GaussianMixtureParams",
+    "GaussianMixtureStats",
+    "COVARIANCE_TYPES",
+    "INIT_METHODS",
+]
+
+COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
+INIT_METHODS = ("kmeans", "k-means++", "random", "random_from_data")
+_LOG_2PI = math.log(2.0 * math.pi)
+#: rows per internal block of the E-step: bounds the (rows, K, D) temporaries to ~8 MB
+_BLOCK_ELEMENTS = 1 << 20
+
+
+class GaussianMixtureParams(NamedTuple):
+    """Parameters of a Gaussian mixture.
+
+    Attributes
+    ----------
+    weights : (K,)
+        Mixing proportions φ, summing to one.
+    means : (K, D)
+        Component means μ.
+    covariances : array
+        ``(K, D, D)`` full, ``(D, D)`` tied, ``(K, D)`` diag or ``(K,)`` spherical.
+    """
+
+    weights: np.ndarray
+    means: np.ndarray
+    covariances: np.ndarray
+
+
+class GaussianMixtureStats(NamedTuple):
+    """Expected sufficient statistics, centred at the current means ``μ_old``.
+
+    Attributes
+    ----------
+    counts : (K,)
+        ``N_k = Σ_n w_n r_nk``.
+    sum_dx : (K, D)
+        ``Σ_n w_n r_nk (x_n - μ_old_k)``.
+    sum_dxdx : array
+        Second moments of ``x_n - μ_old_k`` in the shape the covariance type needs:
+        ``(K, D, D)`` full, ``(D, D)`` tied (summed over k), ``(K, D)`` diag,
+        ``(K,)`` spherical (squared norms).
+    """
+
+    counts: np.ndarray
+    sum_dx: np.ndarray
+    sum_dxdx: np.ndarray
+
+
+# --------------------------------------------------------------------- covariance types
+
+
+class _Covariance:
+    """Strategy for one covariance structure (scikit-learn's conventions for shapes)."""
+
+    name: str
+    constraint: Constraint
+
+    def shape(self, k: int, d: int) -> tuple[int, ...]:
+        raise NotImplementedError
+
+    def n_parameters(self, k: int, d: int) -> int:
+        raise NotImplementedError
+
+    def precisions_cholesky(self, cov: np.ndarray) -> np.ndarray:
+        """Cholesky factor of the precision (raises ``LinAlgError`` if not PD)."""
+        raise NotImplementedError
+
+    def log_det_precisions_cholesky(self, prec_chol: np.ndarray, d: int) -> np.ndarray:
+        raise NotImplementedError
+
+    def squared_mahalanobis(
+        self, x: np.ndarray, means: np.ndarray, prec_chol: np.ndarray
+    ) -> np.ndarray:
+        raise NotImplementedError
+
+    def second_moments(self, x: np.ndarray, means: np.ndarray, rw: np.ndarray) -> tuple:
+        """``(sum_dx, sum_dxdx)`` for one chunk."""
+        raise NotImplementedError
+
+    def estimate(
+        self, counts: np.ndarray, delta: np.ndarray, second: np.ndarray, reg: float
+    ) -> np.ndarray:
+        """Covariances from statistics; ``delta = μ_new - μ_old``."""
+        raise NotImplementedError
+
+    def to_full(self, cov: np.ndarray, k: int, d: int) -> np.ndarray:
+        raise NotImplementedError
+
+    def check_pd(self, cov: np.ndarray) -> list[int]:
+        """Indices of components whose covariance is not positive definite."""
+        raise NotImplementedError
+
+    def jitter(self, cov: np.ndarray, bad: list[int]) -> np.ndarray:
+        raise NotImplementedError
+
+    def min_variance(self, cov: np.ndarray, k: int) -> np.ndarray:
+        """Smallest eigenvalue of each component's covariance, shape ``(K,)``."""
+        raise NotImplementedError
+
+
+def _chol_lower(mat: np.ndarray) -> np.ndarray:
+    return linalg.cholesky(mat, lower=True, check_finite=False)
+
+
+def _is_pd(mat: np.ndarray) -> bool:
+    if not np.all(np.isfinite(mat)):
+        return False
+    try:
+        _chol_lower(mat)
+    except (linalg.LinAlgError, ValueError):
+        return False
+    return True
+
+
+def _jitter_matrix(mat: np.ndarray) -> np.ndarray:
+    mat = 0.5 * (mat + mat.T)
+    d = mat.shape[0]
+    scale = max(float(np.max(np.abs(np.diag(mat)))), np.finfo(float).tiny)
+    eye = np.eye(d)
+    for power in range(-14, 1):
+        candidate = mat + (10.0**power) * scale * eye
+        if _is_pd(candidate):
+            return candidate
+    return scale * eye
+
+
+class _Full(_Covariance):
+    name = "full"
+    constraint = PositiveDefinite()
+
+    def shape(self, k: int, d: int) -> tuple[int, ...]:
+        return (k, d, d)
+
+    def n_parameters(self, k: int, d: int) -> int:
+        return k * d * (d + 1) // 2
+
+    def precisions_cholesky(self, cov: np.ndarray) -> np.ndarray:
+        d = cov.shape[-1]
+        out = np.empty_like(cov)
+        eye = np.eye(d)
+        for k, c in enumerate(cov):
+            chol = _chol_lower(c)
+            out[k] = linalg.solve_triangular(chol, eye, lower=True, check_finite=False).T
+        return out
+
+    def log_det_precisions_cholesky(self, prec_chol: np.ndarray, d: int) -> np.ndarray:
+        return np.sum(np.log(np.diagonal(prec_chol, axis1=1, axis2=2)), axis=1)
+
+    def squared_mahalanobis(
+        self, x: np.ndarray, means: np.ndarray, prec_chol: np.ndarray
+    ) -> np.ndarray:
+        k, d = means.shape
+        # whiten all components with one matrix product: x @ [P_1 ... P_K]
+        stacked = np.transpose(prec_chol, (1, 0, 2)).reshape(d, k * d)
+        offsets = np.einsum("kd,kde->ke", means, prec_chol)
+        y = (x @ stacked).reshape(x.shape[0], k, d)
+        y -= offsets[None, :, :]
+        return np.einsum("nkd,nkd->nk", y, y)
+
+    def second_moments(self, x: np.ndarray, means: np.ndarray, rw: np.ndarray) -> tuple:
+        k, d = means.shape
+        sum_dx = np.empty((k, d))
+        sum_dxdx = np.empty((k, d, d))
+        for j in range(k):
+            diff = x - means[j]
+            weighted = diff * rw[:, j, None]
+            sum_dx[j] = weighted.sum(axis=0)
+            sum_dxdx[j] = weighted.T @ diff
+        return sum_dx, sum_dxdx
+
+    def estimate(
+        self, counts: np.ndarray, delta: np.ndarray, second: np.ndarray, reg: float
+    ) -> np.ndarray:
+        d = delta.shape[1]
+        cov = second / counts[:, None, None] - np.einsum("kd,ke->kde", delta, delta)
+        cov = 0.5 * (cov + np.transpose(cov, (0, 2, 1)))
+        cov += reg * np.eye(d)[None]
+        return cov
+
+    def to_full(self, cov: np.ndarray, k: int, d: int) -> np.ndarray:
+        return cov
+
+    def check_pd(self, cov: np.ndarray) -> list[int]:
+        return [k for k, c in enumerate(cov) if not _is_pd(c)]
+
+    def jitter(self, cov: np.ndarray, bad: list[int]) -> np.ndarray:
+        cov = cov.copy()
+        for k in bad:
+            cov[k] = _jitter_matrix(cov[k])
+        return cov
+
+    def min_variance(self, cov: np.ndarray, k: int) -> np.ndarray:
+        return np.array([np.linalg.eigvalsh(c)[0] for c in cov])
+
+
+class _Tied(_Covariance):
+    name = "tied"
+    constraint = PositiveDefinite()
+
+    def shape(self, k: int, d: int) -> tuple[int, ...]:
+        return (d, d)
+
+    def n_parameters(self, k: int, d: int) -> int:
+        return d * (d + 1) // 2
+
+    def precisions_cholesky(self, cov: np.ndarray) -> np.ndarray:
+        chol = _chol_lower(cov)
+        return linalg.solve_triangular(chol, np.eye(cov.shape[0]), lower=True).T
+
+    def log_det_precisions_cholesky(self, prec_chol: np.ndarray, d: int) -> np.ndarray:
+        return np.sum(np.log(np.diag(prec_chol)))
+
+    def squared_mahalanobis(
+        self, x: np.ndarray, means: np.ndarray, prec_chol: np.ndarray
+    ) -> np.ndarray:
+        y = x @ prec_chol
+        m = means @ prec_chol
+        out = np.empty((x.shape[0], means.shape[0]))
+        for j in range(means.shape[0]):
+            diff = y - m[j]
+            out[:, j] = np.einsum("nd,nd->n", diff, diff)
+        return out
+
+    def second_moments(self, x: np.ndarray, means: np.ndarray, rw: np.ndarray) -> tuple:
+        k, d = means.shape
+        sum_dx = np.empty((k, d))
+        sum_dxdx = np.zeros((d, d))
+        for j in range(k):
+            diff = x - means[j]
+            weighted = diff * rw[:, j, None]
+            sum_dx[j] = weighted.sum(axis=0)
+            sum_dxdx += weighted.T @ diff
+        return sum_dx, sum_dxdx
+
+    def estimate(
+        self, counts: np.ndarray, delta: np.ndarray, second: np.ndarray, reg: float
+    ) -> np.ndarray:
+        cov = (second - np.einsum("k,kd,ke->de", counts, delta, delta)) / counts.sum()
+        cov = 0.5 * (cov + cov.T)
+        cov += reg * np.eye(cov.shape[0])
+        return cov
+
+    def to_full(self, cov: np.ndarray, k: int, d: int) -> np.ndarray:
+        return np.broadcast_to(cov, (k, d, d)).copy()
+
+    def check_pd(self, cov: np.ndarray) -> list[int]:
+        return [] if _is_pd(cov) else [0]
+
+    def jitter(self, cov: np.ndarray, bad: list[int]) -> np.ndarray:
+        return _jitter_matrix(cov) if bad else cov
+
+    def min_variance(self, cov: np.ndarray, k: int) -> np.ndarray:
+        return np.full(k, np.linalg.eigvalsh(cov)[0])
+
+
+class _Diag(_Covariance):
+    name = "diag"
+    constraint = Positive()
+
+    def shape(self, k: int, d: int) -> tuple[int, ...]:
+        return (k, d)
+
+    def n_parameters(self, k: int, d: int) -> int:
+        return k * d
+
+    def precisions_cholesky(self, cov: np.ndarray) -> np.ndarray:
+        if np.any(~np.isfinite(cov)) or np.any(cov <= 0):
+            raise linalg.LinAlgError("non-positive variance")
+        return 1.0 / np.sqrt(cov)
+
+    def log_det_precisions_cholesky(self, prec_chol: np.ndarray, d: int) -> np.ndarray:
+        return np.sum(np.log(prec_chol), axis=1)
+
+    def squared_mahalanobis(
+        self, x: np.ndarray, means: np.ndarray, prec_chol: np.ndarray
+    ) -> np.ndarray:
+        prec = prec_chol**2
+        out = (x * x) @ prec.T
+        out -= 2.0 * (x @ (means * prec).T)
+        out += np.sum(means * means * prec, axis=1)[None, :]
+        return np.maximum(out, 0.0)
+
+    def second_moments(self, x: np.ndarray, means: np.ndarray, rw: np.ndarray) -> tuple:
+        k, d = means.shape
+        sum_dx = np.empty((k, d))
+        sum_dxdx = np.empty((k, d))
+        for j in range(k):
+            diff = x - means[j]
+            sum_dx[j] = rw[:, j] @ diff
+            sum_dxdx[j] = rw[:, j] @ (diff * diff)
+        return sum_dx, sum_dxdx
+
+    def estimate(
+        self, counts: np.ndarray, delta: np.ndarray, second: np.ndarray, reg: float
+    ) -> np.ndarray:
+        return second / counts[:, None] - delta * delta + reg
+
+    def to_full(self, cov: np.ndarray, k: int, d: int) -> np.ndarray:
+        return np.stack([np.diag(c) for c in cov])
+
+    def check_pd(self, cov: np.ndarray) -> list[int]:
+        return [k for k, c in enumerate(cov) if not (np.all(np.isfinite(c)) and np.all(c > 0))]
+
+    def jitter(self, cov: np.ndarray, bad: list[int]) -> np.ndarray:
+        cov = cov.copy()
+        for k in bad:
+            scale = max(float(np.max(np.abs(cov[k]))), np.finfo(float).tiny)
+            cov[k] = np.maximum(cov[k], 1e-10 * scale)
+        return cov
+
+    def min_variance(self, cov: np.ndarray, k: int) -> np.ndarray:
+        return cov.min(axis=1)
+
+
+class _Spherical(_Covariance):
+    name = "spherical"
+    constraint = Positive()
+
+    def shape(self, k: int, d: int) -> tuple[int, ...]:
+        return (k,)
+
+    def n_parameters(self, k: int, d: int) -> int:
+        return k
+
+    def precisions_cholesky(self, cov: np.ndarray) -> np.ndarray:
+        if np.any(~np.isfinite(cov)) or np.any(cov <= 0):
+            raise linalg.LinAlgError("non-positive variance")
+        return 1.0 / np.sqrt(cov)
+
+    def log_det_precisions_cholesky(self, prec_chol: np.ndarray, d: int) -> np.ndarray:
+        return d * np.log(prec_chol)
+
+    def squared_mahalanobis(
+        self, x: np.ndarray, means: np.ndarray, prec_chol: np.ndarray
+    ) -> np.ndarray:
+        prec = prec_chol**2
+        out = np.einsum("nd,nd->n", x, x)[:, None] - 2.0 * (x @ means.T)
+        out += np.einsum("kd,kd->k", means, means)[None, :]
+        return np.maximum(out, 0.0) * prec[None, :]
+
+    def second_moments(self, x: np.ndarray, means: np.ndarray, rw: np.ndarray) -> tuple:
+        k, d = means.shape
+        sum_dx = np.empty((k, d))
+        sum_dxdx = np.empty(k)
+        for j in range(k):
+            diff = x - means[j]
+            sum_dx[j] = rw[:, j] @ diff
+            sum_dxdx[j] = rw[:, j] @ np.einsum("nd,nd->n", diff, diff)
+        return sum_dx, sum_dxdx
+
+    def estimate(
+        self, counts: np.ndarray, delta: np.ndarray, second: np.ndarray, reg: float
+    ) -> np.ndarray:
+        d = delta.shape[1]
+        return (second / counts - np.sum(delta * delta, axis=1)) / d + reg
+
+    def to_full(self, cov: np.ndarray, k: int, d: int) -> np.ndarray:
+        return cov[:, None, None] * np.eye(d)[None]
+
+    def check_pd(self, cov: np.ndarray) -> list[int]:
+        return [k for k, c in enumerate(cov) if not (np.isfinite(c) and c > 0)]
+
+    def jitter(self, cov: np.ndarray, bad: list[int]) -> np.ndarray:
+        cov = cov.copy()
+        scale = max(float(np.max(np.abs(cov))), np.finfo(float).tiny)
+        cov[bad] = 1e-10 * scale
+        return cov
+
+    def min_variance(self, cov: np.ndarray, k: int) -> np.ndarray:
+        return cov.copy()
+
+
+_COVARIANCES: dict[str, _Covariance] = {
+    c.name: c for c in (_Full(), _Tied(), _Diag(), _Spherical())
+}
+
+
+# --------------------------------------------------------------------------- the model
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class GaussianMixtureModel:
+    """Gaussian mixture model for the generic EM driver.
+
+    Parameters
+    ----------
+    n_components : int
+        Number of components K.
+    covariance_type : {"full", "tied", "diag", "spherical"}
+        Covariance structure.
+    reg_covar : float, default 1e-6
+        Non-negative constant added to the diagonal of every covariance estimate.
+    init_params : {"kmeans", "k-means++", "random", "random_from_data"}
+        How initial responsibilities are formed: Lloyd's k-means from k-means++ seeds,
+        k-means++ seeds alone (nearest-seed assignment), uniform random
+        responsibilities, or random data points as means (nearest-point assignment).
+    weights_init, means_init, covariances_init : array-like, optional
+        User-provided initial values; they override the corresponding part of the
+        initialization from ``init_params``.
+
+    Notes
+    -----
+    Numerical safeguards, all reported as events of the fit: a component that loses all
+    its responsibility is re-seeded by splitting the heaviest component along its main
+    axis; a covariance that is not positive definite after the M-step gets the smallest
+    diagonal jitter that makes it so; a covariance at the ``reg_covar`` floor (a
+    component collapsed onto fewer than D+1 distinct points, or a constant column) is
+    reported.
+    """
+
+    n_components: int
+    covariance_type: str = "full"
+    reg_covar: float = 1e-6
+    init_params: str = "kmeans"
+    weights_init: Any = None
+    means_init: Any = None
+    covariances_init: Any = None
+
+    def __post_init__(self) -> None:
+        check_int(self.n_components, "n_components", minimum=1)
+        check_choice(self.covariance_type, "covariance_type", COVARIANCE_TYPES)
+        check_positive_float(self.reg_covar, "reg_covar", allow_zero=True)
+        check_choice(self.init_params, "init_params", INIT_METHODS)
+        object.__setattr__(self, "_cov", _COVARIANCES[self.covariance_type])
+        k = self.n_components
+        if self.weights_init is not None:
+            w = np.asarray(self.weights_init, dtype=float)
+            if w.shape != (k,):
+                raise ValueError(f"weights_init must have shape ({k},); got {w.shape}")
+            if not np.all(np.isfinite(w)) or np.any(w < 0):
+                raise ValueError("weights_init must be finite and non-negative")
+            if abs(w.sum() - 1.0) > 1e-6:
+                raise ValueError(f"weights_init must sum to one; it sums to {w.sum():.8g}")
+            object.__setattr__(self, "weights_init", w / w.sum())
+        if self.means_init is not None:
+            m = np.asarray(self.means_init, dtype=float)
+            if m.ndim != 2 or m.shape[0] != k:
+                raise ValueError(f"means_init must have shape ({k}, n_features); got {m.shape}")
+            if not np.all(np.isfinite(m)):
+                raise ValueError("means_init contains NaN or infinite values")
+            object.__setattr__(self, "means_init", m)
+        if self.covariances_init is not None:
+            c = np.asarray(self.covariances_init, dtype=float)
+            d = self._n_features_from_init(c)
+            expected = self._cov.shape(k, d)
+            if c.shape != expected:
+                raise ValueError(
+                    f"covariances_init for covariance_type={self.covariance_type!r} must have "
+                    f"shape {expected}; got {c.shape}"
+                )
+            bad = self._cov.check_pd(c)
+            if bad or (c.ndim >= 2 and c.shape[-1] == c.shape[-2] and not _symmetric(c)):
+                what = "symmetric positive definite" if c.ndim >= 2 else "positive"
+                where = f" (component {bad[0]})" if bad and c.ndim != 2 else ""
+                raise ValueError(f"covariances_init must be {what}{where}")
+            object.__setattr__(self, "covariances_init", c)
+
+    def _n_features_from_init(self, c: np.ndarray) -> int:
+        if self.means_init is not None:
+            return int(np.shape(self.means_init)[1])
+        if self.covariance_type in ("full", "tied"):
+            return int(c.shape[-1]) if c.ndim >= 2 else 0
+        if self.covariance_type == "diag":
+            return int(c.shape[-1]) if c.ndim == 2 else 0
+        return 1
+
+    @property
+    def covariance(self) -> _Covariance:
+        return self._cov  # type: ignore[attr-defined, no-any-return]
+
+    # ---- data
+    def check_data(self, x: Any) -> np.ndarray:
+        """Validate ``x`` as an ``(n, D)`` float matrix with at least K rows."""
+        arr = as_float_matrix(x, "X", min_rows=self.n_components)
+        for name, init in (("means_init", self.means_init),):
+            if init is not None and np.shape(init)[1] != arr.shape[1]:
+                raise ValueError(
+                    f"{name} has {np.shape(init)[1]} features but X has {arr.shape[1]}"
+                )
+        if self.covariances_init is not None and self.covariance_type in ("full", "tied", "diag"):
+            cd = np.shape(self.covariances_init)[-1]
+            if cd != arr.shape[1]:
+                raise ValueError(f"covariances_init has {cd} features but X has {arr.shape[1]}")
+        return arr
+
+    # ---- parameters
+    def make_params(self, weights: Any, means: Any, covariances: Any) -> GaussianMixtureParams:
+        """Validated parameters from arrays (shapes as in :class:`GaussianMixtureParams`)."""
+        w = np.asarray(weights, dtype=float)
+        m = np.asarray(means, dtype=float)
+        c = np.asarray(covariances, dtype=float)
+        k = self.n_components
+        if w.shape != (k,) or abs(w.sum() - 1) > 1e-6 or np.any(w < 0):
+            raise ValueError(f"weights must be {k} non-negative numbers summing to one")
+        if m.ndim != 2 or m.shape[0] != k:
+            raise ValueError(f"means must have shape ({k}, n_features); got {m.shape}")
+        expected = self.covariance.shape(k, m.shape[1])
+        if c.shape != expected:
+            raise ValueError(f"covariances must have shape {expected}; got {c.shape}")
+        if self.covariance.check_pd(c):
+            raise ValueError("covariances must be positive definite")
+        return GaussianMixtureParams(w, m, c)
+
+    @property
+    def constraints(self) -> Mapping[str, Constraint]:
+        """Free parameters: weights on the simplex, real means, PD/positive covariances."""
+        return {"weights": Simplex(), "means": Real(), "covariances": self.covariance.constraint}
+
+    def n_parameters(self, params: GaussianMixtureParams) -> int:
+        """``K - 1 + K D`` plus the covariance parameters of the chosen structure."""
+        k, d = params.means.shape
+        return k - 1 + k * d + self.covariance.n_parameters(k, d)
+
+    def initialize(self, x: np.ndarray, rng: np.random.Generator) -> GaussianMixtureParams:
+        """Initial parameters: responsibilities from ``init_params``, then one M-step,
+        then the user's ``*_init`` values where given."""
+        x = np.asarray(x, dtype=float)
+        k = self.n_components
+        n = x.shape[0]
+        if self.means_init is not None and self.init_params in ("kmeans", "k-means++"):
+            # the user's means define the initial partition
+            labels = np.argmin(_sqdist(x, self.means_init), axis=1)
+            resp = _one_hot(labels, k)
+        elif self.init_params == "kmeans":
+            centers, labels = lloyd(x, kmeans_plusplus(x, k, rng))
+            resp = _one_hot(labels, k)
+        elif self.init_params == "k-means++":
+            centers = kmeans_plusplus(x, k, rng)
+            resp = _one_hot(np.argmin(_sqdist(x, centers), axis=1), k)
+        elif self.init_params == "random":
+            resp = rng.uniform(size=(n, k))
+            resp /= resp.sum(axis=1, keepdims=True)
+        else:  # random_from_data
+            centers = x[rng.choice(n, size=k, replace=n < k)]
+            resp = _one_hot(np.argmin(_sqdist(x, centers), axis=1), k)
+        params = self._params_from_responsibilities(x, resp, rng)
+        updates = {}
+        if self.weights_init is not None:
+            updates["weights"] = self.weights_init.copy()
+        if self.means_init is not None:
+            updates["means"] = self.means_init.copy()
+        if self.covariances_init is not None:
+            updates["covariances"] = self.covariances_init.copy()
+        return params._replace(**updates)
+
+    def _params_from_responsibilities(
+        self, x: np.ndarray, resp: np.ndarray, rng: np.random.Generator
+    ) -> GaussianMixtureParams:
+        k, d = self.n_components, x.shape[1]
+        counts = resp.sum(axis=0)
+        empty = counts <= 0
+        if np.any(empty):
+            # an initial cluster without points: seed it on random rows
+            picks = rng.choice(x.shape[0], size=int(empty.sum()))
+            resp = resp.copy()
+            resp[picks, :] = 0.0
+            resp[picks, np.flatnonzero(empty)] = 1.0
+            counts = resp.sum(axis=0)
+        means = (resp.T @ x) / counts[:, None]
+        zero_cov = np.zeros(self.covariance.shape(k, d))
+        start = GaussianMixtureParams(counts / counts.sum(), means, zero_cov)
+        stats = self.expected_stats(start, x, resp, np.ones(x.shape[0]))
+        params = self.m_step(start, stats)
+        bad = self.covariance.check_pd(params.covariances)
+        if bad:
+            params = params._replace(covariances=self.covariance.jitter(params.covariances, bad))
+        return params
+
+    # ---- the contract
+    def latent_support(self) -> np.ndarray:
+        """z is the component index ``0 .. K-1``."""
+        return np.arange(self.n_components)
+
+    def _precisions_cholesky(self, params: GaussianMixtureParams) -> np.ndarray:
+        try:
+            return self.covariance.precisions_cholesky(np.asarray(params.covariances))
+        except (linalg.LinAlgError, ValueError) as exc:
+            bad = self.covariance.check_pd(np.asarray(params.covariances))
+            raise ValueError(
+                f"covariance of component(s) {bad} is not positive definite; increase "
+                "reg_covar or check covariances_init"
+            ) from exc
+
+    def log_weighted_densities(self, params: GaussianMixtureParams, x: np.ndarray) -> np.ndarray:
+        """``(n, K)`` table of ``log φ_k + log N(x_n; μ_k, Σ_k)``."""
+        x = np.asarray(x, dtype=float)
+        means = np.asarray(params.means, dtype=float)
+        prec_chol = self._precisions_cholesky(params)
+        n, d = x.shape
+        k = means.shape[0]
+        with np.errstate(divide="ignore"):
+            log_w = np.log(params.weights)
+        # centre on the mixture's mean so expanded quadratic forms do not cancel badly
+        centre = np.asarray(params.weights) @ means
+        mc = means - centre
+        const = -0.5 * d * _LOG_2PI + self.covariance.log_det_precisions_cholesky(prec_chol, d)
+        out = np.empty((n, k))
+        rows = max(1, _BLOCK_ELEMENTS // max(1, k * d))
+        for start in range(0, n, rows):
+            xc = x[start : start + rows] - centre
+            maha = self.covariance.squared_mahalanobis(xc, mc, prec_chol)
+            out[start : start + rows] = -0.5 * maha + const + log_w
+        return out
+
+    def log_joint(self, params: GaussianMixtureParams, x: np.ndarray, z: np.ndarray) -> np.ndarray:
+        """``log φ_z + log N(x_n; μ_z, Σ_z)`` for each row, shape ``(n,)``."""
+        table = self.log_weighted_densities(params, x)
+        z = np.asarray(z, dtype=np.intp).reshape(-1)
+        return table[np.arange(table.shape[0]), z]
+
+    def posterior(
+        self, params: GaussianMixtureParams, x: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Responsibilities ``(n, K)`` and ``log p(x_n)`` by log-sum-exp."""
+        table = self.log_weighted_densities(params, x)
+        log_marginal = logsumexp(table, axis=1)
+        with np.errstate(under="ignore"):
+            resp = np.exp(table - log_marginal[:, None])
+        return resp, log_marginal
+
+    def expected_stats(
+        self,
+        params: GaussianMixtureParams,
+        x: np.ndarray,
+        posterior: np.ndarray,
+        weights: np.ndarray,
+    ) -> GaussianMixtureStats:
+        """Weighted counts and moments about the current means (additive over rows)."""
+        x = np.asarray(x, dtype=float)
+        rw = posterior * weights[:, None]
+        counts = rw.sum(axis=0)
+        sum_dx, sum_dxdx = self.covariance.second_moments(x, np.asarray(params.means), rw)
+        return GaussianMixtureStats(counts, sum_dx, sum_dxdx)
+
+    def m_step(
+        self, params: GaussianMixtureParams, stats: GaussianMixtureStats
+    ) -> GaussianMixtureParams:
+        """Closed-form maximizer (see module docstring). An empty component keeps its
+        mean and covariance and gets weight zero; :meth:`repair` then re-seeds it."""
+        counts = stats.counts
+        total = counts.sum()
+        live = counts > 10 * np.finfo(float).eps * total
+        safe = np.where(live, counts, 1.0)
+        delta = np.where(live[:, None], stats.sum_dx / safe[:, None], 0.0)
+        means = np.asarray(params.means) + delta
+        if self.covariance_type == "tied":
+            covariances = self.covariance.estimate(counts, delta, stats.sum_dxdx, self.reg_covar)
+        else:
+            covariances = self.covariance.estimate(safe, delta, stats.sum_dxdx, self.reg_covar)
+            old = np.asarray(params.covariances)
+            covariances[~live] = old[~live]
+        weights = np.where(live, counts, 0.0) / total
+        return GaussianMixtureParams(weights, means, covariances)
+
+    def repair(
+        self, params: GaussianMixtureParams, stats: GaussianMixtureStats, rng: np.random.Generator
+    ) -> tuple[GaussianMixtureParams, tuple[str, ...]]:
+        """Re-seed empty components, jitter non-PD covariances, report collapses."""
+        messages: list[str] = []
+        out = params
+        counts = stats.counts
+        total = counts.sum()
+        empty = np.flatnonzero(counts <= 10 * np.finfo(float).eps * total)
+        if empty.size and empty.size < self.n_components:
+            out = self._split_heaviest(out, empty)
+            messages.extend(
+                f"component {k} lost all its responsibility; re-seeded by splitting the "
+                "heaviest component"
+                for k in empty
+            )
+        bad = self.covariance.check_pd(np.asarray(out.covariances))
+        if bad:
+            out = out._replace(covariances=self.covariance.jitter(np.asarray(out.covariances), bad))
+            messages.append(
+                f"covariance of component(s) {bad} was not positive definite; added the "
+                "smallest diagonal jitter that makes it so"
+            )
+        if self.reg_covar > 0:
+            floor = self.covariance.min_variance(np.asarray(out.covariances), self.n_components)
+            collapsed = [int(k) for k in np.flatnonzero(floor <= self.reg_covar * (1 + 1e-3))]
+            if collapsed:
+                messages.append(
+                    f"component(s) {collapsed} collapsed: covariance at the reg_covar="
+                    f"{self.reg_covar:g} floor (fewer distinct points than dimensions + 1, "
+                    "a constant column, or data on a tiny scale)"
+                )
+        return out, tuple(messages)
+
+    def _split_heaviest(
+        self, params: GaussianMixtureParams, empty: np.ndarray
+    ) -> GaussianMixtureParams:
+        weights = np.array(params.weights, dtype=float)
+        means = np.array(params.means, dtype=float)
+        covs = np.array(params.covariances, dtype=float)
+        k, d = means.shape
+        full = self.covariance.to_full(covs, k, d)
+        for j in empty:
+            heavy = int(np.argmax(weights))
+            vals, vecs = np.linalg.eigh(full[heavy])
+            step = np.sqrt(max(vals[-1], 0.0)) * vecs[:, -1] * 0.5
+            means[j] = means[heavy] + step
+            means[heavy] = means[heavy] - step
+            weights[j] = weights[heavy] = weights[heavy] / 2.0
+            if self.covariance_type != "tied":
+                covs[j] = covs[heavy]
+            full[j] = full[heavy]
+        return GaussianMixtureParams(weights / weights.sum(), means, covs)
+
+    def sample(
+        self, params: GaussianMixtureParams, n: int, rng: np.random.Generator
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Draw ``n`` rows; returns ``(x (n, D), z (n,))`` grouped by component."""
+        k, d = np.shape(params.means)
+        counts = rng.multinomial(n, params.weights)
+        full = self.covariance.to_full(np.asarray(params.covariances), k, d)
+        xs, zs = [], []
+        for j in range(k):
+            if counts[j] == 0:
+                continue
+            chol = np.linalg.cholesky(full[j])
+            draws = params.means[j] + rng.standard_normal((counts[j], d)) @ chol.T
+            xs.append(draws)
+            zs.append(np.full(counts[j], j))
+        return np.concatenate(xs), np.concatenate(zs)
+
+
+def _symmetric(c: np.ndarray) -> bool:
+    return bool(np.allclose(c, np.swapaxes(c, -1, -2), rtol=1e-8, atol=0))
+
+
+def _one_hot(labels: np.ndarray, k: int) -> np.ndarray:
+    out = np.zeros((labels.shape[0], k))
+    out[np.arange(labels.shape[0]), labels] = 1.0
+    return out
+
+
+def _sqdist(x: np.ndarray, centers: np.ndarray) -> np.ndarray:
+    from ._kmeans import squared_distances
+
+    return squared_distances(x, np.asarray(centers, dtype=float))

@@ -1,0 +1,187 @@
+"""The model contract: small capabilities a latent-variable model may provide.
+
+A model is any object (ideally a frozen dataclass) with ``initialize`` and ``log_joint``.
+Everything else is an optional capability, detected with ``isinstance`` against the
+runtime-checkable protocols below, and the driver (:func:`latent_em.fit`) chooses its path
+from them in one place:
+
+========================  ===========================================================
+capability                what the driver does with it
+========================  ===========================================================
+``latent_support``        z is discrete: the posterior is the softmax of ``log_joint``
+                          over the support and ``log p(x_n)`` its log-sum-exp
+``posterior``             the model computes its exact posterior and ``log p(x_n)``
+                          itself (continuous z, or a faster discrete one)
+``expected_stats`` +      closed-form fast path: additive expected sufficient
+``m_step``                statistics, then the model's own maximizer
+``constraints``           generic numerical M-step (L-BFGS over unconstrained values),
+                          SQUAREM and numerical standard errors
+``log_prior``             MAP-EM: the objective is ``log p(x | θ) + log p(θ)``
+``n_parameters``          free-parameter count for BIC/AIC (else from ``constraints``)
+``repair``                called after each M-step to mend degenerate parameters
+``check_data``            validates and converts user data before fitting
+========================  ===========================================================
+
+Shapes: ``x`` is any array-like indexed by observation along axis 0 (``(n, D)`` for
+vector data, ``(n, T)`` for a batch of sequences, ...). A discrete posterior is an
+``(n, m)`` array of responsibilities over the ``m`` support points.
+
+Examples
+--------
+A complete custom model (a mixture of two exponentials with a closed-form M-step):
+
+>>> import numpy as np
+>>> from typing import NamedTuple
+>>> import latent_em
+>>> class ExpParams(NamedTuple):
+...     weights: np.ndarray  # (K,)
+...     rates: np.ndarray    # (K,)
+>>> class ExpStats(NamedTuple):
+...     counts: np.ndarray   # Σ_n w_n q_nk
+...     sum_x: np.ndarray    # Σ_n w_n q_nk x_n
+>>> class ExponentialMixture:
+...     n_components = 2
+...     def initialize(self, x, rng):
+...         return ExpParams(np.full(2, 0.5), 1.0 / np.quantile(x, [0.25, 0.75]))
+...     def latent_support(self):
+...         return np.arange(2)
+...     def log_joint(self, params, x, z):
+...         rate = params.rates[z]
+...         return np.log(params.weights[z]) + np.log(rate) - rate * x
+...     def expected_stats(self, params, x, posterior, weights):
+...         r = posterior * weights[:, None]
+...         return ExpStats(r.sum(0), r.T @ x)
+...     def m_step(self, params, stats):
+...         return ExpParams(stats.counts / stats.counts.sum(), stats.counts / stats.sum_x)
+>>> rng = np.random.default_rng(0)
+>>> x = np.concatenate([rng.exponential(1.0, 300), rng.exponential(10.0, 300)])
+>>> result = latent_em.fit(ExponentialMixture(), x, random_state=0)
+>>> result.converged
+True
+>>> bool(np.all(np.diff(result.history) >= -1e-9))
+True
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+from .constraints import Constraint
+
+__all__ = [
+    "LatentVariableModel",
+    "EnumerableLatent",
+    "ExactPosterior",
+    "ClosedFormMStep",
+    "Constrained",
+    "HasLogPrior",
+    "CountsParameters",
+    "Repairable",
+    "ChecksData",
+    "Samples",
+]
+
+
+@runtime_checkable
+class LatentVariableModel(Protocol):
+    """Required of every model: initial parameters and the joint log-density."""
+
+    def initialize(self, x: Any, rng: np.random.Generator) -> Any:
+        """Initial parameters (a NamedTuple of arrays) from data and a random generator."""
+
+    def log_joint(self, params: Any, x: Any, z: Any) -> np.ndarray:
+        """``log p(x_n, z_n | params)`` for each row, shape ``(n,)``.
+
+        ``z`` holds one latent value per row (shape ``(n, ...)``).
+        """
+
+
+@runtime_checkable
+class EnumerableLatent(Protocol):
+    """z takes finitely many values that can be listed."""
+
+    def latent_support(self) -> np.ndarray:
+        """The ``m`` possible values of z, stacked along axis 0: shape ``(m, ...)``."""
+
+
+@runtime_checkable
+class ExactPosterior(Protocol):
+    """The model computes the exact posterior ``p(z | x, θ)`` itself."""
+
+    def posterior(self, params: Any, x: Any) -> tuple[Any, np.ndarray]:
+        """Return ``(posterior, log_marginal)`` with ``log_marginal[n] = log p(x_n | θ)``.
+
+        For discrete z the posterior must be the ``(n, m)`` responsibilities over
+        ``latent_support()``; for continuous z it is whatever ``expected_stats`` consumes.
+        """
+
+
+@runtime_checkable
+class ClosedFormMStep(Protocol):
+    """Closed-form EM: additive expected sufficient statistics and their maximizer."""
+
+    def expected_stats(self, params: Any, x: Any, posterior: Any, weights: np.ndarray) -> Any:
+        """Weighted expected sufficient statistics of a chunk.
+
+        Must be additive: the statistics of a split of the rows add up (leafwise) to the
+        statistics of all rows. ``weights`` has shape ``(n,)``.
+        """
+
+    def m_step(self, params: Any, stats: Any) -> Any:
+        """New parameters maximizing the expected complete-data log-likelihood
+        (plus ``log_prior`` when the model has one)."""
+
+
+@runtime_checkable
+class Constrained(Protocol):
+    """Declares which parameter fields are free and how they are constrained."""
+
+    @property
+    def constraints(self) -> Mapping[str, Constraint]: ...
+
+
+@runtime_checkable
+class HasLogPrior(Protocol):
+    """A prior over parameters: EM becomes MAP-EM."""
+
+    def log_prior(self, params: Any) -> float: ...
+
+
+@runtime_checkable
+class CountsParameters(Protocol):
+    """States the number of free parameters (for BIC and AIC)."""
+
+    def n_parameters(self, params: Any) -> int: ...
+
+
+@runtime_checkable
+class Repairable(Protocol):
+    """Mends degenerate parameters after an M-step (empty or singular components)."""
+
+    def repair(
+        self, params: Any, stats: Any, rng: np.random.Generator
+    ) -> tuple[Any, tuple[str, ...]]:
+        """Return ``(params, messages)``.
+
+        Return the *same* params object when nothing was changed (messages may still
+        report a condition). Returning a new object tells the driver the parameters
+        jumped, so the monotonicity check restarts from the repaired parameters.
+        """
+
+
+@runtime_checkable
+class ChecksData(Protocol):
+    """Validates and converts user data before fitting."""
+
+    def check_data(self, x: Any) -> Any: ...
+
+
+@runtime_checkable
+class Samples(Protocol):
+    """Draws from the fitted model."""
+
+    def sample(self, params: Any, n: int, rng: np.random.Generator) -> tuple[Any, Any]:
+        """Return ``(x, z)`` with ``n`` rows."""
