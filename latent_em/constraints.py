@@ -248,9 +248,24 @@ def replace_fields(params: Any, updates: Mapping[str, Any]) -> Any:
     raise TypeError(f"cannot replace fields of a {type(params).__name__}; use a NamedTuple")
 
 
+def _is_sequence_field(value: Any) -> bool:
+    # a field may hold a tuple of arrays of different shapes (e.g. one probability
+    # table per categorical item); the constraint then applies to each element
+    return isinstance(value, (tuple, list))
+
+
 def flatten_params(params: Any, constraints: Mapping[str, Constraint]) -> np.ndarray:
-    """Concatenate the unconstrained values of the constrained fields, in ``constraints`` order."""
-    parts = [c.unconstrain(get_field(params, name)) for name, c in constraints.items()]
+    """Concatenate the unconstrained values of the constrained fields, in ``constraints`` order.
+
+    A field holding a tuple of arrays is flattened element by element.
+    """
+    parts: list[np.ndarray] = []
+    for name, c in constraints.items():
+        value = get_field(params, name)
+        if _is_sequence_field(value):
+            parts.extend(c.unconstrain(v) for v in value)
+        else:
+            parts.append(c.unconstrain(value))
     return np.concatenate(parts) if parts else np.zeros(0)
 
 
@@ -260,10 +275,15 @@ def unflatten_params(u: np.ndarray, template: Any, constraints: Mapping[str, Con
     updates: dict[str, Any] = {}
     start = 0
     for name, c in constraints.items():
-        shape = np.shape(get_field(template, name))
-        size = c.free_size(shape)
-        updates[name] = c.constrain(u[start : start + size], shape)
-        start += size
+        value = get_field(template, name)
+        elements = list(value) if _is_sequence_field(value) else [value]
+        rebuilt = []
+        for element in elements:
+            shape = np.shape(element)
+            size = c.free_size(shape)
+            rebuilt.append(c.constrain(u[start : start + size], shape))
+            start += size
+        updates[name] = type(value)(rebuilt) if _is_sequence_field(value) else rebuilt[0]
     if start != u.size:
         raise ValueError(f"expected {start} free values, got {u.size}")
     return replace_fields(template, updates)
@@ -271,4 +291,9 @@ def unflatten_params(u: np.ndarray, template: Any, constraints: Mapping[str, Con
 
 def count_free_parameters(params: Any, constraints: Mapping[str, Constraint]) -> int:
     """Number of free parameters implied by the constraints."""
-    return int(sum(c.free_size(np.shape(get_field(params, n))) for n, c in constraints.items()))
+    total = 0
+    for name, c in constraints.items():
+        value = get_field(params, name)
+        elements = value if _is_sequence_field(value) else [value]
+        total += sum(c.free_size(np.shape(v)) for v in elements)
+    return int(total)
