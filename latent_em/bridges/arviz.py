@@ -1,0 +1,277 @@
+"""EM fits as ArviZ objects (``InferenceData`` on ArviZ 0.2x, ``xarray.DataTree`` on 1.x).
+
+:func:`to_inference_data` lays an EM fit out the way ArviZ lays out a posterior, so
+``arviz.summary``, ``arviz.plot_forest`` (EM next to NUTS) and netCDF files work on it:
+
+=================  ==================================================================
+group              content
+=================  ==================================================================
+posterior          bootstrap or Laplace draws of the parameters when requested, else
+                   the EM estimate as a single draw (``chain = draw = 1``)
+constant_data      the EM estimate (same variable names as the posterior)
+observed_data      the data, variable ``x`` with dims ``(obs_id, feature)``
+log_likelihood     ``log p(x_n | θ)`` per posterior draw and row (variable ``x``)
+sample_stats       the EM trace: ``em_log_likelihood`` per iteration (one chain)
+=================  ==================================================================
+
+Parameter variables are named after the fields of the parameters (``weights``,
+``means``, ...); a field holding a tuple of arrays (the categorical mixture's ``probs``)
+becomes ``probs_0``, ``probs_1``, ... — the same names :func:`~latent_em.bridges.to_pymc`
+uses, so EM and NUTS objects line up in a forest plot.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from . import _compat
+from .pymc import resolve_fit
+
+__all__ = [
+    "to_inference_data",
+    "draws_to_inference_data",
+    "plot_forest_em_vs_nuts",
+    "summary",
+    "to_netcdf",
+    "from_netcdf",
+]
+
+DRAW_KINDS = (None, "bootstrap", "laplace")
+
+
+def _param_variables(params: Any) -> dict[str, np.ndarray]:
+    out: dict[str, np.ndarray] = {}
+    for field, value in zip(params._fields, params, strict=True):
+        if isinstance(value, (tuple, list)):
+            for j, v in enumerate(value):
+                out[f"{field}_{j}"] = np.asarray(v, dtype=float)
+        else:
+            out[field] = np.asarray(value, dtype=float)
+    return out
+
+
+def _component_fields(model: Any, params: Any) -> list[str]:
+    """Fields whose leading axis indexes the K components (those a relabeling permutes)."""
+    k = len(np.asarray(params.weights))
+    shared = {"covariances"} if getattr(model, "covariance_type", None) == "tied" else set()
+    fields = []
+    for field, value in zip(params._fields, params, strict=True):
+        if field in shared:
+            continue
+        parts = value if isinstance(value, (tuple, list)) else (value,)
+        if all(np.ndim(p) >= 1 and np.shape(p)[0] == k for p in parts):
+            fields.append(field)
+    return fields
+
+
+def _match_features(params: Any, fields: Sequence[str], scale: np.ndarray | None) -> np.ndarray:
+    if "means" in fields:
+        means = np.asarray(params.means, dtype=float)
+        return means / (scale if scale is not None else 1.0)
+    cols = []
+    for field in fields:
+        value = getattr(params, field)
+        parts = value if isinstance(value, (tuple, list)) else (value,)
+        for p in parts:
+            arr = np.asarray(p, dtype=float)
+            cols.append(arr.reshape(arr.shape[0], -1))
+    return np.concatenate(cols, axis=1)
+
+
+def _relabel_params(params: Any, reference: np.ndarray, fields: Sequence[str], scale: Any) -> Any:
+    from scipy.optimize import linear_sum_assignment
+
+    feats = _match_features(params, fields, scale)
+    diff = reference[:, None, :] - feats[None, :, :]
+    _, perm = linear_sum_assignment(np.einsum("abf,abf->ab", diff, diff))
+    updates = {}
+    for field in fields:
+        value = getattr(params, field)
+        if isinstance(value, (tuple, list)):
+            updates[field] = type(value)(np.asarray(v)[perm] for v in value)
+        else:
+            updates[field] = np.asarray(value)[perm]
+    return params._replace(**updates)
+
+
+def _bootstrap(
+    model: Any, params: Any, x: Any, n_draws: int, rng: np.random.Generator
+) -> list[Any]:
+    """Nonparametric bootstrap: EM refits on resampled rows, started at the estimate and
+    relabeled to it (each refit may otherwise come back in any label order)."""
+    from ..em import fit
+
+    fields = _component_fields(model, params)
+    scale = _feature_scale(x)
+    reference = _match_features(params, fields, scale)
+    n = len(x)
+    out = []
+    for _ in range(n_draws):
+        idx = rng.integers(0, n, size=n)
+        res = fit(model, x[idx], params=params, warn_not_converged=False)
+        out.append(_relabel_params(res.params, reference, fields, scale))
+    return out
+
+
+def _feature_scale(x: Any) -> np.ndarray | None:
+    arr = np.asarray(x, dtype=float)
+    if arr.ndim != 2:
+        return None
+    sd = arr.std(axis=0)
+    return np.where(sd > 0, sd, 1.0)
+
+
+def _laplace(model: Any, params: Any, x: Any, n_draws: int, rng: np.random.Generator) -> list[Any]:
+    """Laplace approximation: a normal in the model's unconstrained coordinates with the
+    inverse observed information (central finite differences of the log-likelihood)."""
+    from ..constraints import flatten_params, unflatten_params
+    from ..em import log_likelihood
+    from ..protocols import Constrained
+
+    if not isinstance(model, Constrained):
+        raise ValueError(
+            f"draws='laplace' needs a model with constraints; {type(model).__name__} has none "
+            "(use draws='bootstrap')"
+        )
+    cons = model.constraints
+    u0 = flatten_params(params, cons)
+    p = u0.size
+
+    def f(u: np.ndarray) -> float:
+        return log_likelihood(model, unflatten_params(u, params, cons), x)
+
+    h = 1e-4 * np.maximum(1.0, np.abs(u0))
+    hess = np.empty((p, p))
+    f0 = f(u0)
+    for i in range(p):
+        ei = np.zeros(p)
+        ei[i] = h[i]
+        hess[i, i] = (f(u0 + ei) - 2.0 * f0 + f(u0 - ei)) / h[i] ** 2
+        for j in range(i):
+            ej = np.zeros(p)
+            ej[j] = h[j]
+            val = (f(u0 + ei + ej) - f(u0 + ei - ej) - f(u0 - ei + ej) + f(u0 - ei - ej)) / (
+                4.0 * h[i] * h[j]
+            )
+            hess[i, j] = hess[j, i] = val
+    info = -0.5 * (hess + hess.T)
+    try:
+        chol = np.linalg.cholesky(info)
+    except np.linalg.LinAlgError as exc:
+        raise ValueError(
+            "draws='laplace': the observed information is not positive definite at the EM "
+            "estimate (not a strict local maximum, or a parameter on a boundary); use "
+            "draws='bootstrap'"
+        ) from exc
+    # u = u0 + L^{-T} ε has covariance (L Lᵀ)^{-1} = info^{-1}
+    eps = rng.standard_normal((n_draws, p))
+    us = u0 + np.linalg.solve(chol.T, eps.T).T
+    return [unflatten_params(u, params, cons) for u in us]
+
+
+def to_inference_data(
+    fitted: Any,
+    X: Any,
+    *,
+    draws: str | None = None,
+    n_draws: int = 200,
+    random_seed: int | None = None,
+    model: Any = None,
+) -> Any:
+    """An EM fit as an ArviZ object (see the module docstring for the groups).
+
+    Parameters
+    ----------
+    fitted : estimator, EMResult or (model, params)
+        The EM fit.
+    X : array-like
+        Its data (stored as observed data and used for the pointwise log-likelihood).
+    draws : {None, "bootstrap", "laplace"}, default None
+        Uncertainty draws to put in the posterior group: EM refits on bootstrap
+        resamples, or a normal approximation at the estimate in unconstrained
+        coordinates (needs a model with ``constraints``). ``None`` stores the estimate
+        as a single draw.
+    n_draws : int, default 200
+        Number of draws.
+    random_seed : int, optional
+        Seed of the resampling or normal draws.
+    model : optional
+        The latent_em model, when ``fitted`` is an EMResult of another model object.
+
+    Returns
+    -------
+    arviz.InferenceData or xarray.DataTree
+        Whichever the installed ArviZ uses.
+    """
+    from ..em import posterior
+
+    if draws not in DRAW_KINDS:
+        raise ValueError(f"draws must be one of {DRAW_KINDS}; got {draws!r}")
+    if isinstance(n_draws, bool) or not isinstance(n_draws, (int, np.integer)) or n_draws < 1:
+        raise ValueError(f"n_draws must be an integer >= 1; got {n_draws!r}")
+    em_model, params = resolve_fit(fitted, model)
+    x = em_model.check_data(X) if hasattr(em_model, "check_data") else X
+    rng = np.random.default_rng(random_seed)
+    if draws == "bootstrap":
+        samples = _bootstrap(em_model, params, x, int(n_draws), rng)
+    elif draws == "laplace":
+        samples = _laplace(em_model, params, x, int(n_draws), rng)
+    else:
+        samples = [params]
+    per_draw = [_param_variables(s) for s in samples]
+    posterior_vars = {name: np.stack([d[name] for d in per_draw])[None] for name in per_draw[0]}
+    pointwise = np.stack([np.asarray(posterior(em_model, s, x)[1]) for s in samples])[None]
+    _, lm = posterior(em_model, params, x)
+    result = getattr(fitted, "result_", fitted)
+    history = getattr(result, "history", None)
+    groups: dict[str, dict[str, np.ndarray]] = {
+        "posterior": posterior_vars,
+        "constant_data": _param_variables(params),
+        "observed_data": {"x": np.asarray(x)},
+        "log_likelihood": {"x": pointwise},
+    }
+    if history is not None:
+        groups["sample_stats"] = {"em_log_likelihood": np.asarray(history, dtype=float)[None]}
+    arr = np.asarray(x)
+    dims = {"x": ["obs_id", "feature"] if arr.ndim == 2 else ["obs_id"]}
+    attrs = {
+        "latent_em_model": type(em_model).__name__,
+        "em_log_likelihood": float(np.sum(lm)),
+        "draws_kind": draws or "point_estimate",
+        "n_draws": len(samples),
+    }
+    if history is not None:
+        attrs["em_converged"] = int(bool(getattr(result, "converged", False)))
+    return _compat.from_dict(groups, dims=dims, attrs=attrs)
+
+
+def draws_to_inference_data(draws: Mapping[str, np.ndarray], **attrs: Any) -> Any:
+    """ArviZ object of ``{name: (chain, draw, ...)}`` draws (e.g. a cross-check's NUTS
+    draws, ``report.draws``), named like :func:`to_inference_data`'s posterior."""
+    return _compat.from_dict({"posterior": dict(draws)}, attrs=attrs)
+
+
+def plot_forest_em_vs_nuts(
+    em: Any, nuts: Any, path: str, var_names: Sequence[str] | None = None
+) -> str:
+    """``arviz.plot_forest`` of an EM object next to a NUTS object; PNG saved to ``path``."""
+    names = list(var_names) if var_names is not None else ["weights", "means"]
+    return _compat.plot_forest({"EM": em, "NUTS": nuts}, names, path)
+
+
+def summary(obj: Any, var_names: Sequence[str] | None = None) -> Any:
+    """``arviz.summary`` with a 94 % interval in columns ``lower`` / ``upper`` (both majors)."""
+    return _compat.summary(obj, var_names)
+
+
+def to_netcdf(obj: Any, path: str) -> str:
+    """Save an ArviZ object to netCDF (h5netcdf); returns ``path``."""
+    return _compat.to_netcdf(obj, path)
+
+
+def from_netcdf(path: str) -> Any:
+    """Read an ArviZ object written by :func:`to_netcdf` (by either ArviZ major)."""
+    return _compat.from_netcdf(path)
