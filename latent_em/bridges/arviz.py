@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from . import _compat
-from .pymc import resolve_fit
+from .pymc import resolve_data, resolve_fit
 
 __all__ = [
     "to_inference_data",
@@ -213,7 +213,7 @@ def to_inference_data(
     if isinstance(n_draws, bool) or not isinstance(n_draws, (int, np.integer)) or n_draws < 1:
         raise ValueError(f"n_draws must be an integer >= 1; got {n_draws!r}")
     em_model, params = resolve_fit(fitted, model)
-    x = em_model.check_data(X) if hasattr(em_model, "check_data") else X
+    x = resolve_data(fitted, em_model, X)
     rng = np.random.default_rng(random_seed)
     if draws == "bootstrap":
         samples = _bootstrap(em_model, params, x, int(n_draws), rng)

@@ -29,7 +29,7 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from . import _compat
-from .pymc import PyMCModel, build_pymc, resolve_fit
+from .pymc import PyMCModel, build_pymc, resolve_data, resolve_fit
 
 __all__ = ["crosscheck", "relabel_draws", "CrossCheckReport", "ParameterComparison"]
 
@@ -188,7 +188,8 @@ class CrossCheckReport:
             f"min bulk ESS {d['min_ess_bulk']:.0f}, relabeled draws "
             f"{100 * d['relabeled_fraction']:.1f}%",
             f"log-likelihood: EM {ll['em']:.3f}; posterior draws mean "
-            f"{ll.get('posterior_mean', math.nan):.3f}, max {ll.get('posterior_max', math.nan):.3f}",
+            f"{ll.get('posterior_mean', math.nan):.3f}, "
+            f"max {ll.get('posterior_max', math.nan):.3f}",
         ]
         if self.membership:
             m = self.membership
@@ -378,7 +379,7 @@ def crosscheck(
     if random_seed is not None:
         random_seed = _check_count(random_seed, "random_seed", 0)
     em_model, params = resolve_fit(fitted, model)
-    x = em_model.check_data(X) if hasattr(em_model, "check_data") else X
+    x = resolve_data(fitted, em_model, X)
     rec = build_pymc((em_model, params), x, priors)
     names = list(rec.parameters)
     ses = _standard_errors(standard_errors, rec)
@@ -468,9 +469,8 @@ def crosscheck(
             f"all {len(rows)} parameters within {threshold:g} posterior sd of the EM estimate; "
             "no posterior draw above the EM log-likelihood; sampler diagnostics fine"
         ]
-    import pymc
-
     import arviz
+    import pymc
 
     settings = {
         "draws": draws,

@@ -30,6 +30,7 @@ __all__ = [
     "build_pymc",
     "register_pymc",
     "resolve_fit",
+    "resolve_data",
     "gaussian_mixture_pymc",
     "bernoulli_mixture_pymc",
     "poisson_mixture_pymc",
@@ -142,6 +143,14 @@ def resolve_fit(fitted: Any, model: Any = None) -> tuple[Any, Any]:
     )
 
 
+def resolve_data(fitted: Any, em_model: Any, X: Any) -> Any:
+    """Data as the model sees it: through the estimator's own conversion (category codes,
+    feature checks) when ``fitted`` is an estimator, else the model's ``check_data``."""
+    if hasattr(fitted, "_check_predict_data") and hasattr(fitted, "model_"):
+        return fitted._check_predict_data(X)
+    return em_model.check_data(X) if hasattr(em_model, "check_data") else X
+
+
 def build_pymc(
     fitted: Any, X: Any, priors: Mapping[str, Any] | None = None, *, model: Any = None
 ) -> PyMCModel:
@@ -149,7 +158,7 @@ def build_pymc(
     em_model, params = resolve_fit(fitted, model)
     if priors is not None and not isinstance(priors, Mapping):
         raise TypeError(f"priors must be a mapping of prior settings; got {type(priors).__name__}")
-    x = em_model.check_data(X) if hasattr(em_model, "check_data") else X
+    x = resolve_data(fitted, em_model, X)
     return _find_builder(em_model)(em_model, params, x, priors)
 
 

@@ -34,6 +34,14 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--out", default="latent_em_demo.png", help="PNG file for the plot (default: %(default)s)"
     )
+    p.add_argument(
+        "--compare",
+        action="store_true",
+        help="cross-check the best fit against NUTS in PyMC (report and plots next to --out)",
+    )
+    p.add_argument(
+        "--draws", type=int, default=500, help="NUTS draws per chain with --compare (default 500)"
+    )
     p.set_defaults(func=_main)
 
 
@@ -47,8 +55,16 @@ def _main(args: argparse.Namespace) -> int:
     types = (
         ("full", "tied", "diag", "spherical") if args.covariance == "all" else (args.covariance,)
     )
+    if args.draws < 1:
+        raise CommandError(f"--draws must be >= 1; got {args.draws}")
     text = run_demo(
-        kmax=args.kmax, covariance_types=types, n_init=args.n_init, seed=args.seed, out=args.out
+        kmax=args.kmax,
+        covariance_types=types,
+        n_init=args.n_init,
+        seed=args.seed,
+        out=args.out,
+        compare=args.compare,
+        draws=args.draws,
     )
     sys.stdout.write(text)
     return 0
@@ -61,8 +77,15 @@ def run_demo(
     n_init: int = 5,
     seed: int = 0,
     out: str = "latent_em_demo.png",
+    compare: bool = False,
+    draws: int = 500,
 ) -> str:
-    """Run the demo and return its report as text (the plot is written to ``out``)."""
+    """Run the demo and return its report as text (the plot is written to ``out``).
+
+    With ``compare`` the best fit is cross-checked against NUTS
+    (:func:`latent_em.bridges.crosscheck`, ``draws`` per chain, 2 chains); the report
+    and its plots go to the directory ``<out without .png>_compare``.
+    """
     from ..datasets import load_faithful
     from ..estimators import GaussianMixture
     from ..plotting import plot_gaussian_mixture
@@ -121,4 +144,17 @@ def run_demo(
         title=f"Old Faithful: {best_t} covariance, K={best_k} (best BIC)",
     )
     lines += ["", f"Plot saved to {out}", ""]
+    if compare:
+        from .compare import write_report
+
+        sys.stderr.write(f"sampling 2 chains x (500 tune + {draws} draws) with NUTS...\n")
+        from ..bridges import crosscheck
+
+        report = crosscheck(
+            best, X, draws=draws, tune=500, chains=2, random_seed=seed, progressbar=True
+        )
+        folder = os.path.splitext(out)[0] + "_compare"
+        written = write_report(report, folder)
+        lines += ["Cross-check against NUTS (PyMC):", "", report.to_table()]
+        lines += ["written:"] + [f"  {p}" for p in written] + [""]
     return "\n".join(lines)
