@@ -456,8 +456,10 @@ def bernoulli_mixture_pymc(
     with pm.Model() as model:
         weights_rv = pm.Dirichlet("weights", a=np.full(k, float(s["weights_concentration"])))
         probs_rv = pm.Beta("probs", alpha=s["probs_alpha"], beta=s["probs_beta"], shape=(k, d))
-        # (n, K): Σ_d x log p + (1 - x) log(1 - p), one matrix product each
-        comp = pt.dot(xf, pt.log(probs_rv).T) + pt.dot(1.0 - xf, pt.log1p(-probs_rv).T)
+        # (n, K): Σ_d x log p + (1 - x) log(1 - p). Broadcast sums rather than pt.dot:
+        # a Dot op makes PyTensor look for BLAS and warn where it finds none
+        xb = xf[:, None, :]
+        comp = (xb * pt.log(probs_rv)[None] + (1.0 - xb) * pt.log1p(-probs_rv)[None]).sum(axis=2)
         table = pt.log(weights_rv)[None, :] + comp
         pm.Potential(LOG_LIKELIHOOD, _logsumexp_rows(table).sum())
 
@@ -523,7 +525,7 @@ def poisson_mixture_pymc(
             beta=np.broadcast_to(np.asarray(s["rates_beta"], dtype=float), (k, d)),
             shape=(k, d),
         )
-        comp = pt.dot(xf, pt.log(rates_rv).T) - rates_rv.sum(axis=1)[None, :]
+        comp = (xf[:, None, :] * pt.log(rates_rv)[None]).sum(axis=2) - rates_rv.sum(axis=1)[None, :]
         table = pt.log(weights_rv)[None, :] + comp - log_fact[:, None]
         pm.Potential(LOG_LIKELIHOOD, _logsumexp_rows(table).sum())
 
@@ -582,9 +584,8 @@ def categorical_mixture_pymc(
         table = pt.log(weights_rv)[None, :]
         for j, p in enumerate(tables):
             pj = pm.Dirichlet(names[j], a=np.full(p.shape, float(s["probs_concentration"])))
-            # one-hot codes pick log π_{k j x_nj} for every component at once
-            onehot = np.eye(p.shape[1])[xi[:, j]]
-            table = table + pt.dot(onehot, pt.log(pj).T)
+            # the codes pick log π_{k j x_nj} for every component at once: (K, n) -> (n, K)
+            table = table + pt.log(pj)[:, xi[:, j]].T
         pm.Potential(LOG_LIKELIHOOD, _logsumexp_rows(table).sum())
 
     def match_features(values: Mapping[str, np.ndarray]) -> np.ndarray:

@@ -1,0 +1,257 @@
+"""The PyMC models built by ``to_pymc`` are the same models as latent_em's.
+
+Oracles: latent_em's own log-likelihood (the EM fit) and hand-written scipy
+log-likelihoods (``scipy.stats`` densities, log-sum-exp over components) at the same θ.
+The likelihood potential is evaluated with PyMC's public ``compile_logp`` at the point
+PyMC builds from the EM start values, so the start values are tested too.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from typing import Any, NamedTuple
+
+import numpy as np
+import pytest
+from scipy import stats
+from scipy.special import logsumexp
+
+import latent_em
+
+pytestmark = pytest.mark.bridges
+
+pm = pytest.importorskip("pymc")
+
+from latent_em.bridges import build_pymc, register_pymc, to_pymc  # noqa: E402
+from latent_em.bridges.pymc import (  # noqa: E402
+    LOG_LIKELIHOOD,
+    bernoulli_mixture_pymc,
+    categorical_mixture_pymc,
+    poisson_mixture_pymc,
+)
+
+
+def potential_at_start(rec: Any) -> float:
+    """Σ_n log p(x_n | θ) of the PyMC model at its EM start values (no priors, no Jacobian)."""
+    from pymc.initial_point import make_initial_point_fn
+
+    model = rec.model
+    point = make_initial_point_fn(
+        model=model, overrides=rec.initvals, jitter_rvs=set(), return_transformed=True
+    )(0)
+    logp = model.compile_logp(vars=[model[LOG_LIKELIHOOD]], jacobian=False)
+    return float(logp(point))
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "tied", "diag", "spherical"])
+@pytest.mark.parametrize("n_features", [1, 2])
+def test_gaussian_mixture_loglik_equals_latent_em(faithful, covariance_type, n_features):
+    X = faithful[:, :n_features]
+    gm = latent_em.GaussianMixture(2, covariance_type=covariance_type, random_state=0).fit(X)
+    rec = build_pymc(gm, X)
+    value = potential_at_start(rec)
+    assert value == pytest.approx(gm.log_likelihood_, rel=1e-8)
+    # independent oracle: scipy densities at the same parameters
+    full = gm.model_.covariance.to_full(gm.covariances_, 2, n_features)
+    table = np.stack(
+        [
+            np.log(gm.weights_[k])
+            + stats.multivariate_normal(gm.means_[k], full[k]).logpdf(X).reshape(-1)
+            for k in range(2)
+        ],
+        axis=1,
+    )
+    assert value == pytest.approx(logsumexp(table, axis=1).sum(), rel=1e-8)
+    # the reported parameters carry the EM values in the fitted shapes
+    np.testing.assert_array_equal(rec.estimate["covariances"], gm.covariances_)
+    assert set(rec.parameters) == {"weights", "means", "covariances"}
+
+
+def test_to_pymc_returns_a_pymc_model_with_free_parameters(faithful):
+    gm = latent_em.GaussianMixture(2, covariance_type="diag", random_state=0).fit(faithful)
+    model = to_pymc(gm, faithful)
+    assert isinstance(model, pm.Model)
+    names = {rv.name for rv in model.free_RVs}
+    assert names == {"weights", "means", "sd"}
+    # no discrete latent variable: the classes are marginalized
+    assert not any(rv.type.dtype.startswith("int") for rv in model.free_RVs)
+    # an EMResult with its model works as well
+    assert isinstance(to_pymc(gm.result_, faithful), pm.Model)
+
+
+def _random_simplex(rng, shape):
+    g = rng.gamma(2.0, size=shape)
+    return g / g.sum(axis=-1, keepdims=True)
+
+
+def test_bernoulli_mixture_loglik_matches_scipy(rng):
+    k, d, n = 3, 6, 80
+    w = _random_simplex(rng, k)
+    p = rng.uniform(0.05, 0.95, size=(k, d))
+    x = rng.integers(0, 2, size=(n, d))
+    rec = bernoulli_mixture_pymc(w, p, x)
+    # row-wise mixture: Π_d over the features inside each component, then log-sum-exp
+    table = np.stack(
+        [np.log(w[j]) + stats.bernoulli(p[j]).logpmf(x).sum(axis=1) for j in range(k)], axis=1
+    )
+    assert potential_at_start(rec) == pytest.approx(logsumexp(table, axis=1).sum(), rel=1e-8)
+
+
+def test_poisson_mixture_loglik_matches_scipy(rng):
+    k, d, n = 2, 3, 70
+    w = _random_simplex(rng, k)
+    lam = rng.uniform(0.5, 9.0, size=(k, d))
+    x = rng.poisson(4.0, size=(n, d))
+    rec = poisson_mixture_pymc(w, lam, x)
+    table = np.stack(
+        [np.log(w[j]) + stats.poisson(lam[j]).logpmf(x).sum(axis=1) for j in range(k)], axis=1
+    )
+    assert potential_at_start(rec) == pytest.approx(logsumexp(table, axis=1).sum(), rel=1e-8)
+
+
+def test_categorical_mixture_loglik_matches_scipy(rng):
+    k, n, levels = 2, 60, (3, 2, 4)
+    w = _random_simplex(rng, k)
+    probs = tuple(_random_simplex(rng, (k, c)) for c in levels)
+    x = np.column_stack([rng.integers(0, c, size=n) for c in levels])
+    rec = categorical_mixture_pymc(w, probs, x)
+    table = np.zeros((n, k))
+    for j in range(k):
+        table[:, j] = np.log(w[j])
+        for col, pj in enumerate(probs):
+            # one multinomial draw with one-hot outcome = the categorical probability
+            onehot = np.eye(levels[col])[x[:, col]]
+            table[:, j] += stats.multinomial(1, pj[j]).logpmf(onehot)
+    assert potential_at_start(rec) == pytest.approx(logsumexp(table, axis=1).sum(), rel=1e-8)
+    assert set(rec.parameters) == {"weights", "probs_0", "probs_1", "probs_2"}
+
+
+def test_discrete_builders_reject_bad_data(rng):
+    with pytest.raises(ValueError, match="0/1"):
+        bernoulli_mixture_pymc([0.5, 0.5], np.full((2, 2), 0.5), [[0, 2], [1, 0]])
+    with pytest.raises(ValueError, match="non-negative counts"):
+        poisson_mixture_pymc([0.5, 0.5], np.ones((2, 1)), [[-1], [2]])
+    with pytest.raises(ValueError, match="codes 0..1"):
+        categorical_mixture_pymc([0.5, 0.5], (np.full((2, 2), 0.5),), [[0], [2]])
+    with pytest.raises(ValueError, match="probs must have shape"):
+        bernoulli_mixture_pymc([0.5, 0.5], np.full((3, 2), 0.5), [[0, 1]])
+    with pytest.raises(ValueError, match="weights must sum to one"):
+        poisson_mixture_pymc([0.5, 0.6], np.ones((2, 1)), [[1]])
+
+
+def test_priors_are_validated(faithful):
+    gm = latent_em.GaussianMixture(2, covariance_type="spherical", random_state=0).fit(faithful)
+    with pytest.raises(ValueError, match="unknown setting 'mean_sigma'"):
+        to_pymc(gm, faithful, priors={"mean_sigma": 3.0})
+    with pytest.raises(TypeError, match="priors must be a mapping"):
+        to_pymc(gm, faithful, priors=[1.0])
+    # a valid override changes the prior (the Dirichlet concentration), not the likelihood
+    from pymc.initial_point import make_initial_point_fn
+
+    rec = build_pymc(gm, faithful, priors={"weights_concentration": 5.0})
+    point = make_initial_point_fn(
+        model=rec.model, overrides=rec.initvals, jitter_rvs=set(), return_transformed=True
+    )(0)
+    logp = rec.model.compile_logp(vars=[rec.model["weights"]], jacobian=False)
+    expected = stats.dirichlet(np.full(2, 5.0)).logpdf(gm.weights_)
+    assert float(logp(point)) == pytest.approx(expected, rel=1e-8)
+
+
+def test_bad_fitted_arguments_raise():
+    with pytest.raises(TypeError, match="fitted must be"):
+        to_pymc(object(), np.zeros((3, 1)))
+    with pytest.raises(latent_em.NotFittedError, match="fitted"):
+        to_pymc(latent_em.GaussianMixture(2), np.zeros((3, 1)))
+
+
+class ExpParams(NamedTuple):
+    weights: np.ndarray
+    rates: np.ndarray
+
+
+class ExponentialMixture:
+    """A custom model (the protocol docstring's example) with its own PyMC builder."""
+
+    n_components = 2
+
+    def initialize(self, x, rng):
+        return ExpParams(np.full(2, 0.5), 1.0 / np.quantile(x, [0.25, 0.75]))
+
+    def latent_support(self):
+        return np.arange(2)
+
+    def log_joint(self, params, x, z):
+        rate = params.rates[z]
+        return np.log(params.weights[z]) + np.log(rate) - rate * x
+
+    def expected_stats(self, params, x, posterior, weights):
+        r = posterior * weights[:, None]
+        return (r.sum(0), r.T @ x)
+
+    def m_step(self, params, stats):
+        counts, sum_x = stats
+        return ExpParams(counts / counts.sum(), counts / sum_x)
+
+
+def _exponential_builder(model, params, x, priors):
+    import pytensor.tensor as pt
+
+    from latent_em.bridges import PyMCModel
+    from latent_em.bridges.pymc import _logsumexp_rows
+
+    x = np.asarray(x, dtype=float)
+    with pm.Model() as m:
+        w = pm.Dirichlet("weights", a=np.ones(2))
+        r = pm.Gamma("rates", alpha=1.0, beta=1.0, shape=2)
+        table = pt.log(w)[None, :] + pt.log(r)[None, :] - r[None, :] * x[:, None]
+        pm.Potential(LOG_LIKELIHOOD, _logsumexp_rows(table).sum())
+    return PyMCModel(
+        model=m,
+        parameters={"weights": 0, "rates": 0},
+        estimate={"weights": params.weights, "rates": params.rates},
+        initvals={"weights": params.weights, "rates": params.rates},
+        to_params=lambda v: params._replace(weights=v["weights"], rates=v["rates"]),
+        match_features=lambda v: np.log(np.asarray(v["rates"]))[..., None],
+    )
+
+
+@pytest.mark.parametrize("by_name", [False, True])
+def test_custom_model_registration(rng, by_name):
+    x = np.concatenate([rng.exponential(1.0, 100), rng.exponential(10.0, 100)])
+    model = ExponentialMixture()
+    with pytest.raises(TypeError, match="no PyMC builder registered"):
+        to_pymc((model, model.initialize(x, rng)), x)
+    key = f"{__name__}.ExponentialMixture" if by_name else ExponentialMixture
+    register_pymc(key, _exponential_builder)
+    try:
+        result = latent_em.fit(model, x, random_state=0)
+        rec = build_pymc(result, x)
+        assert potential_at_start(rec) == pytest.approx(result.log_likelihood, rel=1e-8)
+    finally:
+        from latent_em.bridges.pymc import _REGISTRY
+
+        _REGISTRY.pop(key)
+
+
+def test_register_pymc_validates_its_arguments():
+    with pytest.raises(TypeError, match="key must be a class"):
+        register_pymc(3, _exponential_builder)
+    with pytest.raises(TypeError, match="builder must be callable"):
+        register_pymc("x.Y", 3)
+
+
+def test_core_import_does_not_load_bridges_dependencies():
+    code = (
+        "import sys, latent_em, latent_em.cli; "
+        "bad = [m for m in ('pymc', 'arviz', 'matplotlib', 'pytensor', 'latent_em.bridges') "
+        "if m in sys.modules]; print(bad); sys.exit(1 if bad else 0)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+    # the bridges package itself defers PyMC/ArviZ to the functions that use them
+    code = code.replace("latent_em.cli;", "latent_em.cli, latent_em.bridges;").replace(
+        ", 'latent_em.bridges'", ""
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
