@@ -337,7 +337,7 @@ def gaussian_mixture_pymc(
                     sd_dist=pm.HalfNormal.dist(sigma=sd_sigma, shape=d),
                     compute_corr=False,
                 )
-                chols.append(pm.expand_packed_triangular(d, packed, lower=True))
+                chols.append(pm.math.expand_packed_triangular(d, packed, lower=True))
                 initvals[name] = np.linalg.cholesky(covs[j])[rows, cols]
             if covariance_type == "full":
                 chol = pt.stack(chols)

@@ -1,0 +1,150 @@
+"""The NUTS cross-check: relabeling, agreement on a well-identified fit, and a detected
+disagreement when EM is stuck at a poor local optimum.
+
+Sampling is small (2 chains x 300 draws, 150 rows, one model structure shared by the
+sampling tests so PyTensor compiles it once) and seeded.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+import latent_em
+
+pytestmark = pytest.mark.bridges
+
+pytest.importorskip("pymc")
+
+from latent_em.bridges import _compat, crosscheck, relabel_draws  # noqa: E402
+
+
+def three_clusters() -> np.ndarray:
+    """1-D data: three well-separated unit-variance clusters at -5, 0 and 5."""
+    rng = np.random.default_rng(3)
+    return np.concatenate([rng.normal(-5, 1, 50), rng.normal(0, 1, 50), rng.normal(5, 1, 50)])[
+        :, None
+    ]
+
+
+@pytest.fixture(scope="module")
+def data() -> np.ndarray:
+    return three_clusters()
+
+
+@pytest.fixture(scope="module")
+def good_fit(data):
+    return latent_em.GaussianMixture(3, n_init=3, random_state=0).fit(data)
+
+
+@pytest.fixture(scope="module")
+def stuck_fit(data):
+    # two components start on the left cluster, one between the others: EM converges to a
+    # local optimum that merges the middle and right clusters
+    return latent_em.GaussianMixture(3, means_init=[[-5.5], [-4.5], [2.5]], random_state=0).fit(
+        data
+    )
+
+
+@pytest.fixture(scope="module")
+def good_report(good_fit, data):
+    return crosscheck(good_fit, data, draws=300, tune=300, chains=2, random_seed=1)
+
+
+def test_relabeling_repairs_label_switching_between_chains():
+    # chain 1 explores the same mode as chain 0 with its labels swapped: R-hat of the raw
+    # draws is huge, after matching to the reference it is that of two identical chains
+    rng = np.random.default_rng(0)
+    s = 400
+    means = np.stack([rng.normal(-2, 0.1, (2, s)), rng.normal(3, 0.1, (2, s))], axis=-1)
+    weights = np.stack([rng.normal(0.3, 0.01, (2, s)), rng.normal(0.7, 0.01, (2, s))], axis=-1)
+    means[1] = means[1][:, ::-1]
+    weights[1] = weights[1][:, ::-1]
+    draws = {"means": means, "weights": weights}
+    reference = np.array([[-2.0], [3.0]])
+    relabeled, perms = relabel_draws(draws, reference, means[..., None], {"means": 0, "weights": 0})
+    assert _compat.rhat(draws["means"][..., 0]) > 1.5
+    assert _compat.rhat(relabeled["means"][..., 0]) < 1.02
+    assert np.all(perms[0] == [0, 1]) and np.all(perms[1] == [1, 0])
+    np.testing.assert_allclose(relabeled["weights"].mean(axis=(0, 1)), [0.3, 0.7], atol=0.01)
+    # parameters not indexed by component stay as they are
+    shared = {"sigma": rng.normal(size=(2, s))}
+    out, _ = relabel_draws(shared, reference, means[..., None], {"sigma": None})
+    np.testing.assert_array_equal(out["sigma"], shared["sigma"])
+
+
+def test_agreement_on_a_well_identified_fit(good_report, good_fit):
+    report = good_report
+    assert report.verdict == "agree", report.to_table()
+    assert len(report.parameters) == 9  # 3 weights, 3 means, 3 variances
+    for p in report.parameters:
+        assert abs(p.z) < 3
+        assert p.lower <= p.mean <= p.upper
+        # EM's MLE lies inside the 94 % interval of a well-identified posterior
+        assert p.lower <= p.em <= p.upper, p
+    assert report.diagnostics["divergences"] == 0
+    assert report.diagnostics["max_r_hat"] < 1.05
+    # the MLE bounds every posterior draw's likelihood (up to EM's tolerance)
+    ll = report.log_likelihood
+    assert ll["em"] == pytest.approx(good_fit.log_likelihood_)
+    assert ll["posterior_max"] <= ll["em"] + 1e-3
+    # well-separated clusters: memberships agree row by row
+    assert report.membership["label_agreement"] == 1.0
+    assert report.membership["mean_abs_difference"] < 0.02
+    assert report.posterior_membership.shape == (150, 3)
+    np.testing.assert_allclose(report.posterior_membership.sum(axis=1), 1.0)
+
+
+def test_disagreement_when_em_is_stuck_at_a_local_optimum(stuck_fit, good_fit, data):
+    assert stuck_fit.log_likelihood_ < good_fit.log_likelihood_ - 5  # really a poor optimum
+    report = crosscheck(stuck_fit, data, draws=300, tune=300, chains=2, random_seed=1)
+    assert report.verdict == "disagree", report.to_table()
+    assert any("did not find the maximum" in r for r in report.reasons)
+    assert report.log_likelihood["posterior_max"] > report.log_likelihood["em"] + 1.0
+    assert report.membership["label_agreement"] < 0.9
+
+
+def test_report_outputs(good_report, tmp_path):
+    report = good_report
+    text = report.to_table()
+    assert "means[0,0]" in text and "verdict: AGREE" in text and "R-hat" in text
+    assert str(report) == text
+    df = report.to_dataframe()
+    assert list(df.index) == [p.name for p in report.parameters]
+    assert {"em", "mean", "sd", "lower", "upper", "z", "r_hat", "ess_bulk", "verdict"} <= set(
+        df.columns
+    )
+    path = report.to_json(str(tmp_path / "report.json"))
+    with open(path, encoding="utf-8") as fh:
+        loaded = json.load(fh)
+    assert loaded["verdict"] == "agree"
+    assert loaded["parameters"][0]["name"] == report.parameters[0].name
+    assert loaded["parameters"][0]["mean"] == pytest.approx(report.parameters[0].mean)
+    assert loaded["settings"]["draws"] == 300
+    for name, method in [
+        ("forest.png", report.plot_forest),
+        ("membership.png", report.plot_membership),
+        ("trace.png", report.plot_trace),
+    ]:
+        out = method(str(tmp_path / name))
+        with open(out, "rb") as fh:
+            assert fh.read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+def test_standard_errors_are_shown_and_checked(good_fit, data):
+    # validation happens before any sampling
+    with pytest.raises(ValueError, match="unknown parameter 'mu'"):
+        crosscheck(good_fit, data, standard_errors={"mu": np.ones(3)})
+    with pytest.raises(ValueError, match=r"standard_errors\['means'\] must have shape"):
+        crosscheck(good_fit, data, standard_errors={"means": np.ones(3)})
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [("draws", 0), ("tune", -1), ("chains", 0), ("threshold", 0.0), ("random_seed", -3)],
+)
+def test_crosscheck_validates_options(good_fit, data, option, value):
+    with pytest.raises(ValueError, match=option):
+        crosscheck(good_fit, data, **{option: value})
