@@ -97,6 +97,8 @@ def from_dict(
         "attrs": dict(attrs or {}),
     }
     if arviz_major() >= 1:
+        # 1.x takes attrs per group; "/" is the root, where DataTree.attrs reads them
+        kwargs["attrs"] = {"/": kwargs["attrs"]}
         return az.from_dict({g: dict(v) for g, v in groups.items()}, **kwargs)
     return az.from_dict(**{g: dict(v) for g, v in groups.items()}, **kwargs)
 
