@@ -35,6 +35,10 @@ __all__ = [
     "bernoulli_mixture_pymc",
     "poisson_mixture_pymc",
     "categorical_mixture_pymc",
+    "gaussian_mixture_builder",
+    "bernoulli_mixture_builder",
+    "poisson_mixture_builder",
+    "categorical_mixture_builder",
 ]
 
 #: name of the Potential holding the observed-data log-likelihood in every built model
@@ -399,9 +403,10 @@ def gaussian_mixture_pymc(
     )
 
 
-def _gaussian_mixture_builder(
+def gaussian_mixture_builder(
     model: Any, params: Any, x: Any, priors: Mapping[str, Any] | None
 ) -> PyMCModel:
+    """Registered builder of ``GaussianMixtureModel``."""
     return gaussian_mixture_pymc(
         params.weights,
         params.means,
@@ -413,7 +418,7 @@ def _gaussian_mixture_builder(
     )
 
 
-register_pymc("latent_em.models.gaussian_mixture.GaussianMixtureModel", _gaussian_mixture_builder)
+register_pymc("latent_em.models.gaussian_mixture.GaussianMixtureModel", gaussian_mixture_builder)
 
 
 # ----------------------------------------------------------------------------- discrete
@@ -609,20 +614,25 @@ def categorical_mixture_pymc(
     )
 
 
-def _bernoulli_builder(model: Any, params: Any, x: Any, priors: Any) -> PyMCModel:
+def bernoulli_mixture_builder(model: Any, params: Any, x: Any, priors: Any) -> PyMCModel:
+    """Registered builder of ``BernoulliMixtureModel (params: weights, probs)``."""
     return bernoulli_mixture_pymc(params.weights, params.probs, x, priors, params=params)
 
 
-def _poisson_builder(model: Any, params: Any, x: Any, priors: Any) -> PyMCModel:
+def poisson_mixture_builder(model: Any, params: Any, x: Any, priors: Any) -> PyMCModel:
+    """Registered builder of ``PoissonMixtureModel (params: weights, rates)``."""
     return poisson_mixture_pymc(params.weights, params.rates, x, priors, params=params)
 
 
-def _categorical_builder(model: Any, params: Any, x: Any, priors: Any) -> PyMCModel:
+def categorical_mixture_builder(model: Any, params: Any, x: Any, priors: Any) -> PyMCModel:
+    """Registered builder of ``CategoricalMixtureModel (params: weights, probs tuple)``."""
     return categorical_mixture_pymc(params.weights, params.probs, x, priors, params=params)
 
 
 # The discrete mixtures live on another branch; registering by qualified name needs no
 # import now and binds as soon as the classes exist under these names.
-register_pymc("latent_em.models.bernoulli_mixture.BernoulliMixtureModel", _bernoulli_builder)
-register_pymc("latent_em.models.poisson_mixture.PoissonMixtureModel", _poisson_builder)
-register_pymc("latent_em.models.categorical_mixture.CategoricalMixtureModel", _categorical_builder)
+register_pymc("latent_em.models.bernoulli_mixture.BernoulliMixtureModel", bernoulli_mixture_builder)
+register_pymc("latent_em.models.poisson_mixture.PoissonMixtureModel", poisson_mixture_builder)
+register_pymc(
+    "latent_em.models.categorical_mixture.CategoricalMixtureModel", categorical_mixture_builder
+)
