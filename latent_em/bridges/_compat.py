@@ -160,8 +160,15 @@ def plot_forest(objs: Mapping[str, Any], var_names: Sequence[str], path: str) ->
 
     matplotlib.use("Agg")
     if arviz_major() >= 1:
+        # without skipna the statistics of models with different draw counts (padded
+        # with NaN when ArviZ stacks the models) are NaN and the plot comes out empty
+        skip = {"skipna": True}
         pc = az.plot_forest(
-            dict(objs), var_names=list(var_names), combined=True, backend="matplotlib"
+            dict(objs),
+            var_names=list(var_names),
+            combined=True,
+            backend="matplotlib",
+            stats={"trunk": skip, "twig": skip, "point_estimate": skip},
         )
         pc.savefig(path)
         import matplotlib.pyplot as plt
