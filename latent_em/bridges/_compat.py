@@ -8,6 +8,7 @@ returns ``xarray.DataTree``, takes one nested dict, reports an equal-tailed inte
 
 from __future__ import annotations
 
+import importlib
 import os
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -89,7 +90,7 @@ def from_dict(
     attrs: Mapping[str, Any] | None = None,
 ) -> Any:
     """ArviZ object from ``{group: {variable: array}}`` (InferenceData or DataTree)."""
-    import arviz as az
+    az: Any = importlib.import_module("arviz")
 
     kwargs: dict[str, Any] = {
         "dims": dict(dims or {}),
@@ -116,7 +117,7 @@ def summary(obj: Any, var_names: Sequence[str] | None = None) -> Any:
     The interval columns are renamed ``lower`` and ``upper`` on both majors (ArviZ 0.2x
     reports an HDI, 1.x an equal-tailed interval).
     """
-    import arviz as az
+    az: Any = importlib.import_module("arviz")
 
     names = list(var_names) if var_names is not None else None
     if arviz_major() >= 1:
@@ -128,14 +129,14 @@ def summary(obj: Any, var_names: Sequence[str] | None = None) -> Any:
 
 def rhat(values: np.ndarray) -> float:
     """Rank-normalized split R-hat of a ``(chain, draw)`` array."""
-    import arviz as az
+    az: Any = importlib.import_module("arviz")
 
     return float(np.asarray(az.rhat(np.asarray(values, dtype=float))))
 
 
 def ess_bulk(values: np.ndarray) -> float:
     """Bulk effective sample size of a ``(chain, draw)`` array."""
-    import arviz as az
+    az: Any = importlib.import_module("arviz")
 
     return float(np.asarray(az.ess(np.asarray(values, dtype=float), method="bulk")))
 
@@ -148,14 +149,14 @@ def to_netcdf(obj: Any, path: str) -> str:
 
 def from_netcdf(path: str) -> Any:
     """Read what :func:`to_netcdf` wrote (files of either major read in the other)."""
-    import arviz as az
+    az: Any = importlib.import_module("arviz")
 
     return az.from_netcdf(path)
 
 
 def plot_forest(objs: Mapping[str, Any], var_names: Sequence[str], path: str) -> str:
     """``arviz.plot_forest`` of several models side by side, saved as PNG."""
-    import arviz as az
+    az: Any = importlib.import_module("arviz")
     import matplotlib
 
     matplotlib.use("Agg")
