@@ -211,12 +211,11 @@ def test_latent_class_model_end_to_end_on_carcinoma():
     # relabeling keeps the chains in one labeling, and EM's maximum bounds the draws
     assert report.diagnostics["max_r_hat"] < 1.05
     assert report.log_likelihood["posterior_max"] <= report.log_likelihood["em"] + 1e-6
-    # rows EM classifies confidently get the same class from the posterior (ambiguous
-    # response patterns may flip with parameter uncertainty)
-    em, post = report.em_responsibilities, report.posterior_membership
-    sure = em.max(axis=1) > 0.9
-    assert sure.mean() > 0.7
-    assert np.all(em[sure].argmax(1) == post[sure].argmax(1))
+    # memberships mostly agree; they cannot all agree: EM puts some probabilities on the
+    # 0/1 boundary (e.g. rater A always says "yes" in class 1), which makes a response
+    # pattern impossible in a class, while under the Beta prior it is merely unlikely
+    assert report.membership["label_agreement"] > 0.9
+    assert report.membership["mean_abs_difference"] < 0.1
     # probabilities away from the 0/1 boundary agree with the posterior
     interior = [p for p in report.parameters if 0.05 < p.em < 0.95]
     assert len(interior) >= 8
