@@ -317,10 +317,6 @@ def _element_names(name: str, shape: tuple[int, ...], symmetric: bool) -> list[t
     return out
 
 
-def _is_symmetric_matrix(name: str, shape: tuple[int, ...]) -> bool:
-    return name.startswith("cov") and len(shape) >= 2 and shape[-1] == shape[-2]
-
-
 def crosscheck(
     fitted: Any,
     X: Any,
@@ -406,7 +402,7 @@ def crosscheck(
         est = np.asarray(rec.estimate[name], dtype=float)
         values = np.asarray(relabeled[name], dtype=float)
         before = np.asarray(raw[name], dtype=float)
-        symmetric = _is_symmetric_matrix(name, est.shape)
+        symmetric = name in rec.symmetric and est.ndim >= 2
         for label, idx in _element_names(name, est.shape, symmetric):
             chain_draws = values[(slice(None), slice(None), *idx)]
             rows.append(

@@ -66,6 +66,9 @@ class PyMCModel:
     match_features : callable
         Maps ``{name: (..., K, ...) values}`` to a ``(K, F)`` array per draw stack,
         ``(S, K, F)``; the Hungarian relabeling compares components on these features.
+    symmetric : frozenset of str
+        Parameters whose last two axes form a symmetric matrix (reported as the upper
+        triangle only).
     """
 
     model: Any
@@ -74,6 +77,7 @@ class PyMCModel:
     initvals: dict[str, np.ndarray]
     to_params: Callable[[Mapping[str, np.ndarray]], Any] | None
     match_features: Callable[[Mapping[str, np.ndarray]], np.ndarray]
+    symmetric: frozenset[str] = frozenset()
 
 
 Builder = Callable[[Any, Any, Any, Mapping[str, Any] | None], PyMCModel]
@@ -400,6 +404,7 @@ def gaussian_mixture_pymc(
         initvals=initvals,
         to_params=_replace(params, ("weights", "means", "covariances")),
         match_features=match_features,
+        symmetric=frozenset({"covariances"} if covariance_type in ("full", "tied") else ()),
     )
 
 
