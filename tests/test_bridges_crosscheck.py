@@ -51,8 +51,30 @@ def stuck_fit(data):
 
 
 @pytest.fixture(scope="module")
-def good_report(good_fit, data):
-    return crosscheck(good_fit, data, draws=300, tune=300, chains=2, random_seed=1)
+def laplace_se(good_fit, data):
+    """Standard errors of the EM estimate from Laplace draws (inverse observed information)."""
+    from latent_em.bridges import to_inference_data
+
+    lap = to_inference_data(good_fit, data, draws="laplace", n_draws=2000, random_seed=0)
+    return {
+        name: lap["posterior"][name]
+        .values.reshape(2000, *np.shape(getattr(good_fit, name + "_")))
+        .std(axis=0)
+        for name in ("weights", "means", "covariances")
+    }
+
+
+@pytest.fixture(scope="module")
+def good_report(good_fit, data, laplace_se):
+    return crosscheck(
+        good_fit,
+        data,
+        draws=300,
+        tune=300,
+        chains=2,
+        random_seed=1,
+        standard_errors=laplace_se,
+    )
 
 
 def test_relabeling_repairs_label_switching_between_chains():
@@ -86,6 +108,11 @@ def test_agreement_on_a_well_identified_fit(good_report, good_fit):
         assert p.lower <= p.mean <= p.upper
         # EM's MLE lies inside the 94 % interval of a well-identified posterior
         assert p.lower <= p.em <= p.upper, p
+    # Bernstein-von Mises: with weak priors and 150 rows the posterior sd is close to the
+    # standard error from the observed information
+    for p in report.parameters:
+        if p.name.startswith(("means", "weights")):
+            assert 0.67 < p.sd / p.se < 1.5, p
     assert report.diagnostics["divergences"] == 0
     assert report.diagnostics["max_r_hat"] < 1.05
     # the MLE bounds every posterior draw's likelihood (up to EM's tolerance)
@@ -112,6 +139,7 @@ def test_report_outputs(good_report, tmp_path):
     report = good_report
     text = report.to_table()
     assert "means[0,0]" in text and "verdict: AGREE" in text and "R-hat" in text
+    assert " SE " in text.splitlines()[0] + " "
     assert str(report) == text
     df = report.to_dataframe()
     assert list(df.index) == [p.name for p in report.parameters]
