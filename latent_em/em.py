@@ -14,6 +14,7 @@ decreases; the driver enforces this instead of assuming it.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import math
 import numbers
@@ -592,8 +593,11 @@ def fit(
         Rows per E-step chunk; bounds memory and gives the same result as one chunk.
     random_state : int, numpy.random.Generator or None
         Seeds the initializations (reproducible bit for bit for an int).
-    accelerate : {None}, optional
-        Acceleration scheme of the EM map (``None``: plain EM).
+    accelerate : {None, "squarem"} or latent_em.acceleration.Squarem, optional
+        Acceleration of the EM map: ``None`` for plain EM, ``"squarem"`` (or a
+        :class:`~latent_em.acceleration.Squarem` with options) for SQUAREM, which needs
+        the model's ``constraints``. ``n_iter`` then counts SQUAREM cycles and
+        ``n_evaluations`` the E-step passes.
     callback : callable, optional
         Called as ``callback(iteration, params, objective)`` after every E-step.
     monotone_rtol : float, default 1e-10
@@ -629,17 +633,24 @@ def fit(
     if n == 0:
         raise ValueError("x is empty: at least one observation is needed")
     weights = check_sample_weight(sample_weight, n)
-    if accelerate is not None:
-        raise ValueError(f"unknown accelerate option {accelerate!r}; expected None")
+    # --- acceleration dispatch (issue 5): SQUAREM lives in latent_em.acceleration
+    from .acceleration import resolve_accelerate
+
+    squarem = resolve_accelerate(accelerate, model)
 
     closed_form = isinstance(model, ClosedFormMStep)
     m_step = _choose_m_step(model, x, weights, chunk_size)
+    run_restart: Callable[..., _Run] = _run_em
+    if squarem is not None:
+        from .acceleration import run_squarem
+
+        run_restart = functools.partial(run_squarem, options=squarem)
     rngs = restart_rngs(random_state, n_init)
     runs: list[_Run] = []
     for restart, rng in enumerate(rngs):
         start = params if params is not None else model.initialize(x, rng)
         runs.append(
-            _run_em(
+            run_restart(
                 model,
                 x,
                 weights,

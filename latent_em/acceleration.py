@@ -1,0 +1,318 @@
+"""SQUAREM acceleration of the EM map (Varadhan & Roland 2008).
+
+EM is a fixed-point iteration ``θ ← F(θ)`` with ``F(θ) = M(E(θ))``; it converges
+linearly, slowly when the fraction of missing information is large (overlapping
+components, close rates). SQUAREM ("squared iterative methods") extrapolates along two
+successive EM steps. Working on the flat unconstrained vector ``u`` of
+:func:`latent_em.constraints.flatten_params` (so every extrapolated point is a valid
+parameter), one cycle from ``u₀`` is
+
+* ``u₁ = F(u₀)``, ``u₂ = F(u₁)``; ``r = u₁ - u₀``, ``v = (u₂ - u₁) - r``;
+* a step length ``α`` from one of three rules (``α`` is positive here; the paper writes
+  the same scheme with ``-α``)::
+
+      method 1:  α = -rᵀv / vᵀv        (SqS1)
+      method 2:  α = -rᵀr / rᵀv        (SqS2)
+      method 3:  α = √(rᵀr / vᵀv)      (SqS3, the default of the R package SQUAREM)
+
+  clipped to ``[step_min, step_max]``;
+* ``u' = u₀ + 2α r + α² v`` and, unless ``α ≈ 1``, a stabilizing EM step ``u' ← F(u')``;
+* if ``u'`` cannot be evaluated, or its objective is below that of ``u₀`` (EM itself
+  never goes down), the cycle falls back to the plain EM point ``u₂``.
+
+The step bounds adapt as in the R package's ``squarem1`` (Varadhan 2023): ``step_max``
+starts at ``step_max0 = 1`` and is multiplied by ``mstep = 4`` whenever ``α`` hits it,
+divided by ``mstep`` (not below ``step_max0``) when a step at the bound is rejected.
+Unlike the R default (``objfn.inc = 1``), no decrease is tolerated, so the objective at
+the accepted points is non-decreasing.
+
+References
+----------
+R. Varadhan and C. Roland (2008), "Simple and globally convergent methods for
+accelerating the convergence of any EM algorithm", *Scandinavian Journal of Statistics*
+35(2), 335-353. R package SQUAREM, function ``squarem1``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+from scipy import linalg
+
+from .constraints import flatten_params, unflatten_params
+from .exceptions import ModelContractError, MonotonicityError
+from .protocols import Constrained, Repairable
+
+__all__ = ["Squarem", "resolve_accelerate"]
+
+logger = logging.getLogger("latent_em")
+
+#: failures that mean "this extrapolated point is not a usable parameter value"
+_EVALUATION_ERRORS = (
+    ModelContractError,
+    ValueError,
+    FloatingPointError,
+    ZeroDivisionError,
+    linalg.LinAlgError,
+    np.linalg.LinAlgError,
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class Squarem:
+    """Options of SQUAREM; pass an instance (or the string ``"squarem"``) as ``accelerate``.
+
+    Parameters
+    ----------
+    method : {1, 2, 3}, default 3
+        Step-length rule (see the module docstring); 3 is the R package's default.
+    step_min0 : float, default 1.0
+        Lower bound of the step length.
+    step_max0 : float, default 1.0
+        Initial upper bound of the step length (it grows by ``mstep`` when reached).
+    mstep : float, default 4.0
+        Factor by which ``step_max`` grows or shrinks.
+    """
+
+    method: int = 3
+    step_min0: float = 1.0
+    step_max0: float = 1.0
+    mstep: float = 4.0
+
+    def __post_init__(self) -> None:
+        if self.method not in (1, 2, 3):
+            raise ValueError(f"Squarem method must be 1, 2 or 3; got {self.method!r}")
+        for name in ("step_min0", "step_max0", "mstep"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise ValueError(f"Squarem {name} must be a finite number; got {value!r}")
+        if self.step_max0 < 1.0:
+            raise ValueError(f"Squarem step_max0 must be >= 1; got {self.step_max0!r}")
+        if self.step_min0 > self.step_max0:
+            raise ValueError(
+                f"Squarem step_min0 ({self.step_min0}) must not exceed step_max0 ({self.step_max0})"
+            )
+        if self.mstep <= 1.0:
+            raise ValueError(f"Squarem mstep must be > 1; got {self.mstep!r}")
+
+    def step_length(self, r: np.ndarray, v: np.ndarray) -> float:
+        """The unclipped step length ``α`` of the chosen rule."""
+        rr, vv, rv = float(r @ r), float(v @ v), float(r @ v)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            if self.method == 1:
+                alpha = -rv / vv
+            elif self.method == 2:
+                alpha = -rr / rv
+            else:
+                alpha = math.sqrt(rr / vv) if vv > 0 else math.inf
+        return float(alpha)
+
+
+def resolve_accelerate(accelerate: Any, model: Any) -> Squarem | None:
+    """Validate the ``accelerate`` option of :func:`latent_em.fit`."""
+    if accelerate is None:
+        return None
+    if isinstance(accelerate, str) and accelerate.lower() == "squarem":
+        options = Squarem()
+    elif isinstance(accelerate, Squarem):
+        options = accelerate
+    else:
+        raise ValueError(
+            f"unknown accelerate option {accelerate!r}; expected None, 'squarem' or a "
+            "latent_em.acceleration.Squarem instance"
+        )
+    if not isinstance(model, Constrained):
+        raise ModelContractError(
+            f"accelerate='squarem' needs a flat parameter vector, but {type(model).__name__} "
+            "declares no `constraints` mapping (field name -> latent_em.constraints.Constraint)"
+        )
+    return options
+
+
+@dataclasses.dataclass
+class _Point:
+    """Parameters together with their E-step (objective and statistics)."""
+
+    params: Any
+    e: Any
+    log_prior: float
+
+    @property
+    def objective(self) -> float:
+        return float(self.e.log_likelihood + self.log_prior)
+
+
+def run_squarem(
+    model: Any,
+    x: Any,
+    weights: np.ndarray,
+    params: Any,
+    *,
+    options: Squarem,
+    restart: int,
+    rng: np.random.Generator,
+    tol: float,
+    max_iter: int,
+    chunk_size: int | None,
+    m_step: Callable[[Any, Any], Any],
+    closed_form: bool,
+    monotone_rtol: float,
+    callback: Callable[[int, Any, float], Any] | None,
+) -> Any:
+    """One restart of SQUAREM-accelerated EM; returns the driver's private run record.
+
+    ``n_iter`` counts SQUAREM cycles (each has 1 to 3 EM-map evaluations) and
+    ``n_evaluations`` counts E-step passes over the data, the cost that matters. The
+    history holds the objective at the accepted points (non-decreasing). Convergence uses
+    the driver's criterion on the first EM step of a cycle: ``|L(F(u₀)) - L(u₀)| <= tol Σw``.
+    """
+    from .em import Event, _e_pass, _log_prior, _Run
+
+    constraints = model.constraints
+    total_weight = float(weights.sum())
+    events: list[Event] = []
+    reported: set[str] = set()
+    n_evals = 0
+    step_min, step_max = float(options.step_min0), float(options.step_max0)
+
+    def evaluate(p: Any, validate: bool = False) -> _Point:
+        nonlocal n_evals
+        n_evals += 1
+        e = _e_pass(model, p, x, weights, chunk_size, closed_form, validate=validate)
+        return _Point(p, e, _log_prior(model, p))
+
+    def try_evaluate(p: Any) -> _Point | None:
+        # an extrapolated point may leave the region where the model is defined
+        # numerically (overflowing exponentials, singular covariances): treat as rejected
+        try:
+            with np.errstate(over="ignore", under="ignore", invalid="ignore", divide="ignore"):
+                point = evaluate(p)
+        except _EVALUATION_ERRORS:
+            return None
+        return point if math.isfinite(point.objective) else None
+
+    n_iter = 0
+
+    def em_step(point: _Point) -> tuple[Any, bool]:
+        """``F`` at an evaluated point, with repairs; True when a repair moved it."""
+        new = m_step(point.params, point.e)
+        if isinstance(model, Repairable):
+            repaired, messages = model.repair(new, point.e.stats, rng)
+            for message in messages:
+                if message not in reported:
+                    reported.add(message)
+                    events.append(Event(restart, n_iter + 1, message))
+                    logger.info("restart %d, iteration %d: %s", restart, n_iter + 1, message)
+            if repaired is not new:
+                return repaired, True
+        return new, False
+
+    def check_monotone(before: _Point, after: _Point, iteration: int) -> None:
+        change = after.objective - before.objective
+        if change < -monotone_rtol * (abs(before.objective) + total_weight):
+            raise MonotonicityError(
+                iteration,
+                before.objective,
+                after.objective,
+                f"an EM step inside SQUAREM decreased the objective at iteration {iteration} "
+                f"(restart {restart}): from {before.objective!r} to {after.objective!r}. The "
+                f"M-step of {type(model).__name__} is not a maximizer of the expected "
+                "complete-data log-likelihood, or its posterior is not exact; run "
+                "latent_em.check_model to find which.",
+            )
+
+    def extrapolate(start: _Point, point1: _Point, p2: Any, iteration: int) -> _Point:
+        """One SQUAREM step from ``start``; falls back to the EM point ``p2``."""
+        nonlocal step_min, step_max
+        u0 = flatten_params(start.params, constraints)
+        u1 = flatten_params(point1.params, constraints)
+        u2 = flatten_params(p2, constraints)
+        r = u1 - u0
+        v = (u2 - u1) - r
+        alpha = options.step_length(r, v)
+        accepted: _Point | None = None
+        if math.isnan(alpha):
+            # r = v = 0 (or a 0/0 rule): nothing to extrapolate along
+            alpha = 1.0
+        alpha = max(step_min, min(step_max, alpha))
+        if abs(alpha - 1.0) > 0.01:
+            with np.errstate(over="ignore", under="ignore", invalid="ignore", divide="ignore"):
+                u_new = u0 + 2.0 * alpha * r + alpha**2 * v
+            candidate = None
+            if np.all(np.isfinite(u_new)):
+                with np.errstate(over="ignore", under="ignore", invalid="ignore"):
+                    candidate = try_evaluate(unflatten_params(u_new, p2, constraints))
+            if candidate is not None:
+                # the stabilizing EM step after the extrapolation
+                try:
+                    with np.errstate(over="ignore", under="ignore", invalid="ignore"):
+                        stabilized, _ = em_step(candidate)
+                except _EVALUATION_ERRORS:
+                    stabilized = None
+                if stabilized is not None:
+                    accepted = try_evaluate(stabilized)
+            if accepted is not None and not accepted.objective >= start.objective:
+                accepted = None
+            if accepted is None:
+                # the extrapolation failed or lowered the objective: plain EM instead
+                if alpha == step_max:
+                    step_max = max(options.step_max0, step_max / options.mstep)
+                alpha = 1.0
+        if accepted is None:
+            # alpha = 1 gives u0 + 2r + v = u2 exactly: the plain EM point after two steps
+            accepted = evaluate(p2)
+            check_monotone(point1, accepted, iteration)
+        if alpha == step_max:
+            step_max *= options.mstep
+        if step_min < 0 and alpha == step_min:
+            step_min *= options.mstep
+        return accepted
+
+    current = evaluate(params, validate=True)
+    history = [current.objective]
+    if callback is not None:
+        callback(0, current.params, current.objective)
+    converged = False
+    while n_iter < max_iter:
+        p1, jumped = em_step(current)
+        point1 = evaluate(p1)
+        if not jumped:
+            check_monotone(current, point1, n_iter + 1)
+            if abs(point1.objective - current.objective) <= tol * total_weight:
+                # same criterion as plain EM, on a plain EM step; its E-step is the final one
+                n_iter += 1
+                current = point1
+                history.append(current.objective)
+                converged = True
+                if callback is not None:
+                    callback(n_iter, current.params, current.objective)
+                break
+        p2, jumped2 = em_step(point1)
+        if jumped or jumped2:
+            # a repair moved the parameters: the two steps are not an EM trajectory, so do
+            # not extrapolate; the next cycle starts from the repaired point
+            accepted = evaluate(p2)
+        else:
+            accepted = extrapolate(current, point1, p2, n_iter + 1)
+        n_iter += 1
+        current = accepted
+        history.append(current.objective)
+        if callback is not None:
+            callback(n_iter, current.params, current.objective)
+    # `current` was evaluated at its own parameters, so the reported log-likelihood
+    # belongs to the returned parameters (the final E-step).
+    return _Run(
+        current.params,
+        current.e.log_likelihood,
+        current.log_prior,
+        history,
+        n_iter,
+        n_evals,
+        converged,
+        events,
+    )
