@@ -1,0 +1,232 @@
+"""SQUAREM (Varadhan & Roland 2008): same optimum as EM, monotone, fewer evaluations.
+
+Oracles: plain EM from the same start (the fixed point SQUAREM must reach), a direct
+maximization of the observed log-likelihood with scipy (numerical-M-step model), an
+independent count of E-steps (a subclass that counts ``posterior`` calls).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+import pytest
+from scipy.optimize import minimize
+from scipy.special import gammaln, logsumexp
+
+import latent_em
+from latent_em.acceleration import Squarem
+from latent_em.constraints import Positive, Simplex
+from latent_em.exceptions import ModelContractError
+
+
+def _monotone(history: np.ndarray) -> bool:
+    return bool(np.all(np.diff(history) >= -1e-10 * np.abs(history[:-1])))
+
+
+class CountingGMM(latent_em.GaussianMixtureModel):
+    """Counts E-steps (calls of ``posterior``) independently of the driver."""
+
+    calls = [0]
+
+    def posterior(self, params, x):  # type: ignore[override]
+        type(self).calls[0] += 1
+        return super().posterior(params, x)
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "tied", "diag", "spherical"])
+def test_same_optimum_monotone_and_fewer_evaluations(faithful, covariance_type):
+    model = latent_em.GaussianMixtureModel(3, covariance_type=covariance_type)
+    start = model.initialize(faithful, np.random.default_rng(1))
+    em = latent_em.fit(model, faithful, params=start, tol=1e-11, max_iter=5000)
+    sq = latent_em.fit(model, faithful, params=start, tol=1e-11, accelerate="squarem")
+    assert em.converged and sq.converged
+    assert sq.log_likelihood == pytest.approx(em.log_likelihood, rel=1e-9)
+    np.testing.assert_allclose(sq.params.means, em.params.means, rtol=1e-4, atol=1e-4)
+    # plain EM creeps along a flat ridge: agreement to a small fraction of the SEs (~0.03)
+    np.testing.assert_allclose(sq.params.weights, em.params.weights, atol=1e-4)
+    assert _monotone(sq.history)
+    assert sq.history[-1] == pytest.approx(sq.log_likelihood, abs=0)
+    assert sq.n_evaluations < em.n_evaluations
+    # iterations are SQUAREM cycles, each 1..3 E-step passes (plus the initial one)
+    assert sq.n_iter < sq.n_evaluations <= 3 * sq.n_iter + 1
+
+
+def test_n_evaluations_counts_every_e_step(faithful):
+    model = CountingGMM(2, covariance_type="full")
+    for accelerate in (None, "squarem"):
+        CountingGMM.calls[0] = 0
+        result = latent_em.fit(model, faithful, random_state=0, tol=1e-9, accelerate=accelerate)
+        assert result.n_evaluations == CountingGMM.calls[0]
+
+
+@pytest.mark.parametrize("method", [1, 2, 3])
+def test_all_step_length_rules_reach_the_optimum(faithful, method):
+    model = latent_em.GaussianMixtureModel(2, covariance_type="full")
+    start = model.initialize(faithful, np.random.default_rng(0))
+    em = latent_em.fit(model, faithful, params=start, tol=1e-11, max_iter=5000)
+    sq = latent_em.fit(model, faithful, params=start, tol=1e-11, accelerate=Squarem(method=method))
+    assert sq.converged
+    assert sq.log_likelihood == pytest.approx(em.log_likelihood, rel=1e-9)
+    assert _monotone(sq.history)
+
+
+def test_bad_extrapolations_fall_back_to_em(faithful):
+    # step_min0 = 50 forces huge steps that overshoot; the safeguard must reject them
+    # and the reported objective must still never decrease
+    model = latent_em.GaussianMixtureModel(3, covariance_type="diag")
+    start = model.initialize(faithful, np.random.default_rng(3))
+    em = latent_em.fit(model, faithful, params=start, tol=1e-10, max_iter=5000)
+    wild = Squarem(step_min0=50.0, step_max0=50.0)
+    sq = latent_em.fit(model, faithful, params=start, tol=1e-10, accelerate=wild, max_iter=5000)
+    assert sq.converged
+    assert _monotone(sq.history)
+    assert sq.log_likelihood == pytest.approx(em.log_likelihood, rel=1e-8)
+
+
+def test_chunked_equals_unchunked(faithful):
+    model = latent_em.GaussianMixtureModel(2)
+    one = latent_em.fit(model, faithful, random_state=0, accelerate="squarem", tol=1e-10)
+    chunked = latent_em.fit(
+        model, faithful, random_state=0, accelerate="squarem", tol=1e-10, chunk_size=50
+    )
+    assert chunked.log_likelihood == pytest.approx(one.log_likelihood, rel=1e-12)
+    assert chunked.n_evaluations == one.n_evaluations
+
+
+def test_estimator_passes_accelerate_through(faithful):
+    from sklearn.mixture import GaussianMixture as SkGaussianMixture
+
+    ours = latent_em.GaussianMixture(2, tol=1e-10, random_state=0, accelerate="squarem")
+    ours.fit(faithful)
+    sk = SkGaussianMixture(2, tol=1e-10, max_iter=2000, random_state=0).fit(faithful)
+    # scikit-learn's score is the mean log-likelihood; both find the global optimum
+    assert ours.score(faithful) == pytest.approx(sk.score(faithful), rel=1e-7)
+    assert ours.result_.n_evaluations > ours.n_iter_
+
+
+# --------------------------------------------------------------- numerical M-step path
+
+
+class PoissonParams(NamedTuple):
+    weights: np.ndarray
+    rates: np.ndarray
+
+
+class PoissonMixtureLogJointOnly:
+    """Only log_joint, latent_support and constraints: the generic numerical M-step."""
+
+    n_components = 2
+
+    @property
+    def constraints(self):
+        return {"weights": Simplex(), "rates": Positive()}
+
+    def initialize(self, x, rng):
+        return PoissonParams(np.array([0.5, 0.5]), np.quantile(x, [0.25, 0.75]) + 0.5)
+
+    def latent_support(self):
+        return np.arange(2)
+
+    def log_joint(self, params, x, z):
+        rate = params.rates[z]
+        return np.log(params.weights[z]) + x * np.log(rate) - rate - gammaln(x + 1)
+
+
+def _poisson_data() -> np.ndarray:
+    rng = np.random.default_rng(7)
+    return np.concatenate([rng.poisson(3.0, 300), rng.poisson(6.0, 200)]).astype(float)
+
+
+def test_numerical_m_step_path_same_optimum_as_direct_maximization():
+    x = _poisson_data()
+    model = PoissonMixtureLogJointOnly()
+    em = latent_em.fit(model, x, random_state=0, tol=1e-10, max_iter=3000)
+    sq = latent_em.fit(model, x, random_state=0, tol=1e-10, accelerate="squarem")
+    assert sq.converged and _monotone(sq.history)
+    assert sq.n_evaluations < em.n_evaluations
+
+    # oracle: maximize the observed log-likelihood directly (no EM involved)
+    def negll(u):
+        w1 = 1.0 / (1.0 + np.exp(-u[0]))
+        rates = np.exp(u[1:])
+        table = np.stack(
+            [
+                np.log([w1, 1 - w1])[j] + x * np.log(rates[j]) - rates[j] - gammaln(x + 1)
+                for j in range(2)
+            ],
+            axis=1,
+        )
+        return -logsumexp(table, axis=1).sum()
+
+    best = minimize(
+        negll,
+        np.array([0.0, np.log(2.5), np.log(6.5)]),
+        method="Nelder-Mead",
+        options={"xatol": 1e-10, "fatol": 1e-12, "maxiter": 20000},
+    )
+    assert sq.log_likelihood == pytest.approx(-best.fun, abs=1e-5)
+    assert sq.log_likelihood >= em.log_likelihood - 1e-6
+
+
+# --------------------------------------------------------------- repairs and errors
+
+
+class PerturbedOnceGMM(latent_em.GaussianMixtureModel):
+    """Its repair moves the parameters once (a new object) and reports it."""
+
+    repairs = [0]
+
+    def repair(self, params, stats, rng):  # type: ignore[override]
+        out, messages = super().repair(params, stats, rng)
+        type(self).repairs[0] += 1
+        if type(self).repairs[0] == 3:
+            out = out._replace(means=out.means + 0.05)
+            messages = (*messages, "test: means nudged")
+        return out, messages
+
+
+def test_repairs_still_apply_under_squarem(faithful):
+    model = PerturbedOnceGMM(2)
+    PerturbedOnceGMM.repairs[0] = 0
+    sq = latent_em.fit(model, faithful, random_state=0, tol=1e-10, accelerate="squarem")
+    assert any(ev.message == "test: means nudged" for ev in sq.events)
+    plain = latent_em.fit(latent_em.GaussianMixtureModel(2), faithful, random_state=0, tol=1e-10)
+    assert sq.converged
+    assert sq.log_likelihood == pytest.approx(plain.log_likelihood, rel=1e-9)
+
+
+def test_bad_options_are_rejected(faithful):
+    model = latent_em.GaussianMixtureModel(2)
+    with pytest.raises(ValueError, match="accelerate"):
+        latent_em.fit(model, faithful, accelerate="anderson")
+    with pytest.raises(ValueError, match="method"):
+        Squarem(method=4)
+    with pytest.raises(ValueError, match="mstep"):
+        Squarem(mstep=1.0)
+    with pytest.raises(ValueError, match="step_min0"):
+        Squarem(step_min0=5.0, step_max0=2.0)
+
+
+def test_model_without_constraints_is_rejected():
+    from latent_em.protocols import __doc__ as _  # noqa: F401  (the doctest model lives there)
+
+    class NoConstraints:
+        def initialize(self, x, rng):
+            return PoissonParams(np.array([0.5, 0.5]), np.array([2.0, 5.0]))
+
+        def latent_support(self):
+            return np.arange(2)
+
+        def log_joint(self, params, x, z):
+            return PoissonMixtureLogJointOnly().log_joint(params, x, z)
+
+        def expected_stats(self, params, x, posterior, weights):
+            r = posterior * weights[:, None]
+            return (r.sum(0), r.T @ x)
+
+        def m_step(self, params, stats):
+            return PoissonParams(stats[0] / stats[0].sum(), stats[1] / stats[0])
+
+    with pytest.raises(ModelContractError, match="constraints"):
+        latent_em.fit(NoConstraints(), _poisson_data(), accelerate="squarem")
