@@ -135,7 +135,7 @@ class PoissonMixtureLogJointOnly:
 
 def _poisson_data() -> np.ndarray:
     rng = np.random.default_rng(7)
-    return np.concatenate([rng.poisson(3.0, 300), rng.poisson(6.0, 200)]).astype(float)
+    return np.concatenate([rng.poisson(2.0, 200), rng.poisson(7.0, 150)]).astype(float)
 
 
 def test_numerical_m_step_path_same_optimum_as_direct_maximization():
