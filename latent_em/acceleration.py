@@ -38,13 +38,13 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
 from scipy import linalg
 
-from .constraints import flatten_params, unflatten_params
+from .constraints import flatten_params, get_field, replace_fields, unflatten_params
 from .exceptions import ModelContractError, MonotonicityError
 from .protocols import Constrained, Repairable
 
@@ -77,12 +77,28 @@ class Squarem:
         Initial upper bound of the step length (it grows by ``mstep`` when reached).
     mstep : float, default 4.0
         Factor by which ``step_max`` grows or shrinks.
+    backtrack : bool, default True
+        When an extrapolated point lowers the objective, halve the distance of the step
+        length to the EM point (``α ← (α + 1)/2``) and retry, up to ``max_backtracks``
+        times, before falling back to plain EM. ``False`` falls back at once, as the R
+        package does.
+    max_backtracks : int, default 6
+        Retries per cycle (each costs two E-steps).
+    space : {"natural", "unconstrained"}, default "natural"
+        Where to extrapolate: the constrained values themselves (every entry of every
+        field in ``constraints``; a point outside a constraint is rejected like one
+        that lowers the objective), or the unconstrained vector of
+        :func:`~latent_em.constraints.flatten_params` (always valid, but the EM map is
+        more curved there: slower on the Poisson benchmark).
     """
 
     method: int = 3
     step_min0: float = 1.0
     step_max0: float = 1.0
     mstep: float = 4.0
+    backtrack: bool = True
+    max_backtracks: int = 6
+    space: str = "natural"
 
     def __post_init__(self) -> None:
         if self.method not in (1, 2, 3):
@@ -99,6 +115,14 @@ class Squarem:
             )
         if self.mstep <= 1.0:
             raise ValueError(f"Squarem mstep must be > 1; got {self.mstep!r}")
+        if self.space not in ("natural", "unconstrained"):
+            raise ValueError(
+                f"Squarem space must be 'natural' or 'unconstrained'; got {self.space!r}"
+            )
+        if not isinstance(self.max_backtracks, int) or self.max_backtracks < 0:
+            raise ValueError(
+                f"Squarem max_backtracks must be an integer >= 0; got {self.max_backtracks!r}"
+            )
 
     def step_length(self, r: np.ndarray, v: np.ndarray) -> float:
         """The unclipped step length ``α`` of the chosen rule."""
@@ -174,6 +198,10 @@ def run_squarem(
     from .em import Event, _e_pass, _log_prior, _Run
 
     constraints = model.constraints
+    if options.space == "natural":
+        to_vector, from_vector = _natural_vector, _from_natural_vector
+    else:
+        to_vector, from_vector = flatten_params, unflatten_params
     total_weight = float(weights.sum())
     events: list[Event] = []
     reported: set[str] = set()
@@ -229,9 +257,9 @@ def run_squarem(
     def extrapolate(start: _Point, point1: _Point, p2: Any, iteration: int) -> _Point:
         """One SQUAREM step from ``start``; falls back to the EM point ``p2``."""
         nonlocal step_min, step_max
-        u0 = flatten_params(start.params, constraints)
-        u1 = flatten_params(point1.params, constraints)
-        u2 = flatten_params(p2, constraints)
+        u0 = to_vector(start.params, constraints)
+        u1 = to_vector(point1.params, constraints)
+        u2 = to_vector(p2, constraints)
         r = u1 - u0
         v = (u2 - u1) - r
         alpha = options.step_length(r, v)
@@ -240,15 +268,18 @@ def run_squarem(
             # r = v = 0 (or a 0/0 rule): nothing to extrapolate along
             alpha = 1.0
         alpha = max(step_min, min(step_max, alpha))
-        if abs(alpha - 1.0) > 0.01:
+        backtracks = 0
+        while abs(alpha - 1.0) > 0.01:
             with np.errstate(over="ignore", under="ignore", invalid="ignore", divide="ignore"):
                 u_new = u0 + 2.0 * alpha * r + alpha**2 * v
             candidate = None
             if np.all(np.isfinite(u_new)):
                 with np.errstate(over="ignore", under="ignore", invalid="ignore"):
-                    candidate = try_evaluate(unflatten_params(u_new, p2, constraints))
+                    trial = from_vector(u_new, p2, constraints)
+                if trial is not None:
+                    candidate = try_evaluate(trial)
             if candidate is not None:
-                # the stabilizing EM step after the extrapolation
+                # the stabilizing EM step (it often repairs an overshoot)
                 try:
                     with np.errstate(over="ignore", under="ignore", invalid="ignore"):
                         stabilized, _ = em_step(candidate)
@@ -256,13 +287,20 @@ def run_squarem(
                     stabilized = None
                 if stabilized is not None:
                     accepted = try_evaluate(stabilized)
-            if accepted is not None and not accepted.objective >= start.objective:
+                if accepted is not None and accepted.objective >= start.objective:
+                    break
                 accepted = None
-            if accepted is None:
-                # the extrapolation failed or lowered the objective: plain EM instead
-                if alpha == step_max:
-                    step_max = max(options.step_max0, step_max / options.mstep)
-                alpha = 1.0
+            # the extrapolated point failed or lowered the objective
+            if alpha == step_max:
+                step_max = max(options.step_max0, step_max / options.mstep)
+            if not options.backtrack or backtracks >= options.max_backtracks:
+                break
+            # Varadhan & Roland (2008, §6): move the step length halfway towards the
+            # EM point (alpha = 1 here, -1 in their sign convention) and try again
+            alpha = 0.5 * (alpha + 1.0)
+            backtracks += 1
+        if accepted is None:
+            alpha = 1.0
         if accepted is None:
             # alpha = 1 gives u0 + 2r + v = u2 exactly: the plain EM point after two steps
             accepted = evaluate(p2)
@@ -316,3 +354,45 @@ def run_squarem(
         converged,
         events,
     )
+
+
+def _natural_vector(params: Any, constraints: Mapping[str, Any]) -> np.ndarray:
+    """Every entry of every constrained field, in ``constraints`` order."""
+    parts: list[np.ndarray] = []
+    for name in constraints:
+        value = get_field(params, name)
+        elements = value if isinstance(value, (tuple, list)) else [value]
+        parts.extend(np.asarray(v, dtype=float).ravel() for v in elements)
+    return np.concatenate(parts) if parts else np.zeros(0)
+
+
+def _from_natural_vector(
+    vector: np.ndarray, template: Any, constraints: Mapping[str, Any]
+) -> Any | None:
+    """Inverse of :func:`_natural_vector`; ``None`` when a value breaks its constraint.
+
+    A value satisfies its constraint when the round trip through the unconstrained
+    space returns it (``Positive`` clips at the smallest float, ``Simplex`` at zero,
+    ``PositiveDefinite`` fails its Cholesky factorization, ...).
+    """
+    updates: dict[str, Any] = {}
+    start = 0
+    for name, c in constraints.items():
+        value = get_field(template, name)
+        elements = list(value) if isinstance(value, (tuple, list)) else [value]
+        rebuilt = []
+        for element in elements:
+            shape = np.shape(element)
+            size = int(np.prod(shape))
+            part = vector[start : start + size].reshape(shape)
+            start += size
+            try:
+                back = c.constrain(c.unconstrain(part), shape)
+            except _EVALUATION_ERRORS:
+                return None
+            scale = float(np.max(np.abs(part))) if size else 0.0
+            if not np.allclose(back, part, rtol=1e-7, atol=1e-12 * max(scale, 1e-300)):
+                return None
+            rebuilt.append(part)
+        updates[name] = type(value)(rebuilt) if isinstance(value, (tuple, list)) else rebuilt[0]
+    return replace_fields(template, updates)
