@@ -596,8 +596,9 @@ def fit(
     accelerate : {None, "squarem"} or latent_em.acceleration.Squarem, optional
         Acceleration of the EM map: ``None`` for plain EM, ``"squarem"`` (or a
         :class:`~latent_em.acceleration.Squarem` with options) for SQUAREM, which needs
-        the model's ``constraints``. ``n_iter`` then counts SQUAREM cycles and
-        ``n_evaluations`` the E-step passes.
+        the model's ``constraints``. ``n_iter`` then counts SQUAREM cycles,
+        ``n_evaluations`` the E-step passes, and ``history`` and ``callback`` see the
+        accepted point of every cycle.
     callback : callable, optional
         Called as ``callback(iteration, params, objective)`` after every E-step.
     monotone_rtol : float, default 1e-10
