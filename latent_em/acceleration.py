@@ -215,10 +215,10 @@ def run_squarem(
     from .em import Event, _e_pass, _log_prior, _Run
 
     constraints = model.constraints
+    to_vector: Callable[..., np.ndarray] = flatten_params
+    from_vector: Callable[..., Any] = unflatten_params
     if options.space == "natural":
         to_vector, from_vector = _natural_vector, _from_natural_vector
-    else:
-        to_vector, from_vector = flatten_params, unflatten_params
     total_weight = float(weights.sum())
     events: list[Event] = []
     reported: set[str] = set()
