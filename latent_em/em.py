@@ -504,6 +504,7 @@ def _run_em(
     events: list[Event] = []
     reported: set[str] = set()
     previous: float | None = None  # objective at the parameters the last M-step started from
+    jumped = False  # whether a repair moved the parameters after the last M-step
     converged = False
     n_iter = 0
     for iteration in range(max_iter + 1):
@@ -515,7 +516,7 @@ def _run_em(
             callback(iteration, params, objective)
         if previous is not None:
             change = objective - previous
-            if change < -monotone_rtol * (abs(previous) + total_weight):
+            if not jumped and change < -monotone_rtol * (abs(previous) + total_weight):
                 raise MonotonicityError(
                     iteration,
                     previous,
@@ -527,7 +528,7 @@ def _run_em(
                     "maximizer of the expected complete-data log-likelihood, or its "
                     "posterior is not exact; run latent_em.check_model to find which.",
                 )
-            if abs(change) <= tol * total_weight:
+            if abs(change) < tol * total_weight:
                 converged = True
                 break
         if iteration == max_iter:
@@ -535,6 +536,7 @@ def _run_em(
         new_params = m_step(params, e)
         n_iter += 1
         previous = objective
+        jumped = False
         if isinstance(model, Repairable):
             repaired, messages = model.repair(new_params, e.stats, rng)
             for message in messages:
@@ -544,8 +546,9 @@ def _run_em(
                     events.append(Event(restart, n_iter, message))
                     logger.info("restart %d, iteration %d: %s", restart, n_iter, message)
             if repaired is not new_params:
-                # the parameters jumped: the next value is not comparable with this one
-                previous = None
+                # the parameters jumped: a decrease at the next E-step is not an EM
+                # failure, so monotonicity is not checked for this one step
+                jumped = True
                 new_params = repaired
         params = new_params
     # The loop always ends right after an E-step at `params`, so the reported
