@@ -216,7 +216,8 @@ def restart_rngs(random_state: Any, n: int) -> list[np.random.Generator]:
         )
     if random_state is not None and random_state < 0:
         raise ValueError(f"random_state must be non-negative; got {random_state}")
-    return [np.random.default_rng(s) for s in np.random.SeedSequence(random_state).spawn(n)]
+    entropy = None if random_state is None else int(random_state)
+    return [np.random.default_rng(s) for s in np.random.SeedSequence(entropy).spawn(n)]
 
 
 def _check_options(tol: float, max_iter: int, n_init: int, chunk_size: int | None) -> None:

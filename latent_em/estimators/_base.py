@@ -26,6 +26,14 @@ class MixtureEstimator:
     validate or encode data (e.g. category codes) before it reaches the model.
     """
 
+    # options every estimator takes (set by the subclass's __init__)
+    n_init: int
+    tol: float
+    max_iter: int
+    chunk_size: int | None
+    random_state: Any
+    accelerate: str | None
+
     # ------------------------------------------------------------------ sklearn API
     @classmethod
     def _get_param_names(cls) -> list[str]:
