@@ -172,7 +172,7 @@ class _Checker:
             self.add(
                 "posterior",
                 "failed",
-                f"log p(x_n) is {lm[row]!r} at row {row}; {self._post_source()} must give "
+                f"log p(x_n) is {float(lm[row])!r} at row {row}; {self._post_source()} must give "
                 "finite log-densities for the data at these parameters",
             )
             return False
@@ -195,7 +195,7 @@ class _Checker:
                     "posterior",
                     "failed",
                     f"posterior rows must be non-negative and sum to one; row {worst} sums to "
-                    f"{sums[worst]!r} (min entry {np.nanmin(resp):.3g}). Normalize: "
+                    f"{float(sums[worst])!r} (min entry {np.nanmin(resp):.3g}). Normalize: "
                     "q_n(z) = exp(log_joint - logsumexp over z)",
                     err,
                     rtol,
@@ -231,8 +231,8 @@ class _Checker:
             self.add(
                 "log_marginal",
                 "failed",
-                f"{self._post_source()} gives log p(x_n) = {self.lm[i]!r} at row {i}, but "
-                f"log-sum-exp of log_joint over latent_support() is {lse[i]!r} (difference "
+                f"{self._post_source()} gives log p(x_n) = {float(self.lm[i])!r} at row {i}, but "
+                f"log-sum-exp of log_joint over latent_support() is {float(lse[i])!r} (difference "
                 f"{gap[i]:.3g}). log_marginal must be logsumexp(log_joint over z); fix "
                 "posterior() or log_joint",
                 gap[i],

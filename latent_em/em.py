@@ -280,8 +280,9 @@ def _enumerate_log_joint(model: Any, params: Any, x: Any, n: int) -> np.ndarray:
         if np.any(np.isnan(lj) | (lj == np.inf)):
             row = int(np.flatnonzero(np.isnan(lj) | (lj == np.inf))[0])
             raise ModelContractError(
-                f"{type(model).__name__}.log_joint returned {lj[row]!r} at row {row} for the "
-                f"support point z = {s!r} (index {len(columns)}); log-densities must be finite "
+                f"{type(model).__name__}.log_joint returned {float(lj[row])!r} at row {row} for "
+                f"the support point z = {np.asarray(s).tolist()!r} (index {len(columns)}); "
+                "log-densities must be finite "
                 "or -inf (zero probability)"
             )
         columns.append(lj)
