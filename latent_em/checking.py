@@ -404,7 +404,7 @@ class _Checker:
                 "perturbed inside its domain",
             )
             return
-        m = self.model
+        m: Any = self.model
         stats = m.expected_stats(self.params, self.x, self.post, self.weights)
         new = m.m_step(self.params, stats)
         q_old, q_new = q_fn(self.params), q_fn(new)
@@ -506,11 +506,9 @@ class _Checker:
             return
         declared = int(m.n_parameters(self.params))
         free = count_free_parameters(self.params, m.constraints)
-        redundant = (
-            int(m.redundant_parameters(self.params))
-            if callable(getattr(m, "redundant_parameters", None))
-            else 0
-        )
+        # optional: the dimension of a continuous symmetry (e.g. rotations of PPCA's W)
+        count_redundant = getattr(m, "redundant_parameters", None)
+        redundant = int(count_redundant(self.params)) if callable(count_redundant) else 0
         parts = ", ".join(
             f"{name}: {count_free_parameters(self.params, {name: c})}"
             for name, c in m.constraints.items()

@@ -268,7 +268,7 @@ def _enumerate_log_joint(model: Any, params: Any, x: Any, n: int) -> np.ndarray:
             f"{type(model).__name__}.latent_support() must return a non-empty array of "
             f"support points stacked on axis 0; got shape {support.shape}"
         )
-    columns = []
+    columns: list[np.ndarray] = []
     for s in support:
         z = np.broadcast_to(s, (n, *np.shape(s)))
         lj = np.asarray(model.log_joint(params, x, z), dtype=float)
