@@ -572,6 +572,19 @@ class _Checker:
         )
 
 
+def _guard(checker: _Checker, law: str, run: Callable[[], Any]) -> Any:
+    """Run one law; an exception raised by the model becomes that law's failure."""
+    try:
+        return run()
+    except Exception as exc:  # the model's own code may raise anything
+        checker.add(
+            law,
+            "failed",
+            f"the model raised {type(exc).__name__} while this law was checked: {exc}",
+        )
+        return False
+
+
 def _leaf_names(tree: Any) -> list[str]:
     """Dotted names of a statistics tree's leaves (field names of NamedTuples)."""
     if isinstance(tree, tuple) and hasattr(tree, "_fields"):
@@ -654,14 +667,14 @@ def check_model(
             params = model.initialize(x, rng)
         checker = _Checker(model, x, params, weights, rng)
         checker.add("methods", "passed", "required methods present")
-        if checker.law_posterior(rtol):
-            checker.law_log_marginal(rtol)
-            checker.law_elbo(rtol)
-            checker.law_additive(rtol)
-            checker.law_m_step(rtol, n_perturbations)
-        checker.law_monotone(n_em_iter)
-        checker.law_n_parameters()
-        checker.law_constraints()
+        if _guard(checker, "posterior", lambda: checker.law_posterior(rtol)):
+            _guard(checker, "log_marginal", lambda: checker.law_log_marginal(rtol))
+            _guard(checker, "elbo", lambda: checker.law_elbo(rtol))
+            _guard(checker, "additive_stats", lambda: checker.law_additive(rtol))
+            _guard(checker, "m_step_maximizer", lambda: checker.law_m_step(rtol, n_perturbations))
+        _guard(checker, "monotone", lambda: checker.law_monotone(n_em_iter))
+        _guard(checker, "n_parameters", checker.law_n_parameters)
+        _guard(checker, "constraints", checker.law_constraints)
         results = checker.results
     report = CheckReport(name, tuple(results))
     if raise_on_failure and not report.passed:

@@ -592,8 +592,6 @@ def _run_em(
             break
         new_params, step_messages = m_step(params, e)
         n_iter += 1
-        if n_iter == 1:
-            _validate_m_step_output(model, params, new_params)
         for message in step_messages:
             events.append(Event(restart, n_iter, message))
             logger.info("restart %d, iteration %d: %s", restart, n_iter, message)
@@ -610,6 +608,9 @@ def _run_em(
                 # the parameters jumped: the next value is not comparable with this one
                 previous = None
                 new_params = repaired
+        if n_iter == 1:
+            # after repair: a model may rely on repair to mend what its m_step left
+            _validate_m_step_output(model, params, new_params)
         params = new_params
     # The loop always ends right after an E-step at `params`, so the reported
     # log-likelihood belongs to the returned parameters (the final E-step).

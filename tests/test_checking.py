@@ -188,6 +188,25 @@ def test_off_m_step_also_breaks_monotonicity_eventually(data):
     assert report["m_step_maximizer"].status == "failed"
 
 
+def test_model_that_raises_inside_a_law_is_reported(data):
+    class Raises(ExponentialMixture):
+        def expected_stats(self, params, x, posterior, weights):
+            raise IndexError("boom")
+
+    report = check_model(Raises(), data, raise_on_failure=False)
+    assert report["additive_stats"].status == "failed"
+    assert "IndexError while this law was checked: boom" in report["additive_stats"].message
+    assert report["n_parameters"].status == "passed"  # the other laws still ran
+
+
+def test_sample_weight_is_used(data):
+    weights = np.where(np.arange(len(data)) % 2 == 0, 2.0, 0.5)
+    report = check_model(ExponentialMixture(), data, sample_weight=weights)
+    assert report.passed
+    with pytest.raises(ValueError, match="sample_weight must have shape"):
+        check_model(ExponentialMixture(), data, sample_weight=weights[:-1])
+
+
 def test_missing_methods_fail_the_methods_law(data):
     class NoLogJoint:
         def initialize(self, x, rng):

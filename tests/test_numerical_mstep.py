@@ -228,6 +228,15 @@ def test_sample_weight_equals_repeated_rows_on_numerical_path(exp_data):
     np.testing.assert_allclose(a.params.rates, b.params.rates, rtol=1e-6)
 
 
+def test_chunked_numerical_fit_equals_whole(exp_data):
+    model = ExponentialMixtureNumerical()
+    start = ExpParams(np.array([0.3, 0.7]), np.array([2.0, 0.3]))
+    opts = {"params": start, "max_iter": 3, "warn_not_converged": False}
+    whole = latent_em.fit(model, exp_data, **opts)
+    chunked = latent_em.fit(model, exp_data, chunk_size=77, **opts)
+    np.testing.assert_allclose(chunked.history, whole.history, rtol=1e-10)
+
+
 def test_model_without_any_m_step_is_rejected(exp_data):
     @dataclasses.dataclass(frozen=True)
     class NoMStep:
