@@ -88,10 +88,13 @@ def test_emresult_round_trip_keeps_events_and_restarts(tmp_path):
     x = np.c_[rng.normal(size=40), np.full(40, 2.5)]
     result = latent_em.fit(latent_em.GaussianMixtureModel(2), x, n_init=3, random_state=0)
     assert result.events and len(result.restarts) == 3
-    io.save(result, tmp_path / "result.json")
-    again = io.load(tmp_path / "result.json")
+    result.save(tmp_path / "result.json")
+    again = latent_em.EMResult.load(tmp_path / "result.json")
     assert_identical(result, again, "result")
     assert again.bic == result.bic
+    latent_em.GaussianMixture(2).save(tmp_path / "estimator.json")
+    with pytest.raises(TypeError, match="holds a GaussianMixture, not an EMResult"):
+        latent_em.EMResult.load(tmp_path / "estimator.json")
 
 
 def test_generator_random_state_round_trips(tmp_path, faithful):

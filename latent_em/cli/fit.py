@@ -263,7 +263,7 @@ def run_fit(
 def _component_table(est: Any) -> list[str]:
     """Per-component parameters small enough to print (leading axis K, at most 8 values)."""
     params = est.params_
-    k = len(np.asarray(est.weights_))
+    k = int(est.n_components)
     fields = [
         f
         for f in getattr(params, "_fields", ())
