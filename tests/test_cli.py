@@ -6,6 +6,7 @@ uses the same convention, ``-2 log L + p log n``).
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io as stdio
 import json
@@ -25,24 +26,31 @@ from latent_em.cli.fit import MODELS, ModelSpec, parse_k_range
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture
-def faithful_csv(tmp_path, faithful) -> Path:
-    path = tmp_path / "faithful.csv"
+def _write_faithful(path: Path, x: np.ndarray) -> Path:
     with open(path, "w", newline="") as fh:
         writer = csv.writer(fh)
         writer.writerow(["eruptions", "waiting"])
-        writer.writerows(faithful.tolist())
+        writer.writerows(x.tolist())
     return path
 
 
 @pytest.fixture
-def fitted(tmp_path, faithful_csv, capsys) -> tuple[Path, str]:
-    out = tmp_path / "models" / "fit.json"
-    rc = main(["fit", str(faithful_csv), "-k", "1-3", "--n-init", "2", "--out", str(out)])
-    captured = capsys.readouterr()
-    assert rc == 0, captured.err
-    assert captured.err == ""  # not a terminal: no progress bar
-    return out, captured.out
+def faithful_csv(tmp_path, faithful) -> Path:
+    return _write_faithful(tmp_path / "faithful.csv", faithful)
+
+
+@pytest.fixture(scope="module")
+def fitted(tmp_path_factory, faithful) -> tuple[Path, str]:
+    """One 'latent-em fit' run shared by the tests that read its output."""
+    folder = tmp_path_factory.mktemp("fit")
+    data = _write_faithful(folder / "faithful.csv", faithful)
+    out = folder / "models" / "fit.json"
+    stdout, stderr = stdio.StringIO(), stdio.StringIO()
+    with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+        rc = main(["fit", str(data), "-k", "1-3", "--n-init", "2", "--out", str(out)])
+    assert rc == 0, stderr.getvalue()
+    assert stderr.getvalue() == ""  # not a terminal: no progress bar
+    return out, stdout.getvalue()
 
 
 def test_fit_chooses_k_by_bic_and_matches_scikit_learn(fitted, faithful):
