@@ -174,6 +174,8 @@ class _Encoder:
             return {"__scalar__": self._array(np.asarray(value), where)}
         if isinstance(value, np.random.Generator):
             return {"__generator__": self.encode(value.bit_generator.state, where)}
+        if isinstance(value, np.random.RandomState):
+            return {"__random_state__": self.encode(value.get_state(legacy=False), where)}
         if _is_namedtuple(value):
             name = self._class_name(value, where)
             fields = {f: self.encode(getattr(value, f), f"{where}.{f}") for f in value._fields}
@@ -260,6 +262,13 @@ class _Decoder:
             return self._array(value["__scalar__"])[()]
         if "__generator__" in value:
             return _generator_from_state(self.decode(value["__generator__"]))
+        if "__random_state__" in value:
+            state = self.decode(value["__random_state__"])
+            if not isinstance(state, dict) or state.get("bit_generator") != "MT19937":
+                raise UnsupportedFormatError("invalid RandomState entry")
+            random_state = np.random.RandomState()
+            random_state.set_state(state)
+            return random_state
         if "__tuple__" in value:
             return tuple(self.decode(v) for v in value["__tuple__"])
         if "__dict__" in value:

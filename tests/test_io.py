@@ -105,6 +105,12 @@ def test_generator_random_state_round_trips(tmp_path, faithful):
     loaded = io.load(tmp_path / "g.json").random_state
     assert isinstance(loaded, np.random.Generator)
     assert np.array_equal(loaded.standard_normal(5), gen.standard_normal(5))
+    legacy = np.random.RandomState(3)
+    legacy.uniform(size=2)
+    latent_em.GaussianMixture(2, random_state=legacy).save(tmp_path / "r.json")
+    loaded = io.load(tmp_path / "r.json").random_state
+    assert isinstance(loaded, np.random.RandomState)
+    assert np.array_equal(loaded.uniform(size=5), legacy.uniform(size=5))
 
 
 class ExpParams(NamedTuple):
@@ -238,3 +244,23 @@ def test_save_rejects_other_objects_and_npz_paths(tmp_path):
     gm = latent_em.GaussianMixture(2)
     with pytest.raises(ValueError, match="path must name the JSON metadata file"):
         gm.save(tmp_path / "x.npz")
+
+
+class LabelledMixture(latent_em.GaussianMixture):
+    """An estimator with extra fitted state, as categorical models have (category codes)."""
+
+    def fit(self, X, y=None, sample_weight=None):
+        super().fit(X, sample_weight=sample_weight)
+        self.categories_ = [np.array(["a", "b"]), np.array([1, 2, 3])]
+        self.note_ = {"source": "test", "scale": 2.5}
+        return self
+
+
+def test_extra_fitted_attributes_round_trip_generically(tmp_path, monkeypatch, faithful):
+    monkeypatch.setattr(io, "_USER_CLASSES", {})
+    io.register_class(LabelledMixture)
+    est = LabelledMixture(2, random_state=0).fit(faithful)
+    est.save(tmp_path / "l.json")
+    again = LabelledMixture.load(tmp_path / "l.json")
+    assert_identical(est, again)
+    assert again.categories_[0].dtype.kind == "U"

@@ -35,13 +35,29 @@ def gaussian_data(rng: np.random.Generator, n: int, d: int) -> np.ndarray:
     return np.round(x, int(rng.integers(1, 4)))
 
 
+def binary_data(rng: np.random.Generator, n: int, d: int) -> np.ndarray:
+    """0/1 rows from two or three latent classes."""
+    probs = rng.uniform(0.05, 0.95, size=(3, d + 1))
+    return (rng.uniform(size=(n, d + 1)) < probs[rng.integers(0, 3, size=n)]).astype(np.int64)
+
+
+def count_data(rng: np.random.Generator, n: int, d: int) -> np.ndarray:
+    """Poisson counts from two or three latent classes (zeros and ties included)."""
+    rates = rng.gamma(2.0, 3.0, size=(3, d))
+    return rng.poisson(rates[rng.integers(0, 3, size=n)])
+
+
 #: (name, model factory taking K, data generator taking (rng, n, d)). Other built-in
-#: models join with one line, e.g.
-#: ("poisson", lambda k: PoissonMixtureModel(k), poisson_data)
+#: models join with one line; the Bernoulli and Poisson mixtures join automatically once
+#: latent_em.models exports them (constructor ``Model(n_components)``).
 MODELS: list[tuple[str, Callable[[int], Any], Callable[..., np.ndarray]]] = [
     (f"gmm-{c}", lambda k, c=c: GaussianMixtureModel(k, covariance_type=c), gaussian_data)
     for c in ("full", "tied", "diag", "spherical")
 ]
+for _name, _data in (("BernoulliMixtureModel", binary_data), ("PoissonMixtureModel", count_data)):
+    _cls = getattr(latent_em.models, _name, None)
+    if _cls is not None:
+        MODELS.append((_name, lambda k, cls=_cls: cls(k), _data))
 INITS = ("kmeans", "k-means++", "random", "random_from_data")
 
 model_index = st.integers(0, len(MODELS) - 1)
@@ -109,6 +125,7 @@ def test_reported_log_likelihood_is_the_scipy_mixture_density(index, seed, n, d)
 )
 def test_expected_statistics_are_additive(index, seed, n, d, k, data):
     model, x = _draw(index, seed, n, d, k)
+    assume(callable(getattr(model, "expected_stats", None)))  # closed-form models only
     rng = np.random.default_rng(seed)
     params = model.initialize(x, rng)
     weights = rng.uniform(0.0, 3.0, size=n)
