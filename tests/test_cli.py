@@ -57,7 +57,8 @@ def test_fit_chooses_k_by_bic_and_matches_scikit_learn(fitted, faithful):
     from sklearn.mixture import GaussianMixture
 
     out, text = fitted
-    assert out.exists() and out.with_suffix(".npz").exists() and out.with_suffix(".png").exists()
+    assert out.exists() and out.with_suffix(".npz").exists()
+    assert out.with_suffix(".png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # the table has one row per K, the chosen one starred
     rows = [line for line in text.splitlines() if line[:3].strip() in ("1", "2", "3")]
     assert [r.split()[0] for r in rows[:3]] == ["1", "2", "3"]
