@@ -6,7 +6,7 @@ scikit-learn-style estimators. PyMC and ArviZ bridges live in :mod:`latent_em.br
 and are imported only when used.
 """
 
-from . import constraints, datasets, protocols
+from . import constraints, datasets, io, protocols
 from .checking import CheckReport, LawResult, check_model
 from .em import EMResult, Event, RestartOutcome, fit, log_likelihood, posterior
 from .estimators import GaussianMixture, MixtureEstimator
@@ -55,6 +55,7 @@ __all__ = [
     "NotFittedError",
     "constraints",
     "datasets",
+    "io",
     "protocols",
     "__version__",
 ]

@@ -17,8 +17,10 @@ import dataclasses
 import logging
 import math
 import numbers
+import os
 import warnings
 from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -168,6 +170,22 @@ class EMResult:
     def aic(self) -> float:
         """``-2 log L + 2 p`` (smaller is better)."""
         return -2.0 * self.log_likelihood + 2.0 * self._p()
+
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Save to ``path`` (JSON) and its ``.npz`` sibling; see :mod:`latent_em.io`."""
+        from .io import save
+
+        return save(self, path)
+
+    @staticmethod
+    def load(path: str | os.PathLike[str]) -> EMResult:
+        """Load an :class:`EMResult` written by :meth:`save`."""
+        from .io import load
+
+        obj = load(path)
+        if not isinstance(obj, EMResult):
+            raise TypeError(f"{str(path)!r} holds a {type(obj).__name__}, not an EMResult")
+        return obj
 
     def _p(self) -> int:
         if self.n_parameters is None:
