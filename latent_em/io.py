@@ -192,9 +192,11 @@ class _Encoder:
             return self._estimator(value, where)
         if dataclasses.is_dataclass(value) and not isinstance(value, type):
             name = self._class_name(value, where)
+            # fields with init=False are derived state that __post_init__ rebuilds
             fields = {
                 f.name: self.encode(getattr(value, f.name), f"{where}.{f.name}")
                 for f in dataclasses.fields(value)
+                if f.init
             }
             return {"__dataclass__": name, "fields": fields}
         if type(value).__name__ in _USER_CLASSES and hasattr(value, "__dict__"):
