@@ -6,7 +6,8 @@ scikit-learn-style estimators. PyMC and ArviZ bridges live in :mod:`latent_em.br
 and are imported only when used.
 """
 
-from . import constraints, datasets, protocols
+from . import constraints, datasets, io, protocols
+from .checking import CheckReport, LawResult, check_model
 from .em import EMResult, Event, RestartOutcome, fit, log_likelihood, posterior
 from .estimators import GaussianMixture, MixtureEstimator
 from .exceptions import (
@@ -16,7 +17,15 @@ from .exceptions import (
     MonotonicityError,
     NotFittedError,
 )
-from .models import GaussianMixtureModel, GaussianMixtureParams, GaussianMixtureStats
+from .models import (
+    GaussianMixtureModel,
+    GaussianMixtureParams,
+    GaussianMixtureStats,
+    PPCAModel,
+    PPCAParams,
+    PPCAPosterior,
+    PPCAStats,
+)
 
 __version__ = "0.1.0"
 
@@ -32,6 +41,13 @@ __all__ = [
     "GaussianMixtureModel",
     "GaussianMixtureParams",
     "GaussianMixtureStats",
+    "PPCAModel",
+    "PPCAParams",
+    "PPCAPosterior",
+    "PPCAStats",
+    "check_model",
+    "CheckReport",
+    "LawResult",
     "ModelContractError",
     "MonotonicityError",
     "ConvergenceWarning",
@@ -39,6 +55,7 @@ __all__ = [
     "NotFittedError",
     "constraints",
     "datasets",
+    "io",
     "protocols",
     "__version__",
 ]

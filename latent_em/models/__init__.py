@@ -5,5 +5,14 @@ from .gaussian_mixture import (
     GaussianMixtureParams,
     GaussianMixtureStats,
 )
+from .ppca import PPCAModel, PPCAParams, PPCAPosterior, PPCAStats
 
-__all__ = ["GaussianMixtureModel", "GaussianMixtureParams", "GaussianMixtureStats"]
+__all__ = [
+    "GaussianMixtureModel",
+    "GaussianMixtureParams",
+    "GaussianMixtureStats",
+    "PPCAModel",
+    "PPCAParams",
+    "PPCAPosterior",
+    "PPCAStats",
+]
