@@ -199,7 +199,7 @@ def run_squarem(
     tol: float,
     max_iter: int,
     chunk_size: int | None,
-    m_step: Callable[[Any, Any], Any],
+    m_step: Callable[[Any, Any], tuple[Any, tuple[str, ...]]],
     closed_form: bool,
     monotone_rtol: float,
     callback: Callable[[int, Any, float], Any] | None,
@@ -210,7 +210,7 @@ def run_squarem(
     stabilizing step and any backtracking) and ``n_evaluations`` counts E-step passes
     over the data, the cost that matters. The
     history holds the objective at the accepted points (non-decreasing). Convergence uses
-    the driver's criterion on the first EM step of a cycle: ``|L(F(u₀)) - L(u₀)| <= tol Σw``.
+    the driver's criterion on the first EM step of a cycle: ``|L(F(u₀)) - L(u₀)| < tol Σw``.
     """
     from .em import Event, _e_pass, _log_prior, _Run
 
@@ -245,7 +245,10 @@ def run_squarem(
 
     def em_step(point: _Point) -> tuple[Any, bool]:
         """``F`` at an evaluated point, with repairs; True when a repair moved it."""
-        new = m_step(point.params, point.e)
+        new, step_messages = m_step(point.params, point.e)
+        for message in step_messages:
+            events.append(Event(restart, n_iter + 1, message))
+            logger.info("restart %d, iteration %d: %s", restart, n_iter + 1, message)
         if isinstance(model, Repairable):
             repaired, messages = model.repair(new, point.e.stats, rng)
             for message in messages:
@@ -338,7 +341,7 @@ def run_squarem(
         point1 = evaluate(p1)
         if not jumped:
             check_monotone(current, point1, n_iter + 1)
-            if abs(point1.objective - current.objective) <= tol * total_weight:
+            if abs(point1.objective - current.objective) < tol * total_weight:
                 # same criterion as plain EM, on a plain EM step; its E-step is the final one
                 n_iter += 1
                 current = point1

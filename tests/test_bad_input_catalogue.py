@@ -200,7 +200,7 @@ CASES: list[Case] = [
         "options",
         'GaussianMixture(2, accelerate="turbo").fit(X)',
         "ValueError",
-        "unknown accelerate option 'turbo'; expected None",
+        "unknown accelerate option 'turbo'; expected None, 'squarem' or a latent_em.acceleration.Squarem instance",
     ),
     Case(
         "options",
