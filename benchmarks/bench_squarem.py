@@ -18,6 +18,8 @@ in ``posterior``), not taken from the driver. Wall times are the minimum over
 * ``gmm-overlap``: two-component bivariate Gaussian mixture, means one SD apart;
 * ``exponential-close``: the two-exponential mixture of :mod:`latent_em.protocols`
   with means 1 and 2 (a custom model);
+* ``hmm-gallery``: the categorical hidden Markov model of ``models/hidden_markov.py``
+  (200 sequences of length 20);
 * ``gmm-separated``: three well-separated bivariate Gaussians (fast: EM converges in a
   handful of steps).
 """
@@ -123,6 +125,23 @@ class CountedGMM(latent_em.GaussianMixtureModel):
         return super().posterior(params, x)
 
 
+def _gallery_hmm() -> tuple[Any, np.ndarray]:
+    """The categorical hidden Markov model of ``models/hidden_markov.py``, counted."""
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "models"))
+    import hidden_markov
+
+    class CountedHMM(hidden_markov.CategoricalHMM):
+        def posterior(self, params: Any, x: Any) -> Any:
+            object.__setattr__(self, "calls", getattr(self, "calls", 0) + 1)
+            return super().posterior(params, x)
+
+    model = CountedHMM(2, 3)
+    x, _ = model.sample(hidden_markov.TRUE_PARAMS, 200, np.random.default_rng(5), length=20)
+    return model, x
+
+
 def problems() -> dict[str, tuple[Any, np.ndarray]]:
     rng = np.random.default_rng(2026)
     poisson = np.concatenate([rng.poisson(3.0, 1200), rng.poisson(4.0, 800)]).astype(float)
@@ -138,6 +157,7 @@ def problems() -> dict[str, tuple[Any, np.ndarray]]:
         "poisson-close": (PoissonMixture(), poisson),
         "gmm-overlap": (CountedGMM(2, covariance_type="full"), overlap),
         "exponential-close": (ExponentialMixture(), expo),
+        "hmm-gallery": _gallery_hmm(),
         # random data points as initial means, so that EM has some work to do
         "gmm-separated": (
             CountedGMM(3, covariance_type="full", init_params="random_from_data"),

@@ -6,7 +6,8 @@ scikit-learn-style estimators. PyMC and ArviZ bridges live in :mod:`latent_em.br
 and are imported only when used.
 """
 
-from . import constraints, datasets, io, protocols
+from . import acceleration, constraints, datasets, io, protocols, selection, uncertainty
+from .acceleration import Squarem
 from .checking import CheckReport, LawResult, check_model
 from .em import EMResult, Event, RestartOutcome, fit, log_likelihood, posterior
 from .estimators import GaussianMixture, MixtureEstimator
@@ -26,11 +27,23 @@ from .models import (
     PPCAPosterior,
     PPCAStats,
 )
+from .selection import SelectionResult, select_components
+from .uncertainty import BootstrapResult, StandardErrors, bootstrap, standard_errors
 
 __version__ = "0.1.0"
 
 __all__ = [
     "fit",
+    "Squarem",
+    "select_components",
+    "SelectionResult",
+    "standard_errors",
+    "StandardErrors",
+    "bootstrap",
+    "BootstrapResult",
+    "acceleration",
+    "selection",
+    "uncertainty",
     "posterior",
     "log_likelihood",
     "EMResult",

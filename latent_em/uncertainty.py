@@ -46,7 +46,6 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
 
 from .constraints import flatten_params, get_field, replace_fields, unflatten_params
 from .em import EMResult, check_sample_weight, fit, posterior
@@ -608,6 +607,8 @@ def bootstrap(
         raise ModelContractError(
             f"kind='parametric' needs {type(model).__name__}.sample(params, n, rng)"
         )
+    from scipy.optimize import linear_sum_assignment
+
     rng = np.random.default_rng(random_state)
     n = len(x)
     discrete = isinstance(model, EnumerableLatent)
