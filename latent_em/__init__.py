@@ -8,7 +8,13 @@ and are imported only when used.
 
 from . import constraints, datasets, protocols
 from .em import EMResult, Event, RestartOutcome, fit, log_likelihood, posterior
-from .estimators import GaussianMixture, MixtureEstimator
+from .estimators import (
+    BernoulliMixture,
+    CategoricalMixture,
+    GaussianMixture,
+    MixtureEstimator,
+    PoissonMixture,
+)
 from .exceptions import (
     ConvergenceWarning,
     DegeneracyWarning,
@@ -16,7 +22,20 @@ from .exceptions import (
     MonotonicityError,
     NotFittedError,
 )
-from .models import GaussianMixtureModel, GaussianMixtureParams, GaussianMixtureStats
+from .models import (
+    BernoulliMixtureModel,
+    BernoulliMixtureParams,
+    BernoulliMixtureStats,
+    CategoricalMixtureModel,
+    CategoricalMixtureParams,
+    CategoricalMixtureStats,
+    GaussianMixtureModel,
+    GaussianMixtureParams,
+    GaussianMixtureStats,
+    PoissonMixtureModel,
+    PoissonMixtureParams,
+    PoissonMixtureStats,
+)
 
 __version__ = "0.1.0"
 
@@ -32,6 +51,18 @@ __all__ = [
     "GaussianMixtureModel",
     "GaussianMixtureParams",
     "GaussianMixtureStats",
+    "BernoulliMixture",
+    "CategoricalMixture",
+    "PoissonMixture",
+    "BernoulliMixtureModel",
+    "BernoulliMixtureParams",
+    "BernoulliMixtureStats",
+    "CategoricalMixtureModel",
+    "CategoricalMixtureParams",
+    "CategoricalMixtureStats",
+    "PoissonMixtureModel",
+    "PoissonMixtureParams",
+    "PoissonMixtureStats",
     "ModelContractError",
     "MonotonicityError",
     "ConvergenceWarning",

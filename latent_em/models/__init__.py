@@ -1,9 +1,34 @@
 """Built-in models (immutable configuration objects for the generic driver)."""
 
+from .bernoulli_mixture import (
+    BernoulliMixtureModel,
+    BernoulliMixtureParams,
+    BernoulliMixtureStats,
+)
+from .categorical_mixture import (
+    CategoricalMixtureModel,
+    CategoricalMixtureParams,
+    CategoricalMixtureStats,
+)
 from .gaussian_mixture import (
     GaussianMixtureModel,
     GaussianMixtureParams,
     GaussianMixtureStats,
 )
 
-__all__ = ["GaussianMixtureModel", "GaussianMixtureParams", "GaussianMixtureStats"]
+from .poisson_mixture import PoissonMixtureModel, PoissonMixtureParams, PoissonMixtureStats
+
+__all__ = [
+    "GaussianMixtureModel",
+    "GaussianMixtureParams",
+    "GaussianMixtureStats",
+    "BernoulliMixtureModel",
+    "BernoulliMixtureParams",
+    "BernoulliMixtureStats",
+    "CategoricalMixtureModel",
+    "CategoricalMixtureParams",
+    "CategoricalMixtureStats",
+    "PoissonMixtureModel",
+    "PoissonMixtureParams",
+    "PoissonMixtureStats",
+]
