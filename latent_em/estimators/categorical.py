@@ -200,9 +200,10 @@ class CategoricalMixture(DiscreteMixtureEstimator):
                 codes[:, j] = col
             if np.any(unseen):
                 row = int(np.flatnonzero(unseen)[0])
+                label = vals.tolist()[row]
                 raise ValueError(
-                    f"column {name!r} holds the category {vals.tolist()[row]!r} at row {row}, which was "
-                    f"not seen during fit (known categories: {cats.tolist()})"
+                    f"column {name!r} holds the category {label!r} at row {row}, which was not "
+                    f"seen during fit (known categories: {cats.tolist()})"
                 )
         return codes
 

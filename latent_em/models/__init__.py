@@ -15,7 +15,6 @@ from .gaussian_mixture import (
     GaussianMixtureParams,
     GaussianMixtureStats,
 )
-
 from .poisson_mixture import PoissonMixtureModel, PoissonMixtureParams, PoissonMixtureStats
 
 __all__ = [
