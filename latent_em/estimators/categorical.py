@@ -134,7 +134,7 @@ class CategoricalMixture(DiscreteMixtureEstimator):
     >>> lca = latent_em.CategoricalMixture(3, n_init=10, tol=1e-10, random_state=0).fit(X)
     >>> round(lca.log_likelihood_, 3)
     -293.705
-    >>> [list(c) for c in lca.categories_][:2]
+    >>> [c.tolist() for c in lca.categories_][:2]
     [[1, 2], [1, 2]]
     """
 
