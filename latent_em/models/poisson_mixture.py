@@ -72,12 +72,22 @@ class PoissonMixtureStats(NamedTuple):
     sum_x: np.ndarray
 
 
+def _log_factorial(x: np.ndarray) -> np.ndarray:
+    """``log x!`` elementwise; small counts (the usual case) through a lookup table,
+    several times faster than ``gammaln`` on every element of every E-step."""
+    top = float(x.max()) if x.size else 0.0
+    if top <= 65536:
+        table = gammaln(np.arange(int(top) + 1, dtype=float) + 1.0)
+        return np.take(table, x.astype(np.intp))
+    return gammaln(x + 1.0)
+
+
 def poisson_log_table(rates: np.ndarray, x: np.ndarray) -> np.ndarray:
     """``(n, K)`` table of ``Σ_d log Poisson(x_nd; λ_kd)``, exact at ``λ = 0``."""
     rates = np.asarray(rates, dtype=float)
     zero = rates <= 0.0
     log_rates = np.where(zero, 0.0, safe_log(np.where(zero, 1.0, rates)))
-    table = x @ log_rates.T - rates.sum(axis=1)[None, :] - gammaln(x + 1.0).sum(axis=1)[:, None]
+    table = x @ log_rates.T - rates.sum(axis=1)[None, :] - _log_factorial(x).sum(axis=1)[:, None]
     if np.any(zero):
         # a positive count is impossible under a zero rate
         table[(x > 0).astype(float) @ zero.T.astype(float) > 0] = -np.inf
