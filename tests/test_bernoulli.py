@@ -151,6 +151,17 @@ def test_beta_prior_keeps_estimates_off_the_boundary(binary_carcinoma):
     assert np.any((mle.probs_ == 0) | (mle.probs_ == 1))
 
 
+def test_empty_component_is_reported_and_keeps_weight_zero(rng):
+    x, _ = BernoulliMixtureModel(2).sample(TRUTH, 200, rng)
+    model = BernoulliMixtureModel(3)
+    start = BernoulliMixtureParams(np.array([0.5, 0.5, 0.0]), rng.uniform(0.2, 0.8, (3, 6)))
+    result = latent_em.fit(model, x, params=start, tol=1e-10)
+    assert result.params.weights[2] == 0.0
+    assert np.all(np.isfinite(result.history))
+    messages = [e.message for e in result.events]
+    assert len(messages) == 1 and messages[0].startswith("component 2 is empty")
+
+
 # ----------------------------------------------------------------------------- laws
 
 
@@ -205,6 +216,10 @@ def test_estimator_api(rng):
         ([[0, 1], [2, 1]], r"binary.*column 0 holds the value 2 at row 1"),
         ([[0, 1], [1, 0.5]], r"binary.*column 1 holds the value 0.5 at row 1"),
         ([[0, 1], [1, np.nan]], r"NaN.*column 1.*row 1"),
+        (
+            np.array([[0, 1], [None, 1]], dtype=object),
+            r"missing values: column 0 has None at row 1",
+        ),
         ([["a", "b"], ["b", "a"]], r"must contain numbers"),
     ],
 )

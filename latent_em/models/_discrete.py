@@ -26,6 +26,7 @@ __all__ = [
     "INIT_METHODS",
     "one_hot",
     "partition_from_data",
+    "empty_component_messages",
 ]
 
 #: initialization methods of the discrete mixtures
@@ -128,6 +129,12 @@ def finite_matrix(x: Any, name: str, min_rows: int) -> np.ndarray:
     except Exception as exc:  # ragged lists and the like
         raise TypeError(f"{name} must be a numeric array-like; got {type(x).__name__}") from exc
     if arr.dtype == object:
+        if arr.ndim == 2:
+            for (row, col), value in np.ndenumerate(arr):
+                if value is None:
+                    raise ValueError(
+                        f"{name} contains missing values: column {col} has None at row {row}"
+                    )
         try:
             arr = arr.astype(float)
         except (TypeError, ValueError) as exc:
@@ -184,3 +191,20 @@ def partition_from_data(features: np.ndarray, k: int, rng: np.random.Generator) 
     # break ties at random so identical centres do not all lose to the first one
     d2 = d2 + 1e-9 * rng.random(d2.shape)
     return one_hot(np.argmin(d2, axis=1), k)
+
+
+def empty_component_messages(counts: np.ndarray) -> tuple[str, ...]:
+    """Report components that received no responsibility in the last E-step.
+
+    Such a component keeps its parameters and gets weight 0 (the maximizer of the
+    expected complete-data log-likelihood); it cannot recover, so the fit effectively has
+    fewer components. It is reported rather than re-seeded, so that EM stays a monotone
+    ascent and restarts (``n_init``) remain the remedy.
+    """
+    total = float(np.sum(counts))
+    empty = np.flatnonzero(counts <= 10 * np.finfo(float).eps * total)
+    return tuple(
+        f"component {int(k)} is empty (no responsibility, weight 0); the fit has fewer "
+        "effective components: try other restarts or fewer components"
+        for k in empty
+    )

@@ -30,6 +30,7 @@ from ._discrete import (
     check_concentration,
     check_pair_prior,
     dirichlet_log_density,
+    empty_component_messages,
     finite_matrix,
     log_weights,
     partition_from_data,
@@ -230,6 +231,12 @@ class BernoulliMixtureModel:
             p = np.asarray(params.probs, dtype=float)
             total += float(np.sum(xlogy(a - 1.0, p) + xlog1py(b - 1.0, -p)) - p.size * betaln(a, b))
         return total
+
+    def repair(
+        self, params: BernoulliMixtureParams, stats: BernoulliMixtureStats, rng: np.random.Generator
+    ) -> tuple[BernoulliMixtureParams, tuple[str, ...]]:
+        """Report empty components (the parameters are returned unchanged)."""
+        return params, empty_component_messages(stats.counts)
 
     def sample(
         self, params: BernoulliMixtureParams, n: int, rng: np.random.Generator

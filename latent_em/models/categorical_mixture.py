@@ -31,6 +31,7 @@ from ._discrete import (
     INIT_METHODS,
     check_concentration,
     dirichlet_log_density,
+    empty_component_messages,
     finite_matrix,
     log_weights,
     one_hot,
@@ -287,6 +288,15 @@ class CategoricalMixtureModel:
         if self.dirichlet_prior is not None:
             total += sum(dirichlet_log_density(p, self.dirichlet_prior) for p in params.probs)
         return total
+
+    def repair(
+        self,
+        params: CategoricalMixtureParams,
+        stats: CategoricalMixtureStats,
+        rng: np.random.Generator,
+    ) -> tuple[CategoricalMixtureParams, tuple[str, ...]]:
+        """Report empty components (the parameters are returned unchanged)."""
+        return params, empty_component_messages(stats.counts)
 
     def sample(
         self, params: CategoricalMixtureParams, n: int, rng: np.random.Generator

@@ -31,6 +31,7 @@ from ._discrete import (
     check_concentration,
     check_pair_prior,
     dirichlet_log_density,
+    empty_component_messages,
     finite_matrix,
     log_weights,
     partition_from_data,
@@ -243,6 +244,12 @@ class PoissonMixtureModel:
                 np.sum(xlogy(a - 1.0, lam) - b * lam) + lam.size * (a * np.log(b) - gammaln(a))
             )
         return total
+
+    def repair(
+        self, params: PoissonMixtureParams, stats: PoissonMixtureStats, rng: np.random.Generator
+    ) -> tuple[PoissonMixtureParams, tuple[str, ...]]:
+        """Report empty components (the parameters are returned unchanged)."""
+        return params, empty_component_messages(stats.counts)
 
     def sample(
         self, params: PoissonMixtureParams, n: int, rng: np.random.Generator
