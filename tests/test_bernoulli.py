@@ -262,3 +262,13 @@ def test_docs_example_runs():
     namespace: dict = {}
     for block in blocks:
         exec(compile(block, str(page), "exec"), namespace)
+
+
+def test_estimator_docstring_example_runs():
+    import doctest
+
+    import latent_em.estimators.bernoulli as module
+
+    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    assert result.attempted > 0
+    assert result.failed == 0

@@ -79,7 +79,7 @@ def _simulate(rng, n=300):
 
 
 def test_hasselblad_death_notices_from_the_frequency_table():
-    pm = PoissonMixture(2, tol=0.0, max_iter=100000, random_state=0).fit(DEATHS, frequency=DAYS)
+    pm = PoissonMixture(2, tol=1e-15, max_iter=100000, random_state=0).fit(DEATHS, frequency=DAYS)
     assert pm.converged_
     assert pm.result_.n_observations == DAYS.sum() == 1096
     low = int(np.argmin(pm.rates_[:, 0]))
@@ -118,7 +118,7 @@ def test_hasselblad_likelihood_is_the_maximum_found_by_scipy():
         bounds=[(1e-6, 1 - 1e-6), (1e-6, 20), (1e-6, 20)],
         options={"ftol": 1e-15, "gtol": 1e-10},
     )
-    pm = PoissonMixture(2, tol=0.0, max_iter=100000, random_state=0).fit(DEATHS, frequency=DAYS)
+    pm = PoissonMixture(2, tol=1e-15, max_iter=100000, random_state=0).fit(DEATHS, frequency=DAYS)
     assert pm.log_likelihood_ >= -best.fun - 1e-6
     assert pm.log_likelihood_ == pytest.approx(-best.fun, abs=1e-5)
 
@@ -317,3 +317,13 @@ def test_docs_example_runs():
     namespace: dict = {}
     for block in blocks:
         exec(compile(block, str(page), "exec"), namespace)
+
+
+def test_estimator_docstring_example_runs():
+    import doctest
+
+    import latent_em.estimators.poisson as module
+
+    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    assert result.attempted > 0
+    assert result.failed == 0

@@ -56,7 +56,7 @@ class PoissonMixture(DiscreteMixtureEstimator):
     >>> import latent_em
     >>> deaths = np.arange(10).reshape(-1, 1)
     >>> days = [162, 267, 271, 185, 111, 61, 27, 8, 3, 1]
-    >>> pm = latent_em.PoissonMixture(2, tol=0.0, max_iter=100000, random_state=0)
+    >>> pm = latent_em.PoissonMixture(2, tol=1e-15, max_iter=100000, random_state=0)
     >>> pm = pm.fit(deaths, frequency=days)
     >>> np.round(np.sort(pm.rates_[:, 0]), 3)
     array([1.256, 2.663])
