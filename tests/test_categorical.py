@@ -371,6 +371,13 @@ def test_bad_codes_for_the_model_are_errors():
         model.check_data([[-1, 0], [1, 2]])
     with pytest.raises(ValueError, match=r"NaN.*column 1"):
         model.check_data([[0, np.nan], [1, 2]])
+    # categories inferred from the data: a larger code later is an error, not an IndexError
+    inferred = CategoricalMixtureModel(2)
+    params = inferred.initialize(
+        inferred.check_data([[0, 1], [1, 0], [1, 1]]), np.random.default_rng(0)
+    )
+    with pytest.raises(ValueError, match=r"column 1 holds the code 2"):
+        inferred.posterior(params, np.array([[0, 2]]))
 
 
 @pytest.mark.parametrize(

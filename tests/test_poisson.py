@@ -143,6 +143,17 @@ def test_frequency_table_equals_expanded_rows():
     assert tree_allclose(table.params, rows.params, rtol=1e-8)
 
 
+def test_frequency_multiplies_sample_weight():
+    options = {"n_components": 2, "tol": 1e-7, "max_iter": 5000, "random_state": 0}
+    both = PoissonMixture(**options).fit(DEATHS, sample_weight=np.full(10, 2.0), frequency=DAYS)
+    doubled = PoissonMixture(**options).fit(DEATHS, frequency=2 * DAYS)
+    assert both.result_.n_observations == doubled.result_.n_observations == 2 * 1096
+    np.testing.assert_allclose(both.history_, doubled.history_, rtol=1e-12)
+    assert both.bic(DEATHS, sample_weight=np.full(10, 2.0), frequency=DAYS) == pytest.approx(
+        doubled.bic(DEATHS, frequency=2 * DAYS), rel=1e-12
+    )
+
+
 # ----------------------------------------------------------------------------- generic path
 
 

@@ -222,6 +222,11 @@ class CategoricalMixtureModel:
         table = np.broadcast_to(log_weights(params.weights), (codes.shape[0], len(params.weights)))
         table = table.copy()
         for j, p in enumerate(params.probs):
+            if codes.shape[0] and codes[:, j].max() >= np.shape(p)[1]:
+                raise ValueError(
+                    f"column {j} holds the code {codes[:, j].max()}, but the parameters give "
+                    f"that item only {np.shape(p)[1]} categories"
+                )
             table += np.take(safe_log(np.asarray(p, dtype=float)).T, codes[:, j], axis=0)
         return table
 
