@@ -9,7 +9,13 @@ and are imported only when used.
 from . import constraints, datasets, io, protocols
 from .checking import CheckReport, LawResult, check_model
 from .em import EMResult, Event, RestartOutcome, fit, log_likelihood, posterior
-from .estimators import GaussianMixture, MixtureEstimator
+from .estimators import (
+    BernoulliMixture,
+    CategoricalMixture,
+    GaussianMixture,
+    MixtureEstimator,
+    PoissonMixture,
+)
 from .exceptions import (
     ConvergenceWarning,
     DegeneracyWarning,
@@ -18,9 +24,18 @@ from .exceptions import (
     NotFittedError,
 )
 from .models import (
+    BernoulliMixtureModel,
+    BernoulliMixtureParams,
+    BernoulliMixtureStats,
+    CategoricalMixtureModel,
+    CategoricalMixtureParams,
+    CategoricalMixtureStats,
     GaussianMixtureModel,
     GaussianMixtureParams,
     GaussianMixtureStats,
+    PoissonMixtureModel,
+    PoissonMixtureParams,
+    PoissonMixtureStats,
     PPCAModel,
     PPCAParams,
     PPCAPosterior,
@@ -48,6 +63,18 @@ __all__ = [
     "check_model",
     "CheckReport",
     "LawResult",
+    "BernoulliMixture",
+    "CategoricalMixture",
+    "PoissonMixture",
+    "BernoulliMixtureModel",
+    "BernoulliMixtureParams",
+    "BernoulliMixtureStats",
+    "CategoricalMixtureModel",
+    "CategoricalMixtureParams",
+    "CategoricalMixtureStats",
+    "PoissonMixtureModel",
+    "PoissonMixtureParams",
+    "PoissonMixtureStats",
     "ModelContractError",
     "MonotonicityError",
     "ConvergenceWarning",
