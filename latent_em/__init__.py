@@ -10,7 +10,13 @@ from . import acceleration, constraints, datasets, io, protocols, selection, unc
 from .acceleration import Squarem
 from .checking import CheckReport, LawResult, check_model
 from .em import EMResult, Event, RestartOutcome, fit, log_likelihood, posterior
-from .estimators import GaussianMixture, MixtureEstimator
+from .estimators import (
+    BernoulliMixture,
+    CategoricalMixture,
+    GaussianMixture,
+    MixtureEstimator,
+    PoissonMixture,
+)
 from .exceptions import (
     ConvergenceWarning,
     DegeneracyWarning,
@@ -19,9 +25,18 @@ from .exceptions import (
     NotFittedError,
 )
 from .models import (
+    BernoulliMixtureModel,
+    BernoulliMixtureParams,
+    BernoulliMixtureStats,
+    CategoricalMixtureModel,
+    CategoricalMixtureParams,
+    CategoricalMixtureStats,
     GaussianMixtureModel,
     GaussianMixtureParams,
     GaussianMixtureStats,
+    PoissonMixtureModel,
+    PoissonMixtureParams,
+    PoissonMixtureStats,
     PPCAModel,
     PPCAParams,
     PPCAPosterior,
@@ -61,6 +76,18 @@ __all__ = [
     "check_model",
     "CheckReport",
     "LawResult",
+    "BernoulliMixture",
+    "CategoricalMixture",
+    "PoissonMixture",
+    "BernoulliMixtureModel",
+    "BernoulliMixtureParams",
+    "BernoulliMixtureStats",
+    "CategoricalMixtureModel",
+    "CategoricalMixtureParams",
+    "CategoricalMixtureStats",
+    "PoissonMixtureModel",
+    "PoissonMixtureParams",
+    "PoissonMixtureStats",
     "ModelContractError",
     "MonotonicityError",
     "ConvergenceWarning",

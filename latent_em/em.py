@@ -373,8 +373,11 @@ def _validate_posterior(model: Any, params: Any, x: Any, n: int, post: Any, lm: 
                     f"{name}.posterior: log p(x_n) = {lm[i]!r} at row {i} but log-sum-exp of "
                     f"log_joint over latent_support() gives {lm_enum[i]!r}; the two disagree"
                 )
-            with np.errstate(divide="ignore"):
-                elbo = np.sum(resp * (table - np.log(np.where(resp > 0, resp, 1.0))), axis=1)
+            # a zero responsibility contributes 0 even where log_joint is -inf (a parameter
+            # on the boundary, e.g. a probability of exactly 0): 0 · log 0 = 0, not NaN
+            with np.errstate(divide="ignore", invalid="ignore"):
+                terms = resp * (table - np.log(np.where(resp > 0, resp, 1.0)))
+            elbo = np.sum(np.where(resp > 0, terms, 0.0), axis=1)
             kl = lm - elbo
             if kl.max() > 1e-8 * (1.0 + np.abs(lm).max()):
                 i = int(np.argmax(kl))

@@ -11,6 +11,9 @@ MODULES = [
     "latent_em.protocols",
     "latent_em.constraints",
     "latent_em.estimators.gaussian",
+    "latent_em.estimators.bernoulli",
+    "latent_em.estimators.categorical",
+    "latent_em.estimators.poisson",
 ]
 
 
