@@ -157,6 +157,8 @@ def _resolve(fitted: Any, x: Any, params: Any) -> tuple[Any, Any, Any]:
     elif hasattr(fitted, "result_") and hasattr(fitted, "model_"):
         model = fitted.model_
         params = fitted.params_ if params is None else params
+        # the estimator's own conversion (e.g. category labels to codes), then the model's
+        return model, params, fitted._check_predict_data(x)
     elif hasattr(fitted, "_make_model") and not hasattr(fitted, "result_"):
         raise ValueError(f"fitted: this {type(fitted).__name__} is not fitted yet; call fit(X)")
     else:
@@ -528,15 +530,23 @@ def _component_fields(model: Any, params: Any, k: int) -> tuple[str, ...]:
     if isinstance(model, GaussianMixtureModel):
         fields = ("weights", "means")
         return fields if model.covariance_type == "tied" else (*fields, "covariances")
-    # generic rule: constrained array fields with one row per support point
+    # generic rule: constrained fields with one row per support point (for a field
+    # holding a tuple of arrays, every element must have one)
     names = model.constraints if isinstance(model, Constrained) else ()
-    return tuple(
-        n
-        for n in names
-        if not isinstance(get_field(params, n), (tuple, list))
-        and np.ndim(get_field(params, n)) >= 1
-        and np.shape(get_field(params, n))[0] == k
-    )
+
+    def per_component(value: Any) -> bool:
+        if isinstance(value, (tuple, list)):
+            return bool(value) and all(per_component(v) for v in value)
+        return np.ndim(value) >= 1 and np.shape(value)[0] == k
+
+    return tuple(n for n in names if per_component(get_field(params, n)))
+
+
+def _permute(value: Any, perm: np.ndarray) -> Any:
+    """Reorder axis 0 of an array, or of every array in a tuple field."""
+    if isinstance(value, (tuple, list)):
+        return type(value)(np.asarray(v)[perm] for v in value)
+    return np.asarray(value)[perm]
 
 
 def _param_field_names(params: Any) -> list[str]:
@@ -641,7 +651,7 @@ def bootstrap(
         if discrete:
             overlap = reference.T @ np.asarray(posterior(model, est, x)[0])
             _, perm = linear_sum_assignment(-overlap)
-            est = replace_fields(est, {f: np.asarray(get_field(est, f))[perm] for f in fields})
+            est = replace_fields(est, {f: _permute(get_field(est, f), perm) for f in fields})
             perms.append(perm)
         for name in names:
             draws[name].append(get_field(est, name))

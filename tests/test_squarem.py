@@ -356,3 +356,23 @@ def test_squarem_on_every_gallery_model(name):
     assert _monotone(sq.history)
     assert sq.log_likelihood == pytest.approx(em.log_likelihood, rel=1e-6)
     assert sq.n_evaluations <= em.n_evaluations
+
+
+@pytest.mark.parametrize("name", ["poisson", "bernoulli", "categorical"])
+def test_squarem_on_the_built_in_discrete_mixtures(name):
+    from latent_em.estimators import BernoulliMixture, CategoricalMixture, PoissonMixture
+
+    rng = np.random.default_rng(8)
+    if name == "poisson":
+        est, x = PoissonMixture, np.concatenate([rng.poisson(3, 300), rng.poisson(5, 200)])
+        x = x.reshape(-1, 1)
+    elif name == "bernoulli":
+        est = BernoulliMixture
+        x = (rng.random((400, 6)) < np.where(rng.random(400)[:, None] < 0.5, 0.7, 0.3)).astype(int)
+    else:
+        est, x = CategoricalMixture, latent_em.datasets.load_carcinoma()
+    plain = est(2, tol=1e-10, random_state=0, max_iter=20000).fit(x)
+    fast = est(2, tol=1e-10, random_state=0, accelerate="squarem").fit(x)
+    assert fast.converged_ and _monotone(fast.history_)
+    assert fast.log_likelihood_ == pytest.approx(plain.log_likelihood_, rel=1e-8)
+    assert fast.result_.n_evaluations < plain.result_.n_evaluations
