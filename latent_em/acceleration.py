@@ -212,7 +212,7 @@ def run_squarem(
     history holds the objective at the accepted points (non-decreasing). Convergence uses
     the driver's criterion on the first EM step of a cycle: ``|L(F(u₀)) - L(u₀)| < tol Σw``.
     """
-    from .em import Event, _e_pass, _log_prior, _Run
+    from .em import Event, _e_pass, _log_prior, _Run, _validate_m_step_output
 
     constraints = model.constraints
     to_vector: Callable[..., np.ndarray] = flatten_params
@@ -338,6 +338,9 @@ def run_squarem(
     converged = False
     while n_iter < max_iter:
         p1, jumped = em_step(current)
+        if n_iter == 0:
+            # the same check of the first M-step's output as plain EM makes
+            _validate_m_step_output(model, current.params, p1)
         point1 = evaluate(p1)
         if not jumped:
             check_monotone(current, point1, n_iter + 1)
