@@ -6,9 +6,17 @@ scikit-learn-style estimators. PyMC and ArviZ bridges live in :mod:`latent_em.br
 and are imported only when used.
 """
 
-from . import constraints, datasets, protocols
+from . import acceleration, constraints, datasets, io, protocols, selection, uncertainty
+from .acceleration import Squarem
+from .checking import CheckReport, LawResult, check_model
 from .em import EMResult, Event, RestartOutcome, fit, log_likelihood, posterior
-from .estimators import GaussianMixture, MixtureEstimator
+from .estimators import (
+    BernoulliMixture,
+    CategoricalMixture,
+    GaussianMixture,
+    MixtureEstimator,
+    PoissonMixture,
+)
 from .exceptions import (
     ConvergenceWarning,
     DegeneracyWarning,
@@ -16,12 +24,41 @@ from .exceptions import (
     MonotonicityError,
     NotFittedError,
 )
-from .models import GaussianMixtureModel, GaussianMixtureParams, GaussianMixtureStats
+from .models import (
+    BernoulliMixtureModel,
+    BernoulliMixtureParams,
+    BernoulliMixtureStats,
+    CategoricalMixtureModel,
+    CategoricalMixtureParams,
+    CategoricalMixtureStats,
+    GaussianMixtureModel,
+    GaussianMixtureParams,
+    GaussianMixtureStats,
+    PoissonMixtureModel,
+    PoissonMixtureParams,
+    PoissonMixtureStats,
+    PPCAModel,
+    PPCAParams,
+    PPCAPosterior,
+    PPCAStats,
+)
+from .selection import SelectionResult, select_components
+from .uncertainty import BootstrapResult, StandardErrors, bootstrap, standard_errors
 
 __version__ = "0.1.0"
 
 __all__ = [
     "fit",
+    "Squarem",
+    "select_components",
+    "SelectionResult",
+    "standard_errors",
+    "StandardErrors",
+    "bootstrap",
+    "BootstrapResult",
+    "acceleration",
+    "selection",
+    "uncertainty",
     "posterior",
     "log_likelihood",
     "EMResult",
@@ -32,6 +69,25 @@ __all__ = [
     "GaussianMixtureModel",
     "GaussianMixtureParams",
     "GaussianMixtureStats",
+    "PPCAModel",
+    "PPCAParams",
+    "PPCAPosterior",
+    "PPCAStats",
+    "check_model",
+    "CheckReport",
+    "LawResult",
+    "BernoulliMixture",
+    "CategoricalMixture",
+    "PoissonMixture",
+    "BernoulliMixtureModel",
+    "BernoulliMixtureParams",
+    "BernoulliMixtureStats",
+    "CategoricalMixtureModel",
+    "CategoricalMixtureParams",
+    "CategoricalMixtureStats",
+    "PoissonMixtureModel",
+    "PoissonMixtureParams",
+    "PoissonMixtureStats",
     "ModelContractError",
     "MonotonicityError",
     "ConvergenceWarning",
@@ -39,6 +95,7 @@ __all__ = [
     "NotFittedError",
     "constraints",
     "datasets",
+    "io",
     "protocols",
     "__version__",
 ]

@@ -30,7 +30,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
-from scipy.special import expit, logit, logsumexp
+from scipy.special import expit, logit
 
 __all__ = [
     "Constraint",
@@ -43,6 +43,7 @@ __all__ = [
     "Ordered",
     "flatten_params",
     "unflatten_params",
+    "unflatten_params_vjp",
     "count_free_parameters",
     "get_field",
     "replace_fields",
@@ -67,6 +68,15 @@ class Constraint(ABC):
     @abstractmethod
     def _constrain_events(self, u: np.ndarray, event_shape: tuple[int, ...]) -> np.ndarray:
         """``u`` of shape (B, free_event_size) -> (B, *event)."""
+
+    def _constrain_vjp_events(
+        self, u: np.ndarray, event_shape: tuple[int, ...], cotangent: np.ndarray
+    ) -> np.ndarray:
+        """Gradient w.r.t. ``u`` (B, free) of ``Σ cotangent * constrain(u)``."""
+        raise NotImplementedError(
+            f"{type(self).__name__} has no vector-Jacobian product; model-provided "
+            "gradients cannot be used with it (finite differences still work)"
+        )
 
     def _split(self, shape: tuple[int, ...]) -> tuple[int, tuple[int, ...]]:
         if len(shape) < self.event_ndim:
@@ -98,6 +108,21 @@ class Constraint(ABC):
         out = self._constrain_events(u.reshape(batch, size), event)
         return out.reshape(tuple(shape))
 
+    def constrain_vjp(self, u: Any, shape: tuple[int, ...], cotangent: Any) -> np.ndarray:
+        """Chain rule through :meth:`constrain`: ``∂/∂u Σ cotangent · constrain(u, shape)``.
+
+        ``cotangent`` is the gradient of a scalar with respect to the constrained array
+        (shape ``shape``, entries treated as independent); the result has ``u``'s shape.
+        """
+        u = np.asarray(u, dtype=float)
+        batch, event = self._split(tuple(shape))
+        size = self._free_event_size(event)
+        g = np.asarray(cotangent, dtype=float)
+        if g.shape != tuple(shape):
+            raise ValueError(f"cotangent must have shape {tuple(shape)}; got {g.shape}")
+        out = self._constrain_vjp_events(u.reshape(batch, size), event, g.reshape((batch, *event)))
+        return out.ravel()
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
 
@@ -114,6 +139,11 @@ class Real(Constraint):
     def _constrain_events(self, u: np.ndarray, event_shape: tuple[int, ...]) -> np.ndarray:
         return u.copy()
 
+    def _constrain_vjp_events(
+        self, u: np.ndarray, event_shape: tuple[int, ...], cotangent: np.ndarray
+    ) -> np.ndarray:
+        return cotangent.reshape(u.shape).copy()
+
 
 class Positive(Constraint):
     """Strictly positive numbers, ``x = exp(u)``."""
@@ -126,6 +156,11 @@ class Positive(Constraint):
 
     def _constrain_events(self, u: np.ndarray, event_shape: tuple[int, ...]) -> np.ndarray:
         return np.exp(u)
+
+    def _constrain_vjp_events(
+        self, u: np.ndarray, event_shape: tuple[int, ...], cotangent: np.ndarray
+    ) -> np.ndarray:
+        return cotangent.reshape(u.shape) * np.exp(u)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -150,6 +185,12 @@ class Interval(Constraint):
     def _constrain_events(self, u: np.ndarray, event_shape: tuple[int, ...]) -> np.ndarray:
         return self.low + (self.high - self.low) * expit(u)
 
+    def _constrain_vjp_events(
+        self, u: np.ndarray, event_shape: tuple[int, ...], cotangent: np.ndarray
+    ) -> np.ndarray:
+        s = expit(u)
+        return cotangent.reshape(u.shape) * (self.high - self.low) * s * (1.0 - s)
+
     def __repr__(self) -> str:
         return f"Interval({self.low}, {self.high})"
 
@@ -172,7 +213,18 @@ class Simplex(Constraint):
 
     def _constrain_events(self, u: np.ndarray, event_shape: tuple[int, ...]) -> np.ndarray:
         full = np.concatenate([u, np.zeros((u.shape[0], 1))], axis=1)
-        return np.exp(full - logsumexp(full, axis=1, keepdims=True))
+        # a plain numpy softmax: this runs in the numerical M-step's inner loop, where
+        # scipy's logsumexp costs more than the model's log_joint
+        e = np.exp(full - full.max(axis=1, keepdims=True))
+        return e / e.sum(axis=1, keepdims=True)
+
+    def _constrain_vjp_events(
+        self, u: np.ndarray, event_shape: tuple[int, ...], cotangent: np.ndarray
+    ) -> np.ndarray:
+        # softmax Jacobian: ∂p_j/∂u_i = p_j (δ_ij - p_i), i < C - 1
+        p = self._constrain_events(u, event_shape)
+        mean_g = np.sum(cotangent * p, axis=1, keepdims=True)
+        return (p * (cotangent - mean_g))[:, :-1]
 
 
 class PositiveDefinite(Constraint):
@@ -206,6 +258,21 @@ class PositiveDefinite(Constraint):
         chol[:, rows, cols] = u[:, d:]
         return chol @ np.swapaxes(chol, 1, 2)
 
+    def _constrain_vjp_events(
+        self, u: np.ndarray, event_shape: tuple[int, ...], cotangent: np.ndarray
+    ) -> np.ndarray:
+        # Σ = L Lᵀ with independent entries: ∂f/∂L = (G + Gᵀ) L, then the chain rule
+        # through L_ii = exp(u_i) (diagonal) and the identity (strict lower triangle)
+        d = event_shape[0]
+        chol = np.zeros((u.shape[0], d, d))
+        idx = np.arange(d)
+        chol[:, idx, idx] = np.exp(u[:, :d])
+        rows, cols = np.tril_indices(d, -1)
+        chol[:, rows, cols] = u[:, d:]
+        g_chol = (cotangent + np.swapaxes(cotangent, 1, 2)) @ chol
+        diag = g_chol[:, idx, idx] * chol[:, idx, idx]
+        return np.concatenate([diag, g_chol[:, rows, cols]], axis=1)
+
 
 #: Alias: a covariance matrix parameterized through its Cholesky factor.
 CholeskyCov = PositiveDefinite
@@ -228,6 +295,13 @@ class Ordered(Constraint):
 
     def _constrain_events(self, u: np.ndarray, event_shape: tuple[int, ...]) -> np.ndarray:
         return np.concatenate([u[:, :1], u[:, :1] + np.cumsum(np.exp(u[:, 1:]), axis=1)], axis=1)
+
+    def _constrain_vjp_events(
+        self, u: np.ndarray, event_shape: tuple[int, ...], cotangent: np.ndarray
+    ) -> np.ndarray:
+        # x_i = u_0 + Σ_{k=1..i} exp(u_k): u_0 moves every x_i, u_k moves x_k, x_{k+1}, ...
+        tail = np.cumsum(cotangent[:, ::-1], axis=1)[:, ::-1]
+        return np.concatenate([tail[:, :1], tail[:, 1:] * np.exp(u[:, 1:])], axis=1)
 
 
 def get_field(params: Any, name: str) -> Any:
@@ -287,6 +361,33 @@ def unflatten_params(u: np.ndarray, template: Any, constraints: Mapping[str, Con
     if start != u.size:
         raise ValueError(f"expected {start} free values, got {u.size}")
     return replace_fields(template, updates)
+
+
+def unflatten_params_vjp(
+    u: np.ndarray, template: Any, constraints: Mapping[str, Constraint], cotangents: Any
+) -> np.ndarray:
+    """Gradient w.r.t. ``u`` of a scalar whose gradient w.r.t. the parameters is known.
+
+    ``cotangents`` holds, for every constrained field (read like parameters: a mapping or a
+    NamedTuple), the gradient with respect to that field's array; the result is the chain
+    rule through :func:`unflatten_params`, in the same order as :func:`flatten_params`.
+    """
+    u = np.asarray(u, dtype=float)
+    parts: list[np.ndarray] = []
+    start = 0
+    for name, c in constraints.items():
+        value = get_field(template, name)
+        grad = get_field(cotangents, name)
+        elements = list(value) if _is_sequence_field(value) else [value]
+        grads = list(grad) if _is_sequence_field(value) else [grad]
+        for element, g in zip(elements, grads, strict=True):
+            shape = np.shape(element)
+            size = c.free_size(shape)
+            parts.append(c.constrain_vjp(u[start : start + size], shape, g))
+            start += size
+    if start != u.size:
+        raise ValueError(f"expected {start} free values, got {u.size}")
+    return np.concatenate(parts) if parts else np.zeros(0)
 
 
 def count_free_parameters(params: Any, constraints: Mapping[str, Constraint]) -> int:

@@ -14,11 +14,14 @@ decreases; the driver enforces this instead of assuming it.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import math
 import numbers
+import os
 import warnings
 from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -169,6 +172,22 @@ class EMResult:
         """``-2 log L + 2 p`` (smaller is better)."""
         return -2.0 * self.log_likelihood + 2.0 * self._p()
 
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Save to ``path`` (JSON) and its ``.npz`` sibling; see :mod:`latent_em.io`."""
+        from .io import save
+
+        return save(self, path)
+
+    @staticmethod
+    def load(path: str | os.PathLike[str]) -> EMResult:
+        """Load an :class:`EMResult` written by :meth:`save`."""
+        from .io import load
+
+        obj = load(path)
+        if not isinstance(obj, EMResult):
+            raise TypeError(f"{str(path)!r} holds a {type(obj).__name__}, not an EMResult")
+        return obj
+
     def _p(self) -> int:
         if self.n_parameters is None:
             raise AttributeError(
@@ -216,7 +235,8 @@ def restart_rngs(random_state: Any, n: int) -> list[np.random.Generator]:
         )
     if random_state is not None and random_state < 0:
         raise ValueError(f"random_state must be non-negative; got {random_state}")
-    return [np.random.default_rng(s) for s in np.random.SeedSequence(random_state).spawn(n)]
+    entropy = None if random_state is None else int(random_state)
+    return [np.random.default_rng(s) for s in np.random.SeedSequence(entropy).spawn(n)]
 
 
 def _check_options(tol: float, max_iter: int, n_init: int, chunk_size: int | None) -> None:
@@ -268,7 +288,7 @@ def _enumerate_log_joint(model: Any, params: Any, x: Any, n: int) -> np.ndarray:
             f"{type(model).__name__}.latent_support() must return a non-empty array of "
             f"support points stacked on axis 0; got shape {support.shape}"
         )
-    columns = []
+    columns: list[np.ndarray] = []
     for s in support:
         z = np.broadcast_to(s, (n, *np.shape(s)))
         lj = np.asarray(model.log_joint(params, x, z), dtype=float)
@@ -277,13 +297,28 @@ def _enumerate_log_joint(model: Any, params: Any, x: Any, n: int) -> np.ndarray:
                 f"{type(model).__name__}.log_joint returned shape {lj.shape}; expected ({n},), "
                 "one value per row"
             )
+        if np.any(np.isnan(lj) | (lj == np.inf)):
+            row = int(np.flatnonzero(np.isnan(lj) | (lj == np.inf))[0])
+            raise ModelContractError(
+                f"{type(model).__name__}.log_joint returned {float(lj[row])!r} at row {row} for "
+                f"the support point z = {np.asarray(s).tolist()!r} (index {len(columns)}); "
+                "log-densities must be finite "
+                "or -inf (zero probability)"
+            )
         columns.append(lj)
     return np.stack(columns, axis=1)
 
 
 def _posterior_unchecked(model: Any, params: Any, x: Any, n: int) -> tuple[Any, np.ndarray]:
     if isinstance(model, ExactPosterior):
-        return model.posterior(params, x)
+        out = model.posterior(params, x)
+        if not (isinstance(out, tuple) and len(out) == 2):
+            raise ModelContractError(
+                f"{type(model).__name__}.posterior must return a tuple (posterior, log_marginal); "
+                f"got {type(out).__name__}"
+                + (f" of length {len(out)}" if isinstance(out, tuple) else "")
+            )
+        return out
     table = _enumerate_log_joint(model, params, x, n)
     with np.errstate(invalid="ignore"):
         log_marginal = logsumexp(table, axis=1)
@@ -338,8 +373,11 @@ def _validate_posterior(model: Any, params: Any, x: Any, n: int, post: Any, lm: 
                     f"{name}.posterior: log p(x_n) = {lm[i]!r} at row {i} but log-sum-exp of "
                     f"log_joint over latent_support() gives {lm_enum[i]!r}; the two disagree"
                 )
-            with np.errstate(divide="ignore"):
-                elbo = np.sum(resp * (table - np.log(np.where(resp > 0, resp, 1.0))), axis=1)
+            # a zero responsibility contributes 0 even where log_joint is -inf (a parameter
+            # on the boundary, e.g. a probability of exactly 0): 0 · log 0 = 0, not NaN
+            with np.errstate(divide="ignore", invalid="ignore"):
+                terms = resp * (table - np.log(np.where(resp > 0, resp, 1.0)))
+            elbo = np.sum(np.where(resp > 0, terms, 0.0), axis=1)
             kl = lm - elbo
             if kl.max() > 1e-8 * (1.0 + np.abs(lm).max()):
                 i = int(np.argmax(kl))
@@ -425,23 +463,26 @@ def _e_pass(
 # ----------------------------------------------------------------------------- M-step
 
 
-MStep = Callable[[Any, _Pass], Any]
+#: An M-step: ``(params, e_pass) -> (new_params, messages)``; the messages (for example
+#: "the numerical M-step kept θ") become :class:`Event` records of the fit.
+MStep = Callable[[Any, _Pass], tuple[Any, tuple[str, ...]]]
 
 
 def _choose_m_step(model: Any, x: Any, weights: np.ndarray, chunk_size: int | None) -> MStep:
     """The one place where the driver branches on model capabilities."""
     if isinstance(model, ClosedFormMStep):
 
-        def closed_form(params: Any, e: _Pass) -> Any:
-            return model.m_step(params, e.stats)
+        def closed_form(params: Any, e: _Pass) -> tuple[Any, tuple[str, ...]]:
+            return model.m_step(params, e.stats), ()
 
         return closed_form
     if isinstance(model, Constrained) and isinstance(model, EnumerableLatent):
         from .numerical_mstep import numerical_m_step
 
-        def numerical(params: Any, e: _Pass) -> Any:
+        def numerical(params: Any, e: _Pass) -> tuple[Any, tuple[str, ...]]:
             assert e.posteriors is not None
-            return numerical_m_step(model, params, x, e.posteriors, weights, chunk_size)
+            new, info = numerical_m_step(model, params, x, e.posteriors, weights, chunk_size)
+            return new, info.messages()
 
         return numerical
     raise ModelContractError(
@@ -449,6 +490,46 @@ def _choose_m_step(model: Any, x: Any, weights: np.ndarray, chunk_size: int | No
         "(closed form), or constraints together with latent_support() for the generic "
         "numerical M-step"
     )
+
+
+def _leaf_summary(tree: Any) -> list[tuple[int, ...]]:
+    return [np.shape(leaf) for leaf in tree_leaves(tree)]
+
+
+def _validate_initial_params(model: Any, params: Any) -> None:
+    name = type(model).__name__
+    if params is None:
+        raise ModelContractError(
+            f"{name}.initialize returned None; it must return the initial parameters "
+            "(a NamedTuple of arrays)"
+        )
+    for i, leaf in enumerate(tree_leaves(params)):
+        arr = np.asarray(leaf)
+        if np.issubdtype(arr.dtype, np.number) and not np.all(np.isfinite(arr)):
+            raise ModelContractError(
+                f"{name}: the initial parameters contain NaN or infinite values (leaf {i}, "
+                f"shape {arr.shape}); check initialize or the params you passed"
+            )
+
+
+def _validate_m_step_output(model: Any, old: Any, new: Any) -> None:
+    """The first M-step must return parameters shaped like its input, all finite."""
+    name = type(model).__name__
+    if new is None:
+        raise ModelContractError(f"{name}: the M-step returned None instead of new parameters")
+    before, after = _leaf_summary(old), _leaf_summary(new)
+    if before != after:
+        raise ModelContractError(
+            f"{name}: the M-step returned parameters shaped {after} but received {before}; "
+            "m_step must return the same fields with the same shapes"
+        )
+    for i, leaf in enumerate(tree_leaves(new)):
+        arr = np.asarray(leaf)
+        if np.issubdtype(arr.dtype, np.number) and not np.all(np.isfinite(arr)):
+            raise ModelContractError(
+                f"{name}: the M-step returned NaN or infinite values in leaf {i} (shape "
+                f"{arr.shape}); check m_step (a division by a zero count?)"
+            )
 
 
 def _log_prior(model: Any, params: Any) -> float:
@@ -504,6 +585,7 @@ def _run_em(
     events: list[Event] = []
     reported: set[str] = set()
     previous: float | None = None  # objective at the parameters the last M-step started from
+    jumped = False  # whether a repair moved the parameters after the last M-step
     converged = False
     n_iter = 0
     for iteration in range(max_iter + 1):
@@ -515,7 +597,7 @@ def _run_em(
             callback(iteration, params, objective)
         if previous is not None:
             change = objective - previous
-            if change < -monotone_rtol * (abs(previous) + total_weight):
+            if not jumped and change < -monotone_rtol * (abs(previous) + total_weight):
                 raise MonotonicityError(
                     iteration,
                     previous,
@@ -527,14 +609,18 @@ def _run_em(
                     "maximizer of the expected complete-data log-likelihood, or its "
                     "posterior is not exact; run latent_em.check_model to find which.",
                 )
-            if abs(change) <= tol * total_weight:
+            if abs(change) < tol * total_weight:
                 converged = True
                 break
         if iteration == max_iter:
             break
-        new_params = m_step(params, e)
+        new_params, step_messages = m_step(params, e)
         n_iter += 1
+        for message in step_messages:
+            events.append(Event(restart, n_iter, message))
+            logger.info("restart %d, iteration %d: %s", restart, n_iter, message)
         previous = objective
+        jumped = False
         if isinstance(model, Repairable):
             repaired, messages = model.repair(new_params, e.stats, rng)
             for message in messages:
@@ -544,9 +630,13 @@ def _run_em(
                     events.append(Event(restart, n_iter, message))
                     logger.info("restart %d, iteration %d: %s", restart, n_iter, message)
             if repaired is not new_params:
-                # the parameters jumped: the next value is not comparable with this one
-                previous = None
+                # the parameters jumped: a decrease at the next E-step is not an EM
+                # failure, so monotonicity is not checked for this one step
+                jumped = True
                 new_params = repaired
+        if n_iter == 1:
+            # after repair: a model may rely on repair to mend what its m_step left
+            _validate_m_step_output(model, params, new_params)
         params = new_params
     # The loop always ends right after an E-step at `params`, so the reported
     # log-likelihood belongs to the returned parameters (the final E-step).
@@ -592,8 +682,12 @@ def fit(
         Rows per E-step chunk; bounds memory and gives the same result as one chunk.
     random_state : int, numpy.random.Generator or None
         Seeds the initializations (reproducible bit for bit for an int).
-    accelerate : {None}, optional
-        Acceleration scheme of the EM map (``None``: plain EM).
+    accelerate : {None, "squarem"} or latent_em.acceleration.Squarem, optional
+        Acceleration of the EM map: ``None`` for plain EM, ``"squarem"`` (or a
+        :class:`~latent_em.acceleration.Squarem` with options) for SQUAREM, which needs
+        the model's ``constraints``. ``n_iter`` then counts SQUAREM cycles,
+        ``n_evaluations`` the E-step passes, and ``history`` and ``callback`` see the
+        accepted point of every cycle.
     callback : callable, optional
         Called as ``callback(iteration, params, objective)`` after every E-step.
     monotone_rtol : float, default 1e-10
@@ -629,17 +723,25 @@ def fit(
     if n == 0:
         raise ValueError("x is empty: at least one observation is needed")
     weights = check_sample_weight(sample_weight, n)
-    if accelerate is not None:
-        raise ValueError(f"unknown accelerate option {accelerate!r}; expected None")
+    # --- acceleration dispatch (issue 5): SQUAREM lives in latent_em.acceleration
+    from .acceleration import resolve_accelerate
+
+    squarem = resolve_accelerate(accelerate, model)
 
     closed_form = isinstance(model, ClosedFormMStep)
     m_step = _choose_m_step(model, x, weights, chunk_size)
+    run_restart: Callable[..., _Run] = _run_em
+    if squarem is not None:
+        from .acceleration import run_squarem
+
+        run_restart = functools.partial(run_squarem, options=squarem)
     rngs = restart_rngs(random_state, n_init)
     runs: list[_Run] = []
     for restart, rng in enumerate(rngs):
         start = params if params is not None else model.initialize(x, rng)
+        _validate_initial_params(model, start)
         runs.append(
-            _run_em(
+            run_restart(
                 model,
                 x,
                 weights,

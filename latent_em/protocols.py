@@ -17,6 +17,11 @@ capability                what the driver does with it
 ``constraints``           generic numerical M-step (L-BFGS over unconstrained values),
                           SQUAREM and numerical standard errors
 ``log_prior``             MAP-EM: the objective is ``log p(x | θ) + log p(θ)``
+``log_joint_grad``        analytic gradient for the numerical M-step (else finite
+                          differences; see :mod:`latent_em.numerical_mstep`)
+``expected_log_joint`` +  ``Q(θ)`` and the entropy of a model's own posterior: lets
+``posterior_entropy``     :func:`latent_em.check_model` test the ELBO and M-step laws
+                          for continuous or structured z
 ``n_parameters``          free-parameter count for BIC/AIC (else from ``constraints``)
 ``repair``                called after each M-step to mend degenerate parameters
 ``check_data``            validates and converts user data before fitting
@@ -82,6 +87,8 @@ __all__ = [
     "Repairable",
     "ChecksData",
     "Samples",
+    "HasLogJointGradient",
+    "ExpectedLogJoint",
 ]
 
 
@@ -131,8 +138,13 @@ class ClosedFormMStep(Protocol):
         """
 
     def m_step(self, params: Any, stats: Any) -> Any:
-        """New parameters maximizing the expected complete-data log-likelihood
-        (plus ``log_prior`` when the model has one)."""
+        """New parameters maximizing the expected complete-data log-likelihood.
+
+        A model that also has ``log_prior`` must maximize ``Q(θ) + log p(θ)`` here (fold
+        the prior into its own update, e.g. Dirichlet pseudo-counts): the driver adds
+        ``log_prior`` to the objective it checks for monotonicity, but only the numerical
+        M-step adds it to the function it maximizes.
+        """
 
 
 @runtime_checkable
@@ -147,7 +159,32 @@ class Constrained(Protocol):
 class HasLogPrior(Protocol):
     """A prior over parameters: EM becomes MAP-EM."""
 
-    def log_prior(self, params: Any) -> float: ...
+    def log_prior(self, params: Any) -> float:
+        """``log p(θ)``, added to the objective on every path (see ``m_step``)."""
+
+
+@runtime_checkable
+class HasLogJointGradient(Protocol):
+    """Analytic gradient of ``log_joint`` for the generic numerical M-step."""
+
+    def log_joint_grad(self, params: Any, x: Any, z: Any, weights: np.ndarray) -> Any:
+        """``Σ_n weights_n ∂ log p(x_n, z_n | θ) / ∂θ`` for every constrained field.
+
+        Returns a mapping (or NamedTuple) from field name to an array shaped like the
+        field; array entries are treated as independent variables. A model with
+        ``log_prior`` should also define ``log_prior_grad(params)`` in the same layout.
+        """
+
+
+@runtime_checkable
+class ExpectedLogJoint(Protocol):
+    """``Q`` and the posterior entropy for a model that computes its own posterior."""
+
+    def expected_log_joint(self, params: Any, x: Any, posterior: Any, weights: np.ndarray) -> float:
+        """``Σ_n w_n E_q[log p(x_n, z_n | params)]`` under a fixed ``posterior``."""
+
+    def posterior_entropy(self, posterior: Any, weights: np.ndarray) -> float:
+        """``Σ_n w_n H[q_n]``, so that ``ELBO = expected_log_joint + posterior_entropy``."""
 
 
 @runtime_checkable

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 __all__ = ["main", "CommandError"]
 
 #: sub-command modules (each defines ``register(subparsers)``)
-COMMANDS = ("demo", "compare")
+COMMANDS = ("demo", "fit", "predict", "compare")
 
 
 class CommandError(Exception):

@@ -95,7 +95,8 @@ def run_demo(
     fits: dict[tuple[str, int], GaussianMixture] = {}
     for t in covariance_types:
         for k in range(1, kmax + 1):
-            gm = GaussianMixture(k, covariance_type=t, n_init=n_init, random_state=seed).fit(X)
+            gm = GaussianMixture(k, covariance_type=t, n_init=n_init, random_state=seed)
+            gm.fit(X)
             fits[t, k] = gm
             bic[t][k] = gm.bic(X)
     best_t, best_k = min(fits, key=lambda key: bic[key[0]][key[1]])

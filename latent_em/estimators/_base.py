@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import inspect
 import math
+import os
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -25,6 +27,14 @@ class MixtureEstimator:
     Subclasses may also override ``_check_fit_data`` / ``_check_predict_data`` to
     validate or encode data (e.g. category codes) before it reaches the model.
     """
+
+    # options every estimator takes (set by the subclass's __init__)
+    n_init: int
+    tol: float
+    max_iter: int
+    chunk_size: int | None
+    random_state: Any
+    accelerate: str | None
 
     # ------------------------------------------------------------------ sklearn API
     @classmethod
@@ -206,3 +216,29 @@ class MixtureEstimator:
             raise ValueError(f"n_samples must be >= 1; got {n_samples}")
         rng = np.random.default_rng(random_state)
         return self.model_.sample(self.params_, int(n_samples), rng)
+
+    # ------------------------------------------------------------------ persistence
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Save the estimator (constructor arguments and fitted state) without pickle.
+
+        Writes ``path`` (JSON metadata, conventionally ``NAME.json``) and ``NAME.npz``
+        (arrays) next to it; see :mod:`latent_em.io` for the format.
+
+        Returns
+        -------
+        pathlib.Path
+            The path of the JSON file.
+        """
+        from ..io import save
+
+        return save(self, path)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> MixtureEstimator:
+        """Load an estimator saved by :meth:`save`; it must be an instance of ``cls``."""
+        from ..io import load
+
+        obj = load(path)
+        if not isinstance(obj, cls):
+            raise TypeError(f"{str(path)!r} holds a {type(obj).__name__}, not a {cls.__name__}")
+        return obj

@@ -39,8 +39,9 @@ class GaussianMixture(MixtureEstimator):
         Seed for initialization (bit-for-bit reproducible for an int).
     chunk_size : int, optional
         Rows per E-step chunk (bounded memory; same result).
-    accelerate : None, optional
-        Acceleration of the EM map (``None``: plain EM).
+    accelerate : {None, "squarem"} or latent_em.acceleration.Squarem, optional
+        Acceleration of the EM map (``None``: plain EM; ``"squarem"``: SQUAREM, see
+        :mod:`latent_em.acceleration`).
 
     Attributes
     ----------

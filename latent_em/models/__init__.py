@@ -1,9 +1,38 @@
 """Built-in models (immutable configuration objects for the generic driver)."""
 
+from .bernoulli_mixture import (
+    BernoulliMixtureModel,
+    BernoulliMixtureParams,
+    BernoulliMixtureStats,
+)
+from .categorical_mixture import (
+    CategoricalMixtureModel,
+    CategoricalMixtureParams,
+    CategoricalMixtureStats,
+)
 from .gaussian_mixture import (
     GaussianMixtureModel,
     GaussianMixtureParams,
     GaussianMixtureStats,
 )
+from .poisson_mixture import PoissonMixtureModel, PoissonMixtureParams, PoissonMixtureStats
+from .ppca import PPCAModel, PPCAParams, PPCAPosterior, PPCAStats
 
-__all__ = ["GaussianMixtureModel", "GaussianMixtureParams", "GaussianMixtureStats"]
+__all__ = [
+    "GaussianMixtureModel",
+    "GaussianMixtureParams",
+    "GaussianMixtureStats",
+    "PPCAModel",
+    "PPCAParams",
+    "PPCAPosterior",
+    "PPCAStats",
+    "BernoulliMixtureModel",
+    "BernoulliMixtureParams",
+    "BernoulliMixtureStats",
+    "CategoricalMixtureModel",
+    "CategoricalMixtureParams",
+    "CategoricalMixtureStats",
+    "PoissonMixtureModel",
+    "PoissonMixtureParams",
+    "PoissonMixtureStats",
+]

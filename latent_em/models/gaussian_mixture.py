@@ -453,6 +453,7 @@ class GaussianMixtureModel:
     weights_init: Any = None
     means_init: Any = None
     covariances_init: Any = None
+    _cov: _Covariance = dataclasses.field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         check_int(self.n_components, "n_components", minimum=1)
@@ -504,7 +505,7 @@ class GaussianMixtureModel:
 
     @property
     def covariance(self) -> _Covariance:
-        return self._cov  # type: ignore[attr-defined, no-any-return]
+        return self._cov
 
     # ---- data
     def check_data(self, x: Any) -> np.ndarray:

@@ -1,0 +1,318 @@
+"""``latent-em fit``: fit a mixture to a CSV or ``.npy`` file, choosing K by a criterion."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import sys
+from typing import Any
+
+import numpy as np
+
+__all__ = ["register", "MODELS", "ModelSpec", "parse_k_range", "run_fit"]
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelSpec:
+    """How the CLI builds one model family.
+
+    Attributes
+    ----------
+    estimator : str
+        Name of the estimator class exported by :mod:`latent_em.estimators`.
+    description : str
+        Shown in ``--help`` and the summary.
+    covariance : bool
+        Whether the estimator takes ``covariance_type``.
+    categorical : bool
+        Whether the data are category labels (non-numeric cells allowed).
+    """
+
+    estimator: str
+    description: str
+    covariance: bool = False
+    categorical: bool = False
+
+
+#: model families of ``--model``; a family whose estimator is not (yet) exported by
+#: latent_em.estimators gives a clear error instead of a traceback
+MODELS: dict[str, ModelSpec] = {
+    "gmm": ModelSpec("GaussianMixture", "Gaussian mixture (continuous data)", covariance=True),
+    "bernoulli": ModelSpec("BernoulliMixture", "Bernoulli mixture (0/1 data)"),
+    "categorical": ModelSpec(
+        "CategoricalMixture", "latent class model (categorical data)", categorical=True
+    ),
+    "poisson": ModelSpec("PoissonMixture", "Poisson mixture (count data)"),
+}
+COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
+CRITERIA = ("bic", "aic", "icl")
+
+
+def parse_k_range(text: str) -> list[int]:
+    """``"3"``, ``"1-6"`` or ``"2,3,5"`` (or a mix, ``"1-3,6"``) as a sorted list of K."""
+    ks: set[int] = set()
+    for part in text.split(","):
+        part = part.strip()
+        try:
+            if "-" in part:
+                lo_text, hi_text = part.split("-", 1)
+                lo, hi = int(lo_text), int(hi_text)
+                if lo > hi:
+                    raise ValueError
+                ks.update(range(lo, hi + 1))
+            else:
+                ks.add(int(part))
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"invalid K {text!r}: use a number (3), a range (1-6) or a list (2,3,5)"
+            ) from None
+    if min(ks) < 1:
+        raise argparse.ArgumentTypeError(f"invalid K {text!r}: K must be >= 1")
+    return sorted(ks)
+
+
+def register(sub: Any) -> None:
+    models = "; ".join(f"{name}: {spec.description}" for name, spec in MODELS.items())
+    p = sub.add_parser(
+        "fit",
+        help="fit a mixture model to a data file, choosing K by BIC",
+        description=(
+            "Fit a mixture with every K in the range (and every covariance type asked "
+            "for), choose the best by an information criterion, print a summary table, "
+            "save the fitted model (JSON + .npz, reload with latent_em.io.load or "
+            f"'latent-em predict') and a plot. Models: {models}."
+        ),
+    )
+    p.add_argument("data", metavar="DATA", help="a .csv file (header optional) or a .npy file")
+    p.add_argument("--model", choices=tuple(MODELS), default="gmm", help="model family")
+    p.add_argument(
+        "-k",
+        "--components",
+        dest="k",
+        type=parse_k_range,
+        default=parse_k_range("1-6"),
+        metavar="K",
+        help="numbers of components to try: 3, 1-6 or 2,3,5 (default 1-6)",
+    )
+    p.add_argument(
+        "--covariance",
+        choices=(*COVARIANCE_TYPES, "all"),
+        default=None,
+        help="covariance type(s) for --model gmm (default full)",
+    )
+    p.add_argument("--select", choices=CRITERIA, default="bic", help="criterion, smaller is better")
+    p.add_argument("--n-init", type=int, default=3, help="restarts per fit (default 3)")
+    p.add_argument("--max-iter", type=int, default=1000, help="EM iterations per restart")
+    p.add_argument("--tol", type=float, default=1e-6, help="convergence tolerance per row")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    header = p.add_mutually_exclusive_group()
+    header.add_argument(
+        "--header", dest="header", action="store_true", default=None, help="CSV has a header"
+    )
+    header.add_argument(
+        "--no-header", dest="header", action="store_false", help="CSV has no header"
+    )
+    p.add_argument("--out", default="fit.json", help="model file (default fit.json, + fit.npz)")
+    p.add_argument("--plot", default=None, help="PNG plot (default: --out with .png)")
+    p.add_argument("--no-plot", action="store_true", help="do not write a plot")
+    p.add_argument("--no-progress", action="store_true", help="never show a progress bar")
+    p.set_defaults(func=_main)
+
+
+def _estimator_class(model: str) -> type:
+    from .. import estimators
+    from . import CommandError
+
+    cls = getattr(estimators, MODELS[model].estimator, None)
+    if cls is None:
+        raise CommandError(f"model {model!r} is not available in this version of latent_em")
+    return cls  # type: ignore[no-any-return]
+
+
+def _main(args: argparse.Namespace) -> int:
+    from . import CommandError
+    from ._common import read_data
+
+    spec = MODELS[args.model]
+    if args.covariance is not None and not spec.covariance:
+        raise CommandError(f"--covariance applies to --model gmm only, not {args.model!r}")
+    if args.n_init < 1:
+        raise CommandError(f"--n-init must be >= 1; got {args.n_init}")
+    if args.max_iter < 1:
+        raise CommandError(f"--max-iter must be >= 1; got {args.max_iter}")
+    if not args.tol >= 0:
+        raise CommandError(f"--tol must be >= 0; got {args.tol}")
+    if not args.out.endswith(".json"):
+        raise CommandError(f"--out must end in .json; got {args.out!r}")
+    covariances: tuple[str | None, ...] = (None,)
+    if spec.covariance:
+        choice = args.covariance or "full"
+        covariances = COVARIANCE_TYPES if choice == "all" else (choice,)
+    data = read_data(args.data, header=args.header, categorical=spec.categorical)
+    plot = None if args.no_plot else (args.plot or os.path.splitext(args.out)[0] + ".png")
+    text = run_fit(
+        data.values,
+        model=args.model,
+        ks=args.k,
+        covariances=covariances,
+        select=args.select,
+        n_init=args.n_init,
+        max_iter=args.max_iter,
+        tol=args.tol,
+        seed=args.seed,
+        out=args.out,
+        plot=plot,
+        names=data.names,
+        source=args.data,
+        progress=not args.no_progress,
+    )
+    sys.stdout.write(text)
+    return 0
+
+
+def run_fit(
+    x: np.ndarray,
+    *,
+    model: str = "gmm",
+    ks: list[int],
+    covariances: tuple[str | None, ...] = (None,),
+    select: str = "bic",
+    n_init: int = 3,
+    max_iter: int = 1000,
+    tol: float = 1e-6,
+    seed: int = 0,
+    out: str = "fit.json",
+    plot: str | None = None,
+    names: list[str] | None = None,
+    source: str = "data",
+    progress: bool = True,
+) -> str:
+    """Fit every (K, covariance) candidate, save the best, return the summary as text."""
+    from ..exceptions import ConvergenceWarning
+    from . import CommandError
+    from ._common import ProgressBar
+
+    cls = _estimator_class(model)
+    n = x.shape[0]
+    too_big = [k for k in ks if k > n]
+    if too_big:
+        raise CommandError(f"K={too_big[0]} is larger than the number of rows ({n})")
+    candidates = [(k, c) for c in covariances for k in ks]
+    fits: dict[tuple[int, str | None], Any] = {}
+    scores: dict[tuple[int, str | None], float] = {}
+    import warnings
+
+    with ProgressBar(len(candidates), enabled=None if progress else False) as bar:
+        for i, (k, cov) in enumerate(candidates):
+            bar.update(i, f"K={k}" + (f" {cov}" if cov else ""))
+            options: dict[str, Any] = {
+                "n_init": n_init,
+                "max_iter": max_iter,
+                "tol": tol,
+                "random_state": seed,
+            }
+            if cov is not None:
+                options["covariance_type"] = cov
+            est = cls(k, **options)
+            # non-convergence is shown in the table, not as a warning per fit
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", ConvergenceWarning)
+                est.fit(x)
+            fits[k, cov] = est
+            scores[k, cov] = float(getattr(est, select)(x))
+        bar.update(len(candidates), "done")
+    best_key = min(scores, key=lambda key: scores[key])
+    best = fits[best_key]
+    if names is not None:
+        best.feature_names_in_ = list(names)
+    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+    best.save(out)
+    lines = [
+        f"{source}: {n} rows x {x.shape[1]} columns; {MODELS[model].description}",
+        f"{select.upper()} (smaller is better; * marks the chosen model)",
+        "",
+        f"{'K':>3} {'covariance':>10} {'log-lik':>13} {'params':>7} {select.upper():>13} "
+        f"{'iter':>5} {'converged':>9}",
+    ]
+    for key in candidates:
+        est = fits[key]
+        mark = "*" if key == best_key else " "
+        lines.append(
+            f"{key[0]:>3} {key[1] or '-':>10} {est.log_likelihood_:>13.3f} "
+            f"{est.n_parameters_:>7d} {scores[key]:>13.3f} {est.n_iter_:>5d} "
+            f"{'yes' if est.converged_ else 'NO':>9}{mark}"
+        )
+    lines += [
+        "",
+        f"Chosen: K={best_key[0]}" + (f", covariance={best_key[1]}" if best_key[1] else ""),
+    ]
+    lines += _component_table(best)
+    events = best.result_.events
+    if events:
+        lines += ["", "Events during the chosen fit:"]
+        lines += [f"  restart {e.restart}, iteration {e.iteration}: {e.message}" for e in events]
+    npz = os.path.splitext(out)[0] + ".npz"
+    lines += ["", f"Model saved to {out} (arrays in {npz})"]
+    if plot is not None:
+        _plot(best, x, best_key, scores, candidates, plot, names, select, model)
+        lines.append(f"Plot saved to {plot}")
+    return "\n".join(lines) + "\n"
+
+
+def _component_table(est: Any) -> list[str]:
+    """Per-component parameters small enough to print (leading axis K, at most 8 values)."""
+    params = est.params_
+    k = int(est.n_components)
+    fields = [
+        f
+        for f in getattr(params, "_fields", ())
+        if np.ndim(getattr(params, f)) >= 1
+        and np.shape(getattr(params, f))[0] == k
+        and np.size(getattr(params, f)) // k <= 8
+    ]
+    if not fields:
+        return []
+    lines = ["", f"{'k':>3}  " + "  ".join(fields)]
+    for j in range(k):
+        cells = []
+        for f in fields:
+            value = np.asarray(getattr(params, f))[j]
+            cells.append(np.array2string(np.atleast_1d(value), precision=4, separator=" "))
+        lines.append(f"{j:>3}  " + "  ".join(cells))
+    return lines
+
+
+def _plot(
+    best: Any,
+    x: np.ndarray,
+    best_key: tuple[int, str | None],
+    scores: dict[tuple[int, str | None], float],
+    candidates: list[tuple[int, str | None]],
+    path: str,
+    names: list[str] | None,
+    select: str,
+    model: str,
+) -> None:
+    from ..plotting import plot_criterion, plot_gaussian_mixture
+
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    if model == "gmm" and x.shape[1] >= 2:
+        k, d = best.means_.shape
+        full = best.model_.covariance.to_full(best.covariances_, k, d)
+        feature_names = (names[0], names[1]) if names else ("column 1", "column 2")
+        plot_gaussian_mixture(
+            x,
+            best.weights_,
+            best.means_,
+            full,
+            path,
+            labels=best.predict(x),
+            feature_names=feature_names,
+            title=f"{best_key[1]} covariance, K={best_key[0]} (best {select.upper()})",
+        )
+        return
+    table: dict[str, dict[int, float]] = {}
+    for k, cov in candidates:
+        table.setdefault(cov or model, {})[k] = scores[k, cov]
+    plot_criterion(table, path, criterion=select.upper(), best=f"K={best_key[0]}")

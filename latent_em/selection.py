@@ -1,0 +1,260 @@
+"""Choosing the number of components K by information criteria.
+
+Sign convention: every criterion is "smaller is better",
+
+* ``BIC = -2 log L + p log n`` (Schwarz 1978),
+* ``AIC = -2 log L + 2 p`` (Akaike 1974),
+* ``ICL = BIC - 2 Σ_n w_n log r_{n ĉ_n}`` (Biernacki, Celeux & Govaert 2000), with
+  ``ĉ_n`` the most probable component of row n (the entropy-like penalty of a fuzzy
+  classification),
+
+where ``log L`` is the (weighted) log-likelihood at the fitted parameters, ``p`` the
+number of free parameters and ``n = Σ_n w_n``. This is scikit-learn's convention.
+R's mclust reports ``2 log L - p log n`` (larger is better), which is exactly the
+negative: compare ``-row.bic`` with mclust's ``BIC`` (and ``-row.icl`` with its ``icl``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import numbers
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+
+from .em import EMResult, check_sample_weight, fit, posterior
+
+__all__ = ["SelectionRow", "SelectionResult", "select_components", "CRITERIA"]
+
+CRITERIA = ("bic", "aic", "icl")
+
+
+@dataclasses.dataclass(frozen=True)
+class SelectionRow:
+    """One row of the model-selection table.
+
+    Attributes
+    ----------
+    n_components : int
+        K.
+    log_likelihood : float
+        Weighted log-likelihood ``log L`` of the best restart.
+    n_parameters : int
+        Free parameters ``p``.
+    bic, aic, icl : float
+        Criteria, smaller is better (module docstring).
+    converged : bool
+        Whether the best restart converged.
+    restarts : int
+        Number of restarts fitted for this K.
+    """
+
+    n_components: int
+    log_likelihood: float
+    n_parameters: int
+    bic: float
+    aic: float
+    icl: float
+    converged: bool
+    restarts: int
+
+
+@dataclasses.dataclass(frozen=True)
+class SelectionResult:
+    """What :func:`select_components` found.
+
+    Attributes
+    ----------
+    rows : tuple of SelectionRow
+        One row per K, in the order of ``k_range``.
+    criterion : str
+        The criterion used to choose (``"bic"``, ``"aic"`` or ``"icl"``).
+    best_k : int
+        The K with the smallest criterion.
+    best : Any
+        The fit for ``best_k``: a fitted estimator, or an :class:`~latent_em.EMResult`
+        when a model was given.
+    fits : dict
+        The fit for every K.
+    """
+
+    rows: tuple[SelectionRow, ...]
+    criterion: str
+    best_k: int
+    best: Any
+    fits: dict[int, Any]
+
+    def column(self, name: str) -> np.ndarray:
+        """One column of the table as an array (e.g. ``"bic"``, ``"n_components"``)."""
+        if name not in {f.name for f in dataclasses.fields(SelectionRow)}:
+            raise ValueError(f"unknown column {name!r}")
+        return np.asarray([getattr(row, name) for row in self.rows])
+
+    def to_dataframe(self) -> Any:
+        """The table as a :class:`pandas.DataFrame` (pandas is imported here)."""
+        import pandas as pd
+
+        return pd.DataFrame([dataclasses.asdict(r) for r in self.rows]).set_index("n_components")
+
+    def format(self) -> str:
+        """The table as fixed-width text, the chosen K marked with ``*``."""
+        head = f"{'K':>3} {'logL':>12} {'p':>4} {'BIC':>12} {'AIC':>12} {'ICL':>12} conv restarts"
+        lines = [head]
+        for r in self.rows:
+            mark = "*" if r.n_components == self.best_k else " "
+            lines.append(
+                f"{r.n_components:>3}{mark}{r.log_likelihood:12.3f} {r.n_parameters:>4} "
+                f"{r.bic:12.3f} {r.aic:12.3f} {r.icl:12.3f} {str(r.converged):>5} {r.restarts:>8}"
+            )
+        return "\n".join(lines) + "\n"
+
+    def plot(self, path: str, *, label: str = "model") -> str:
+        """Draw the criterion against K as a PNG at ``path`` (returns ``path``)."""
+        from .plotting import plot_criterion
+
+        values = {r.n_components: float(getattr(r, self.criterion)) for r in self.rows}
+        return plot_criterion(
+            {label: values}, path, criterion=self.criterion.upper(), best=f"K={self.best_k}"
+        )
+
+
+def _check_k_range(k_range: Iterable[int]) -> list[int]:
+    try:
+        ks = list(k_range)
+    except TypeError as exc:
+        raise TypeError(f"k_range must be an iterable of integers; got {k_range!r}") from exc
+    if not ks:
+        raise ValueError("k_range is empty: give at least one number of components")
+    for k in ks:
+        if isinstance(k, bool) or not isinstance(k, numbers.Integral) or k < 1:
+            raise ValueError(f"k_range must hold integers >= 1; got {k!r}")
+    if len(set(ks)) != len(ks):
+        raise ValueError(f"k_range has repeated values: {ks}")
+    return [int(k) for k in ks]
+
+
+def _icl(bic: float, resp: np.ndarray, weights: np.ndarray) -> float:
+    best = resp[np.arange(resp.shape[0]), np.argmax(resp, axis=1)]
+    with np.errstate(divide="ignore"):
+        log_best = np.log(best)
+    return bic - 2.0 * float(np.dot(weights[weights > 0], log_best[weights > 0]))
+
+
+def _row_from_result(k: int, result: EMResult, x: Any, weights: np.ndarray) -> SelectionRow:
+    if result.n_parameters is None:
+        raise ValueError(
+            f"{type(result.model).__name__} does not state its number of free parameters; "
+            "give it n_parameters(params) or constraints"
+        )
+    resp, _ = posterior(result.model, result.params, x)
+    p = int(result.n_parameters)
+    ll = float(result.log_likelihood)
+    n = float(weights.sum())
+    bic = -2.0 * ll + p * math.log(n)
+    return SelectionRow(
+        n_components=k,
+        log_likelihood=ll,
+        n_parameters=p,
+        bic=bic,
+        aic=-2.0 * ll + 2.0 * p,
+        icl=_icl(bic, np.asarray(resp), weights),
+        converged=bool(result.converged),
+        restarts=len(result.restarts),
+    )
+
+
+def select_components(
+    estimator_or_model: Any,
+    X: Any,
+    k_range: Iterable[int],
+    criterion: str = "bic",
+    *,
+    sample_weight: Any = None,
+    n_init: int = 1,
+    random_state: Any = None,
+    plot: str | None = None,
+    **fit_kwargs: Any,
+) -> SelectionResult:
+    """Fit K = each value of ``k_range`` and choose the K with the smallest criterion.
+
+    Parameters
+    ----------
+    estimator_or_model : estimator or model
+        An estimator with an ``n_components`` parameter (cloned for every K with its
+        other settings, including ``n_init`` and ``random_state``), or a model dataclass
+        with an ``n_components`` field (replaced for every K and fitted by
+        :func:`latent_em.fit`).
+    X : array-like
+        Data.
+    k_range : iterable of int
+        Numbers of components to try (each >= 1).
+    criterion : {"bic", "aic", "icl"}, default "bic"
+        Criterion to minimize (all "smaller is better"; see the module docstring for
+        the comparison with mclust's opposite sign).
+    sample_weight : array-like of shape (n,), optional
+        Row weights (``n`` in BIC is their sum).
+    n_init, random_state : optional
+        Restarts and seed for a model (an estimator uses its own settings).
+    plot : str, optional
+        Write the criterion curve as a PNG to this path.
+    **fit_kwargs
+        Passed to :func:`latent_em.fit` for a model (e.g. ``tol``, ``accelerate``).
+
+    Returns
+    -------
+    SelectionResult
+        The table (``rows``), the chosen ``best_k`` and its fit.
+    """
+    criterion = str(criterion).lower()
+    if criterion not in CRITERIA:
+        raise ValueError(f"criterion must be one of {CRITERIA}; got {criterion!r}")
+    ks = _check_k_range(k_range)
+    rows: list[SelectionRow] = []
+    fits: dict[int, Any] = {}
+    is_estimator = hasattr(estimator_or_model, "get_params") and hasattr(estimator_or_model, "fit")
+    if is_estimator:
+        if "n_components" not in estimator_or_model.get_params():
+            raise ValueError(
+                f"estimator_or_model: {type(estimator_or_model).__name__} has no "
+                "n_components parameter"
+            )
+        if fit_kwargs:
+            raise TypeError(
+                f"fit options {sorted(fit_kwargs)} apply to a model; set them on the estimator"
+            )
+        for k in ks:
+            est = type(estimator_or_model)(**{**estimator_or_model.get_params(), "n_components": k})
+            est.fit(X, sample_weight=sample_weight)
+            x = est._check_predict_data(X)
+            weights = check_sample_weight(sample_weight, len(x))
+            rows.append(_row_from_result(k, est.result_, x, weights))
+            fits[k] = est
+    else:
+        model = estimator_or_model
+        if not (dataclasses.is_dataclass(model) and hasattr(model, "n_components")):
+            raise TypeError(
+                "estimator_or_model must be an estimator with an n_components parameter or a "
+                f"model dataclass with an n_components field; got {type(model).__name__}"
+            )
+        for k in ks:
+            model_k = dataclasses.replace(model, n_components=k)  # type: ignore[type-var]
+            x = model_k.check_data(X) if hasattr(model_k, "check_data") else X
+            result = fit(
+                model_k,
+                x,
+                n_init=n_init,
+                random_state=random_state,
+                sample_weight=sample_weight,
+                **fit_kwargs,
+            )
+            weights = check_sample_weight(sample_weight, len(x))
+            rows.append(_row_from_result(k, result, x, weights))
+            fits[k] = result
+    values = [getattr(r, criterion) for r in rows]
+    best_k = rows[int(np.argmin(values))].n_components
+    out = SelectionResult(tuple(rows), criterion, best_k, fits[best_k], fits)
+    if plot is not None:
+        out.plot(plot)
+    return out
