@@ -98,15 +98,14 @@ def test_user_errors_exit_2(tmp_path, capsys, args, message):
     assert message in capsys.readouterr().err
 
 
-def test_unavailable_model_is_a_clear_error(tmp_path, capsys):
+def test_unavailable_model_is_a_clear_error(tmp_path, capsys, monkeypatch):
     import latent_em.estimators as est
 
     data = tmp_path / "d.csv"
     data.write_text("1\n0\n1\n", encoding="utf-8")
-    if hasattr(est, "BernoulliMixture"):
-        pytest.skip("BernoulliMixture exists in this version")
-    assert main(["compare", str(data), "--model", "bernoulli", "--out", str(tmp_path)]) == 2
-    assert "BernoulliMixture is not available" in capsys.readouterr().err
+    monkeypatch.delattr(est, "PoissonMixture")
+    assert main(["compare", str(data), "--model", "poisson", "--out", str(tmp_path)]) == 2
+    assert "PoissonMixture is not available" in capsys.readouterr().err
 
 
 @pytest.mark.slow

@@ -127,6 +127,22 @@ def test_categorical_mixture_loglik_matches_scipy(rng):
     assert set(rec.parameters) == {"weights", "probs_0", "probs_1", "probs_2"}
 
 
+def test_built_in_discrete_estimators_bind_by_qualified_name(rng):
+    # the builders are registered by qualified class name: the estimators need no hook
+    x = latent_em.datasets.load_carcinoma()
+    bern = latent_em.BernoulliMixture(2, n_init=5, random_state=0).fit(x - 1)
+    # the same latent class model as categorical items with two levels (codes 1/2)
+    cat = latent_em.CategoricalMixture(2, n_init=5, random_state=0).fit(x)
+    counts = np.concatenate([rng.poisson([2, 8], (60, 2)), rng.poisson([9, 1], (60, 2))])
+    pois = latent_em.PoissonMixture(2, n_init=3, random_state=0).fit(counts)
+    for est, data in ((bern, x - 1), (cat, x), (pois, counts)):
+        rec = build_pymc(est, data)
+        assert potential_at_start(rec) == pytest.approx(est.log_likelihood_, rel=1e-8)
+    # poLCA's carcinoma example, nclass = 2: log-likelihood -317.2568
+    for est in (bern, cat):
+        assert est.log_likelihood_ == pytest.approx(-317.2568, abs=1e-3)
+
+
 def test_discrete_builders_reject_bad_data(rng):
     with pytest.raises(ValueError, match="0/1"):
         bernoulli_mixture_pymc([0.5, 0.5], np.full((2, 2), 0.5), [[0, 2], [1, 0]])

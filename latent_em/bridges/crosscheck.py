@@ -22,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import warnings
 from collections.abc import Mapping
 from typing import Any
 
@@ -326,7 +327,7 @@ def crosscheck(
     chains: int = 2,
     random_seed: int | None = None,
     priors: Mapping[str, Any] | None = None,
-    standard_errors: Mapping[str, Any] | None = None,
+    standard_errors: Mapping[str, Any] | str | None = "auto",
     threshold: float = 3.0,
     cores: int = 1,
     membership_draws: int = 200,
@@ -347,9 +348,12 @@ def crosscheck(
         Seed of the sampler (reproducible results for an int).
     priors : mapping, optional
         Prior settings for the builder (see :func:`~latent_em.bridges.to_pymc`).
-    standard_errors : mapping of str to array-like, optional
-        Standard errors of the EM estimates, keyed like the reported parameters
-        (e.g. ``{"means": (K, D) array}``); shown next to the estimates.
+    standard_errors : "auto", mapping of str to array-like, or None
+        Standard errors of the EM estimates shown next to them: ``"auto"`` computes them
+        from the observed information (:func:`latent_em.uncertainty.standard_errors`) and
+        leaves them out, saying why in ``settings["standard_errors"]``, when that fails or
+        warns (e.g. an estimate on a boundary); a mapping gives them keyed like the
+        reported parameters (e.g. ``{"means": (K, D) array}``); ``None`` omits them.
     threshold : float, default 3
         Largest ``|z|`` counted as agreement.
     cores : int, default 1
@@ -378,6 +382,13 @@ def crosscheck(
     x = resolve_data(fitted, em_model, X)
     rec = build_pymc((em_model, params), x, priors)
     names = list(rec.parameters)
+    se_note = "given" if isinstance(standard_errors, Mapping) else "not requested"
+    if isinstance(standard_errors, str):
+        if standard_errors != "auto":
+            raise ValueError(
+                f"standard_errors must be 'auto', a mapping or None; got {standard_errors!r}"
+            )
+        standard_errors, se_note = _observed_information_se(em_model, params, x, rec)
     ses = _standard_errors(standard_errors, rec)
 
     raw, diverging = _compat.sample_nuts(
@@ -475,6 +486,7 @@ def crosscheck(
         "random_seed": random_seed,
         "threshold": threshold,
         "model": type(em_model).__name__,
+        "standard_errors": se_note,
         "n_observations": int(len(x)),
         "pymc": pymc.__version__,
         "arviz": arviz.__version__,
@@ -494,6 +506,40 @@ def crosscheck(
         posterior_membership=post_resp,
         em_history=None if history is None else np.asarray(history),
     )
+
+
+def _observed_information_se(
+    em_model: Any, params: Any, x: Any, rec: PyMCModel
+) -> tuple[dict[str, np.ndarray] | None, str]:
+    """Standard errors from latent_em.uncertainty, keyed like the reported parameters."""
+    try:
+        from ..uncertainty import standard_errors as observed_information_se
+    except ImportError:
+        return None, "unavailable: latent_em.uncertainty is not installed"
+    try:
+        with warnings.catch_warnings():
+            # a warning here means the information is not usable (not positive definite,
+            # estimate on a boundary): better no standard errors than misleading ones
+            warnings.simplefilter("error")
+            result = observed_information_se(em_model, x, params=params)
+    except (Warning, ValueError, ArithmeticError, np.linalg.LinAlgError, TypeError) as exc:
+        return None, f"unavailable: {exc}"
+    except Exception as exc:  # a model without constraints raises ModelContractError
+        return None, f"unavailable: {type(exc).__name__}: {exc}"
+    out: dict[str, np.ndarray] = {}
+    for field in getattr(result.se, "_fields", ()):
+        value = getattr(result.se, field)
+        if value is None:
+            continue
+        parts = (
+            {f"{field}_{j}": v for j, v in enumerate(value)}
+            if isinstance(value, (tuple, list))
+            else {field: value}
+        )
+        for name, v in parts.items():
+            if name in rec.estimate and np.shape(v) == np.shape(rec.estimate[name]):
+                out[name] = np.asarray(v, dtype=float)
+    return out, f"observed information ({result.method})"
 
 
 def _standard_errors(

@@ -634,8 +634,8 @@ def categorical_mixture_builder(model: Any, params: Any, x: Any, priors: Any) ->
     return categorical_mixture_pymc(params.weights, params.probs, x, priors, params=params)
 
 
-# The discrete mixtures live on another branch; registering by qualified name needs no
-# import now and binds as soon as the classes exist under these names.
+# Registered by qualified name: binding needs no import of the model modules here, and a
+# subclass finds its parent's builder through the MRO walk in _find_builder.
 register_pymc("latent_em.models.bernoulli_mixture.BernoulliMixtureModel", bernoulli_mixture_builder)
 register_pymc("latent_em.models.poisson_mixture.PoissonMixtureModel", poisson_mixture_builder)
 register_pymc(
