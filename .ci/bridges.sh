@@ -18,7 +18,7 @@ if ! command -v "$PYTHON" >/dev/null 2>&1 || ! "$PYTHON" -c 'import sys' >/dev/n
 fi
 
 VENV="${BRIDGES_VENV:-$(mktemp -d -t latent-em-bridges-XXXXXX)}"
-"$PYTHON" -m venv "$VENV"
+"$PYTHON" -m venv --clear "$VENV"
 "$VENV/bin/python" -m pip install --quiet --upgrade pip
 "$VENV/bin/python" -m pip install --quiet "$ROOT[test]"
 "$VENV/bin/python" -c 'import sys, pymc, arviz; print(f"bridges: Python {sys.version.split()[0]}, PyMC {pymc.__version__}, ArviZ {arviz.__version__}")'

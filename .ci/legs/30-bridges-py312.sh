@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 if PYENV_VERSION=3.12.1 python3.12 -c 'import sys' >/dev/null 2>&1; then
-    PYENV_VERSION=3.12.1 BRIDGES_VENV=.venv-bridges312 bash .ci/bridges.sh python3.12
+    PYENV_VERSION=3.12.1 BRIDGES_VENV=.ci-venv-bridges312 bash .ci/bridges.sh python3.12
 else
     echo "CI: bridges leg SKIPPED: no Python 3.12 interpreter (PYENV_VERSION=3.12.1 python3.12)"
 fi
