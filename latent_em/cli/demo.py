@@ -146,11 +146,10 @@ def run_demo(
     )
     lines += ["", f"Plot saved to {out}", ""]
     if compare:
+        from ..bridges import crosscheck
         from .compare import write_report
 
         sys.stderr.write(f"sampling 2 chains x (500 tune + {draws} draws) with NUTS...\n")
-        from ..bridges import crosscheck
-
         report = crosscheck(
             best, X, draws=draws, tune=500, chains=2, random_seed=seed, progressbar=True
         )
