@@ -43,40 +43,40 @@ def plot_em_trace(history: Any, path: str, *, title: str = "EM convergence") -> 
 
 
 def plot_forest_comparison(report: Any, path: str) -> str:
-    """EM estimate (± 2 SE when known) next to the posterior mean and 94 % interval; PNG.
+    """EM estimate next to the posterior 94 % interval, every parameter on one scale; PNG.
 
-    One panel per parameter group, so parameters on different scales stay readable.
+    Parameters differ in scale by orders of magnitude (a weight, a mean of 80, a variance
+    of 0.07), so each row is standardized by its posterior: ``(value - posterior mean) /
+    posterior sd``. The EM estimate then sits at ``z``; its ± 2 SE bar is drawn when
+    standard errors are known; dashed lines mark ``± threshold``.
     """
     plt = _pyplot()
-    groups: dict[str, list[Any]] = {}
-    for p in report.parameters:
-        groups.setdefault(p.name.split("[")[0], []).append(p)
-    fig, axes = plt.subplots(
-        1,
-        len(groups),
-        figsize=(3.6 * len(groups), 0.9 + 0.32 * max(len(v) for v in groups.values())),
-        dpi=100,
-        squeeze=False,
-    )
-    for ax, (group, rows) in zip(axes[0], groups.items(), strict=True):
-        y = np.arange(len(rows))[::-1]
-        post_lo = [r.lower for r in rows]
-        post_hi = [r.upper for r in rows]
-        ax.hlines(y + 0.15, post_lo, post_hi, color="tab:blue", lw=2, label="NUTS 94%")
-        ax.plot([r.mean for r in rows], y + 0.15, "o", color="tab:blue", ms=4)
-        em = np.array([r.em for r in rows])
-        se = np.array([np.nan if r.se is None else r.se for r in rows])
-        if np.any(np.isfinite(se)):
-            ax.hlines(y - 0.15, em - 2 * se, em + 2 * se, color="tab:orange", lw=2)
-        ax.plot(em, y - 0.15, "D", color="tab:orange", ms=4, label="EM")
-        bad = [i for i, r in enumerate(rows) if r.verdict != "agree"]
-        for i in bad:
-            ax.axhspan(y[i] - 0.4, y[i] + 0.4, color="tab:red", alpha=0.12)
-        ax.set_yticks(y)
-        ax.set_yticklabels([r.name for r in rows], fontsize=8)
-        ax.set_title(group)
-    axes[0][0].legend(loc="best", fontsize=8)
-    fig.suptitle(f"EM vs NUTS: {report.verdict}")
+    rows = list(report.parameters)
+    n = len(rows)
+    fig, ax = plt.subplots(figsize=(7.0, 1.2 + 0.28 * n), dpi=100)
+    y = np.arange(n)[::-1].astype(float)
+    sd = np.array([r.sd if r.sd and np.isfinite(r.sd) and r.sd > 0 else np.nan for r in rows])
+    mean = np.array([r.mean for r in rows])
+    lo = (np.array([r.lower for r in rows]) - mean) / sd
+    hi = (np.array([r.upper for r in rows]) - mean) / sd
+    ax.hlines(y + 0.15, lo, hi, color="tab:blue", lw=2.5, label="NUTS 94% interval")
+    ax.plot(np.zeros(n), y + 0.15, "o", color="tab:blue", ms=4)
+    z = np.array([r.z for r in rows])
+    se = np.array([np.nan if r.se is None else r.se for r in rows]) / sd
+    if np.any(np.isfinite(se)):
+        ax.hlines(y - 0.15, z - 2 * se, z + 2 * se, color="tab:orange", lw=2.5, label="EM ± 2 SE")
+    ax.plot(z, y - 0.15, "D", color="tab:orange", ms=4, label="EM estimate")
+    threshold = float(report.settings.get("threshold", 3.0))
+    for x in (-threshold, threshold):
+        ax.axvline(x, color="grey", ls="--", lw=0.8)
+    for i, r in enumerate(rows):
+        if r.verdict != "agree":
+            ax.axhspan(y[i] - 0.45, y[i] + 0.45, color="tab:red", alpha=0.12)
+    ax.set_yticks(y)
+    ax.set_yticklabels([f"{r.name} = {r.em:.4g}" for r in rows], fontsize=8)
+    ax.set_xlabel("(value - posterior mean) / posterior sd")
+    ax.set_title(f"EM vs NUTS: {report.verdict}", pad=22)
+    ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=3, fontsize=8, frameon=False)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
