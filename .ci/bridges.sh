@@ -26,4 +26,9 @@ VENV="${BRIDGES_VENV:-$(mktemp -d -t latent-em-bridges-XXXXXX)}"
 # multi-chain sampling on few cores is ~3x slower with threaded BLAS (pymc-notes)
 export OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1
 cd "$ROOT"
-exec "$VENV/bin/python" -m pytest tests -m bridges -q -p no:cacheprovider
+# BRIDGES_MARK selects the tests (default: only the bridge tests; empty: the whole suite)
+MARK="${BRIDGES_MARK-bridges}"
+if [ -n "$MARK" ]; then
+    exec "$VENV/bin/python" -m pytest tests -m "$MARK" -q -p no:cacheprovider
+fi
+exec "$VENV/bin/python" -m pytest tests -q -p no:cacheprovider
