@@ -25,7 +25,6 @@ from typing import Any, NamedTuple
 
 import numpy as np
 from scipy import linalg
-from scipy.special import logsumexp
 
 from .._validation import as_float_matrix, check_choice, check_int, check_positive_float
 from ..constraints import Constraint, Positive, PositiveDefinite, Real, Simplex
@@ -42,8 +41,6 @@ __all__ = [
 COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
 INIT_METHODS = ("kmeans", "k-means++", "random", "random_from_data")
 _LOG_2PI = math.log(2.0 * math.pi)
-#: rows per internal block of the E-step: bounds the (rows, K, D) temporaries to ~8 MB
-_BLOCK_ELEMENTS = 1 << 20
 
 
 class GaussianMixtureParams(NamedTuple):
@@ -134,6 +131,18 @@ class _Covariance:
     def min_variance(self, cov: np.ndarray, k: int) -> np.ndarray:
         """Smallest eigenvalue of each component's covariance, shape ``(K,)``."""
         raise NotImplementedError
+
+    def kernel(
+        self,
+        means: np.ndarray,
+        prec_chol: np.ndarray,
+        cov: np.ndarray,
+        const: np.ndarray,
+        centre: np.ndarray,
+        dtype: np.dtype,
+    ) -> _Kernel:
+        """The block kernel of the fused E-step at these parameters."""
+        return _ExpandedKernel(self.name, means, prec_chol, const, centre, dtype)
 
 
 def _chol_lower(mat: np.ndarray) -> np.ndarray:
@@ -229,6 +238,17 @@ class _Full(_Covariance):
 
     def min_variance(self, cov: np.ndarray, k: int) -> np.ndarray:
         return np.array([np.linalg.eigvalsh(c)[0] for c in cov])
+
+    def kernel(
+        self,
+        means: np.ndarray,
+        prec_chol: np.ndarray,
+        cov: np.ndarray,
+        const: np.ndarray,
+        centre: np.ndarray,
+        dtype: np.dtype,
+    ) -> _Kernel:
+        return _FullKernel(means, prec_chol, cov, const, centre, dtype)
 
 
 class _Tied(_Covariance):
@@ -408,6 +428,239 @@ class _Spherical(_Covariance):
         return cov.copy()
 
 
+# ------------------------------------------------------------------ E-step kernels
+#
+# One kernel per covariance structure evaluates ``log φ_k + log N(x_n; μ_k, Σ_k)`` for a
+# block of rows and accumulates the statistics of that block from the intermediates it
+# already holds, so the fused E-step (:meth:`GaussianMixtureModel.e_step`) touches every
+# row once. Blocks are sized for cache (``_KERNEL_ELEMENTS`` elements in the widest
+# per-block buffer); the buffers are allocated once per pass and reused for every block.
+# Data are centred at the mixture mean ``c`` first, so expanded quadratic forms do not
+# cancel badly for data far from the origin. Work arrays are in the model's ``dtype``
+# (float32 halves memory traffic and doubles BLAS throughput); every block's statistics
+# are added into float64 accumulators and converted to moments about ``μ_old`` in float64.
+
+#: elements of the widest per-block buffer (1024 rows x 256 for K = D = 16): measured on a
+#: 2-core AMD EPYC (Zen 3), blocks of 512-2048 rows keep the whitened rows in L2/L3 and
+#: run the whitening product at ~40 GFLOP/s, against ~10 for 16 384-row blocks
+_KERNEL_ELEMENTS = 1 << 18
+
+
+def _block_rows(width: int) -> int:
+    return max(64, _KERNEL_ELEMENTS // max(1, width))
+
+
+def _log_normalize(table: np.ndarray) -> np.ndarray:
+    """Turn a ``(B, K)`` table of log weights into responsibilities *in place*.
+
+    Returns the row-wise log-sum-exp, shape ``(B,)``, in the table's dtype. A row that is
+    ``-inf`` everywhere gets ``-inf`` (the driver reports it) and NaN responsibilities.
+    """
+    top = table.max(axis=1, keepdims=True)
+    top[~np.isfinite(top)] = 0.0
+    table -= top
+    np.exp(table, out=table)
+    total = table.sum(axis=1, keepdims=True)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        table /= total
+        return (top + np.log(total)).ravel()
+
+
+class _Kernel:
+    """Block kernel of one covariance structure at fixed parameters (see above).
+
+    ``table(xb)`` returns the ``(B, K)`` log-weighted densities of a block and keeps the
+    intermediates; ``accumulate(rw)`` then adds that block's statistics, given its
+    weighted responsibilities ``rw = w_n r_nk``; ``finish()`` returns the statistics.
+    """
+
+    rows: int
+
+    def table(self, xb: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def accumulate(self, rw: np.ndarray) -> None:
+        raise NotImplementedError
+
+    def finish(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(counts, sum_dx, sum_dxdx)`` in float64, moments about the current means."""
+        raise NotImplementedError
+
+
+class _FullKernel(_Kernel):
+    """Full covariances: whiten all components with one matrix product.
+
+    With ``P_k`` the Cholesky factor of the precision (``Σ_k⁻¹ = P_k P_kᵀ``) the whitened
+    rows ``y_nk = P_kᵀ (x_n - μ_k)`` come from one ``(B, D) @ (D, K·D)`` product; the
+    squared Mahalanobis distance is ``‖y_nk‖²``. The second moments are accumulated in
+    whitened coordinates, ``T_k = Σ_n w_n r_nk y_nk y_nkᵀ`` (unit scale, so float32 loses
+    nothing to the data's offset or scale), and mapped back once per pass:
+    ``Σ w r (x - μ)(x - μ)ᵀ = L_k T_k L_kᵀ`` with ``L_k = P_k⁻ᵀ`` the Cholesky factor of
+    ``Σ_k``.
+    """
+
+    def __init__(
+        self,
+        means: np.ndarray,
+        prec_chol: np.ndarray,
+        cov: np.ndarray,
+        const: np.ndarray,
+        centre: np.ndarray,
+        dtype: np.dtype,
+    ) -> None:
+        k, d = means.shape
+        self.k, self.d, self.dtype = k, d, dtype
+        self.chol = np.stack([_chol_lower(c) for c in cov])
+        self.stacked = np.ascontiguousarray(
+            np.transpose(prec_chol, (1, 0, 2)).reshape(d, k * d), dtype=dtype
+        )
+        self.offsets = np.einsum("kd,kde->ke", means - centre, prec_chol).reshape(k * d)
+        self.offsets = self.offsets.astype(dtype)
+        self.const = const.astype(dtype)
+        self.centre = centre.astype(dtype)
+        self.rows = _block_rows(k * d)
+        self._xc = np.empty((self.rows, d), dtype)
+        self._y = np.empty((self.rows, k * d), dtype)
+        self._work = np.empty((self.rows, k * d), dtype)
+        self.counts = np.zeros(k)
+        self.sum_y = np.zeros((k, d))
+        self.second = np.zeros((k, d, d))
+        self._n = 0
+
+    def table(self, xb: np.ndarray) -> np.ndarray:
+        b = xb.shape[0]
+        self._n = b
+        xc = np.subtract(xb, self.centre, out=self._xc[:b])
+        y = np.matmul(xc, self.stacked, out=self._y[:b])
+        y -= self.offsets
+        sq = np.multiply(y, y, out=self._work[:b])
+        out = sq.reshape(b, self.k, self.d).sum(axis=2)
+        out *= -0.5
+        out += self.const
+        return out
+
+    def accumulate(self, rw: np.ndarray) -> None:
+        b, k, d = self._n, self.k, self.d
+        y = self._y[:b].reshape(b, k, d)
+        yr = np.multiply(y, rw[:, :, None], out=self._work[:b].reshape(b, k, d))
+        self.counts += rw.sum(axis=0, dtype=np.float64)
+        self.sum_y += yr.sum(axis=0, dtype=np.float64)
+        for j in range(k):
+            # (D, B) @ (B, D) straight from strided views: BLAS-3, no copies
+            self.second[j] += y[:, j, :].T @ yr[:, j, :]
+
+    def finish(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        second = 0.5 * (self.second + np.transpose(self.second, (0, 2, 1)))
+        sum_dx = np.einsum("kde,ke->kd", self.chol, self.sum_y)
+        sum_dxdx = self.chol @ second @ np.transpose(self.chol, (0, 2, 1))
+        return self.counts, sum_dx, sum_dxdx
+
+
+class _ExpandedKernel(_Kernel):
+    """Diagonal, spherical and tied covariances: expanded quadratic forms as products.
+
+    Each block is written once into a ``(B, D + q)`` buffer ``[x - c, features]`` (the
+    squared coordinates for diag, the squared norm for spherical, nothing extra for tied
+    which whitens first); one product with a ``(D + q, K)`` matrix gives all squared
+    Mahalanobis distances, and one product ``rwᵀ @ buffer`` gives all first and second
+    moments about ``c``, converted to moments about ``μ_old`` in float64 by ``finish``.
+    """
+
+    def __init__(
+        self,
+        kind: str,
+        means: np.ndarray,
+        prec_chol: np.ndarray,
+        const: np.ndarray,
+        centre: np.ndarray,
+        dtype: np.dtype,
+    ) -> None:
+        k, d = means.shape
+        self.kind, self.k, self.d, self.dtype = kind, k, d, dtype
+        mc = means - centre
+        self.delta = mc  # μ_old - c, float64
+        if kind == "diag":
+            prec = prec_chol**2  # (K, D)
+            weight = np.concatenate([-2.0 * (mc * prec).T, prec.T])  # (2D, K)
+            offset = np.sum(mc * mc * prec, axis=1)
+            width = 2 * d
+        elif kind == "spherical":
+            prec = prec_chol**2  # (K,)
+            weight = np.concatenate([-2.0 * mc.T * prec, prec[None, :]])  # (D + 1, K)
+            offset = np.sum(mc * mc, axis=1) * prec
+            width = d + 1
+        else:  # tied: distances between whitened rows and whitened means
+            self.whiten = prec_chol.astype(dtype)
+            m = mc @ prec_chol
+            weight = np.concatenate([-2.0 * m.T, np.ones((1, k))])
+            offset = np.sum(m * m, axis=1)
+            width = d + 1
+            self._xc = np.empty((_block_rows(max(width, k)), d), dtype)
+        self.weight = np.ascontiguousarray(weight, dtype=dtype)
+        self.offset = offset.astype(dtype)
+        self.const = const.astype(dtype)
+        self.centre = centre.astype(dtype)
+        self.rows = _block_rows(max(width, k))
+        self._buf = np.empty((self.rows, width), dtype)
+        self.counts = np.zeros(k)
+        self.moments = np.zeros((k, width))
+        self.tied_second = np.zeros((d, d))
+        self._n = 0
+
+    def table(self, xb: np.ndarray) -> np.ndarray:
+        b, d = xb.shape[0], self.d
+        self._n = b
+        buf = self._buf[:b]
+        if self.kind == "tied":
+            xc = np.subtract(xb, self.centre, out=self._xc[:b])
+            np.matmul(xc, self.whiten, out=buf[:, :d])
+            np.einsum("nd,nd->n", buf[:, :d], buf[:, :d], out=buf[:, d])
+        else:
+            np.subtract(xb, self.centre, out=buf[:, :d])
+            if self.kind == "diag":
+                np.multiply(buf[:, :d], buf[:, :d], out=buf[:, d:])
+            else:
+                np.einsum("nd,nd->n", buf[:, :d], buf[:, :d], out=buf[:, d])
+        maha = buf @ self.weight
+        maha += self.offset
+        np.maximum(maha, 0.0, out=maha)
+        maha *= -0.5
+        maha += self.const
+        return maha
+
+    def accumulate(self, rw: np.ndarray) -> None:
+        b, d = self._n, self.d
+        self.counts += rw.sum(axis=0, dtype=np.float64)
+        if self.kind == "tied":
+            xc = self._xc[:b]
+            self.moments[:, :d] += rw.T @ xc
+            # Σ_k r_nk is the row weight w_n (responsibilities sum to one)
+            row = rw.sum(axis=1)
+            self.tied_second += xc.T @ (xc * row[:, None])
+        else:
+            self.moments += rw.T @ self._buf[:b]
+
+    def finish(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        d, counts, delta = self.d, self.counts, self.delta
+        first = self.moments[:, :d]  # Σ w r (x - c)
+        sum_dx = first - counts[:, None] * delta
+        if self.kind == "diag":
+            second = self.moments[:, d:]
+            sum_dxdx = second - 2.0 * delta * first + counts[:, None] * delta * delta
+        elif self.kind == "spherical":
+            second = self.moments[:, d]
+            sum_dxdx = (
+                second - 2.0 * np.sum(delta * first, axis=1) + counts * np.sum(delta**2, axis=1)
+            )
+        else:
+            cross = delta.T @ first
+            sum_dxdx = (
+                self.tied_second - cross - cross.T + np.einsum("k,kd,ke->de", counts, delta, delta)
+            )
+            sum_dxdx = 0.5 * (sum_dxdx + sum_dxdx.T)
+        return counts, sum_dx, sum_dxdx
+
+
 _COVARIANCES: dict[str, _Covariance] = {
     c.name: c for c in (_Full(), _Tied(), _Diag(), _Spherical())
 }
@@ -435,6 +688,12 @@ class GaussianMixtureModel:
     weights_init, means_init, covariances_init : array-like, optional
         User-provided initial values; they override the corresponding part of the
         initialization from ``init_params``.
+    dtype : {numpy.float64, numpy.float32}, default float64
+        Working precision of the data and the E-step kernels. ``float32`` halves memory
+        and roughly doubles the E-step's BLAS throughput; the statistics of every block
+        are still accumulated in float64 and parameters are always float64. Fits agree
+        with float64 fits from the same initialization to about ``1e-5`` relative in the
+        parameters and ``1e-6`` in the mean log-likelihood (``tests/test_float32.py``).
 
     Notes
     -----
@@ -453,8 +712,18 @@ class GaussianMixtureModel:
     weights_init: Any = None
     means_init: Any = None
     covariances_init: Any = None
+    dtype: Any = np.float64
 
     def __post_init__(self) -> None:
+        try:
+            dtype = np.dtype(self.dtype)
+        except TypeError as exc:
+            raise TypeError(
+                f"dtype must be numpy.float32 or numpy.float64; got {self.dtype!r}"
+            ) from exc
+        if dtype not in (np.dtype(np.float32), np.dtype(np.float64)):
+            raise ValueError(f"dtype must be numpy.float32 or numpy.float64; got {dtype}")
+        object.__setattr__(self, "dtype", dtype)
         check_int(self.n_components, "n_components", minimum=1)
         check_choice(self.covariance_type, "covariance_type", COVARIANCE_TYPES)
         check_positive_float(self.reg_covar, "reg_covar", allow_zero=True)
@@ -509,7 +778,7 @@ class GaussianMixtureModel:
     # ---- data
     def check_data(self, x: Any) -> np.ndarray:
         """Validate ``x`` as an ``(n, D)`` float matrix with at least K rows."""
-        arr = as_float_matrix(x, "X", min_rows=self.n_components)
+        arr = as_float_matrix(x, "X", min_rows=self.n_components, dtype=self.dtype)
         for name, init in (("means_init", self.means_init),):
             if init is not None and np.shape(init)[1] != arr.shape[1]:
                 raise ValueError(
@@ -619,26 +888,65 @@ class GaussianMixtureModel:
                 "reg_covar or check covariances_init"
             ) from exc
 
-    def log_weighted_densities(self, params: GaussianMixtureParams, x: np.ndarray) -> np.ndarray:
-        """``(n, K)`` table of ``log φ_k + log N(x_n; μ_k, Σ_k)``."""
-        x = np.asarray(x, dtype=float)
+    def _kernel(self, params: GaussianMixtureParams, d: int) -> _Kernel:
         means = np.asarray(params.means, dtype=float)
         prec_chol = self._precisions_cholesky(params)
-        n, d = x.shape
-        k = means.shape[0]
         with np.errstate(divide="ignore"):
-            log_w = np.log(params.weights)
+            log_w = np.log(np.asarray(params.weights, dtype=float))
         # centre on the mixture's mean so expanded quadratic forms do not cancel badly
-        centre = np.asarray(params.weights) @ means
-        mc = means - centre
+        centre = np.asarray(params.weights, dtype=float) @ means
         const = -0.5 * d * _LOG_2PI + self.covariance.log_det_precisions_cholesky(prec_chol, d)
-        out = np.empty((n, k))
-        rows = max(1, _BLOCK_ELEMENTS // max(1, k * d))
-        for start in range(0, n, rows):
-            xc = x[start : start + rows] - centre
-            maha = self.covariance.squared_mahalanobis(xc, mc, prec_chol)
-            out[start : start + rows] = -0.5 * maha + const + log_w
+        const = np.broadcast_to(const, log_w.shape) + log_w
+        cov = np.asarray(params.covariances, dtype=float)
+        return self.covariance.kernel(means, prec_chol, cov, const, centre, self.dtype)
+
+    def _as_working(self, x: Any) -> np.ndarray:
+        x = np.asarray(x)
+        if x.dtype != self.dtype:
+            x = x.astype(self.dtype)
+        if x.ndim != 2:
+            raise ValueError(f"X must be 2-D (n_samples, n_features); got shape {x.shape}")
+        return x
+
+    def log_weighted_densities(self, params: GaussianMixtureParams, x: np.ndarray) -> np.ndarray:
+        """``(n, K)`` table of ``log φ_k + log N(x_n; μ_k, Σ_k)`` (float64)."""
+        x = self._as_working(x)
+        kernel = self._kernel(params, x.shape[1])
+        out = np.empty((x.shape[0], self.n_components))
+        for start in range(0, x.shape[0], kernel.rows):
+            out[start : start + kernel.rows] = kernel.table(x[start : start + kernel.rows])
         return out
+
+    def e_step(
+        self, params: GaussianMixtureParams, x: np.ndarray, weights: np.ndarray
+    ) -> tuple[GaussianMixtureStats, np.ndarray]:
+        """Fused E-step: the statistics of :meth:`expected_stats` at the exact posterior
+        and ``log p(x_n)``, without materializing the ``(n, K)`` responsibilities.
+
+        Every block of rows is read once: its log-densities, responsibilities and
+        statistics come from the same cache-resident intermediates (see ``_Kernel``).
+
+        Returns
+        -------
+        stats : GaussianMixtureStats
+            Same values as ``expected_stats(params, x, posterior(params, x)[0], weights)``
+            up to round-off.
+        log_marginal : (n,) float64
+            ``log p(x_n | params)``.
+        """
+        x = self._as_working(x)
+        w = np.asarray(weights, dtype=self.dtype)
+        kernel = self._kernel(params, x.shape[1])
+        n, rows = x.shape[0], kernel.rows
+        log_marginal = np.empty(n)
+        for start in range(0, n, rows):
+            stop = min(n, start + rows)
+            table = kernel.table(x[start:stop])
+            log_marginal[start:stop] = _log_normalize(table)
+            table *= w[start:stop, None]
+            kernel.accumulate(table)
+        counts, sum_dx, sum_dxdx = kernel.finish()
+        return GaussianMixtureStats(counts, sum_dx, sum_dxdx), log_marginal
 
     def log_joint(self, params: GaussianMixtureParams, x: np.ndarray, z: np.ndarray) -> np.ndarray:
         """``log φ_z + log N(x_n; μ_z, Σ_z)`` for each row, shape ``(n,)``."""
@@ -651,10 +959,8 @@ class GaussianMixtureModel:
     ) -> tuple[np.ndarray, np.ndarray]:
         """Responsibilities ``(n, K)`` and ``log p(x_n)`` by log-sum-exp."""
         table = self.log_weighted_densities(params, x)
-        log_marginal = logsumexp(table, axis=1)
-        with np.errstate(under="ignore"):
-            resp = np.exp(table - log_marginal[:, None])
-        return resp, log_marginal
+        log_marginal = _log_normalize(table)
+        return table, log_marginal
 
     def expected_stats(
         self,
@@ -665,7 +971,7 @@ class GaussianMixtureModel:
     ) -> GaussianMixtureStats:
         """Weighted counts and moments about the current means (additive over rows)."""
         x = np.asarray(x, dtype=float)
-        rw = posterior * weights[:, None]
+        rw = np.asarray(posterior, dtype=float) * weights[:, None]
         counts = rw.sum(axis=0)
         sum_dx, sum_dxdx = self.covariance.second_moments(x, np.asarray(params.means), rw)
         return GaussianMixtureStats(counts, sum_dx, sum_dxdx)
