@@ -790,6 +790,11 @@ class GaussianMixtureModel:
                 raise ValueError(f"covariances_init has {cd} features but X has {arr.shape[1]}")
         return arr
 
+    def check_chunk(self, x: Any) -> np.ndarray:
+        """Validate one chunk of data read from disk or Dask: as :meth:`check_data`, but
+        a chunk may have fewer than K rows."""
+        return as_float_matrix(x, "X", dtype=self.dtype)
+
     # ---- parameters
     def make_params(self, weights: Any, means: Any, covariances: Any) -> GaussianMixtureParams:
         """Validated parameters from arrays (shapes as in :class:`GaussianMixtureParams`)."""
