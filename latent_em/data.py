@@ -100,14 +100,16 @@ class DataSource:
             )
         return total  # type: ignore[no-any-return]
 
-    def init_sample(self, rng: np.random.Generator, max_rows: int = INIT_SAMPLE_ROWS) -> Any:
-        """At most ``max_rows`` rows for initialization, in data order.
+    def init_sample(self, rng: np.random.Generator, max_rows: int | None = None) -> Any:
+        """At most ``max_rows`` (default ``INIT_SAMPLE_ROWS``) rows for initialization,
+        in data order.
 
         All rows when there are no more than ``max_rows`` (no random numbers are drawn
         then, so the initialization equals the in-memory one); otherwise a uniform
         sample without replacement.
         """
         n = self.n_rows
+        max_rows = INIT_SAMPLE_ROWS if max_rows is None else max_rows
         if n <= max_rows:
             return np.concatenate(list(self.chunks(None)))
         picks = np.sort(rng.choice(n, size=max_rows, replace=False))
@@ -145,7 +147,8 @@ class _NpyFile(DataSource):
                     raise ValueError(f"{self.path} is shorter than its header says")
                 yield block.reshape((rows, *self.shape[1:]))
 
-    def init_sample(self, rng: np.random.Generator, max_rows: int = INIT_SAMPLE_ROWS) -> Any:
+    def init_sample(self, rng: np.random.Generator, max_rows: int | None = None) -> Any:
+        max_rows = INIT_SAMPLE_ROWS if max_rows is None else max_rows
         if self.n_rows <= max_rows:
             return super().init_sample(rng, max_rows)
         # a memory map reads only the pages of the picked rows; it is dropped afterwards
@@ -297,7 +300,8 @@ class _DaskArray(DataSource):
         (total,) = dask.compute(parts[0])
         return total  # type: ignore[no-any-return]
 
-    def init_sample(self, rng: np.random.Generator, max_rows: int = INIT_SAMPLE_ROWS) -> Any:
+    def init_sample(self, rng: np.random.Generator, max_rows: int | None = None) -> Any:
+        max_rows = INIT_SAMPLE_ROWS if max_rows is None else max_rows
         if self.n_rows <= max_rows:
             return np.asarray(self.array.compute())
         picks = np.sort(rng.choice(self.n_rows, size=max_rows, replace=False))

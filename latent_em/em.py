@@ -422,7 +422,7 @@ def _validate_fused(
     # a loose tolerance: this catches wrong statistics, not reduced-precision round-off
     scale = max((float(np.max(np.abs(leaf))) for leaf in tree_leaves(stats)), default=0.0)
     same_lm = np.allclose(fused_lm, lm, rtol=1e-4, atol=1e-4)
-    if not same_lm or not tree_allclose(fused_stats, stats, rtol=1e-4, atol=1e-6 * scale):
+    if not same_lm or not tree_allclose(fused_stats, stats, rtol=1e-4, atol=1e-4 * scale):
         raise ModelContractError(
             f"{type(model).__name__}.e_step disagrees with posterior + expected_stats; the "
             "fused E-step must return the same statistics and log p(x_n)"

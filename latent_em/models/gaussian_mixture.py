@@ -450,6 +450,11 @@ def _block_rows(width: int) -> int:
     return max(64, _KERNEL_ELEMENTS // max(1, width))
 
 
+_SUBNORMAL_CUTOFF = {
+    np.dtype(t).char: 0.8 * math.log(np.finfo(t).tiny) for t in (np.float32, np.float64)
+}
+
+
 def _log_normalize(table: np.ndarray) -> np.ndarray:
     """Turn a ``(B, K)`` table of log weights into responsibilities *in place*.
 
@@ -459,6 +464,10 @@ def _log_normalize(table: np.ndarray) -> np.ndarray:
     top = table.max(axis=1, keepdims=True)
     top[~np.isfinite(top)] = 0.0
     table -= top
+    # Responsibilities below exp(0.8 log(tiny)) (1e-246 in float64) are set to exactly
+    # zero: they are negligible against the row's largest (one), and left as subnormal
+    # numbers they make every later product ~10x slower (measured on AMD Zen 3).
+    np.putmask(table, table < _SUBNORMAL_CUTOFF[table.dtype.char], -np.inf)
     np.exp(table, out=table)
     total = table.sum(axis=1, keepdims=True)
     with np.errstate(divide="ignore", invalid="ignore"):
