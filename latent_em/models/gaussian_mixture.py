@@ -18,9 +18,13 @@ spherical); shared code never branches on the ``covariance_type`` string.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
-from collections.abc import Mapping
+import os
+import threading
+from collections.abc import Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -448,6 +452,62 @@ class _Spherical(_Covariance):
 _KERNEL_ELEMENTS = 1 << 18
 
 
+#: a thread gets at least this many blocks, or the threads' start-up is not worth it
+_MIN_BLOCKS_PER_THREAD = 4
+_BLAS_LOCK = threading.Lock()
+#: the threadpoolctl controller, the active limiter, and how many callers are inside it
+_BLAS_STATE: dict[str, Any] = {"controller": None, "limiter": None, "depth": 0}
+
+
+@contextlib.contextmanager
+def _single_threaded_blas() -> Iterator[bool]:
+    """Limit BLAS to one thread while the kernels run; yields whether that worked.
+
+    The per-block products are small (a few hundred kFLOP): a multi-threaded BLAS spends
+    more time waking and synchronizing its threads than computing, which is catastrophic
+    on a busy machine (measured: 10-20x slower on 2 shared cores). Parallelism comes
+    from running blocks in our own threads instead. The limit is process-wide, so it is
+    reference-counted: set by the first caller (of possibly many threads, e.g. a Dask
+    threaded scheduler) and lifted by the last.
+    """
+    with _BLAS_LOCK:
+        if _BLAS_STATE["controller"] is None:
+            try:
+                from threadpoolctl import ThreadpoolController
+            except ImportError:
+                _BLAS_STATE["controller"] = False
+            else:
+                _BLAS_STATE["controller"] = ThreadpoolController()
+        controller = _BLAS_STATE["controller"]
+        if controller:
+            if _BLAS_STATE["depth"] == 0:
+                _BLAS_STATE["limiter"] = controller.limit(limits=1, user_api="blas")
+            _BLAS_STATE["depth"] += 1
+    if not controller:
+        yield False
+        return
+    try:
+        yield True
+    finally:
+        with _BLAS_LOCK:
+            _BLAS_STATE["depth"] -= 1
+            if _BLAS_STATE["depth"] == 0:
+                _BLAS_STATE["limiter"].restore_original_limits()
+                _BLAS_STATE["limiter"] = None
+
+
+def _run_blocks(
+    kernel: _Kernel, x: np.ndarray, w: np.ndarray, log_marginal: np.ndarray, starts: Any
+) -> None:
+    n, rows = x.shape[0], kernel.rows
+    for start in starts:
+        stop = min(n, int(start) + rows)
+        table = kernel.table(x[start:stop])
+        log_marginal[start:stop] = _log_normalize(table)
+        table *= w[None, start:stop]
+        kernel.accumulate(table)
+
+
 def _block_rows(width: int) -> int:
     return max(64, _KERNEL_ELEMENTS // max(1, width))
 
@@ -505,13 +565,17 @@ class _FullKernel(_Kernel):
     """Full covariances: whiten all components with one matrix product.
 
     With ``P_k`` the Cholesky factor of the precision (``Σ_k⁻¹ = P_k P_kᵀ``) the whitened
-    rows ``y_nk = P_kᵀ (x_n - μ_k)`` of a block come from one ``(K·D, D) @ (D, B)``
-    product, laid out ``(K, D, B)``; the squared Mahalanobis distance is ``‖y_nk‖²``. The
-    second moments are accumulated in whitened coordinates by one batched product,
-    ``T_k = Σ_n w_n r_nk y_nk y_nkᵀ`` (unit scale, so float32 loses nothing to the data's
-    offset or scale), and mapped back once per pass:
-    ``Σ w r (x - μ)(x - μ)ᵀ = L_k T_k L_kᵀ`` with ``L_k = P_k⁻ᵀ`` the Cholesky factor of
-    ``Σ_k``.
+    rows ``y_nk = P_kᵀ (x_n - μ_k)`` of a block come from one product
+    ``(K·(D+1), D+1) @ (D+1, B)`` of the stacked ``[P_kᵀ | -P_kᵀ(μ_k - c)]`` with the
+    centred rows augmented by a one, laid out ``(K, D+1, B)``; the extra row of each
+    component is all ones. The squared Mahalanobis distance is ``‖y_nk‖²``.
+
+    One batched product then gives every statistic of the block in whitened
+    coordinates: ``Σ_n w_n r_nk [y_nk; 1][y_nk; 1]ᵀ`` holds ``T_k = Σ w r y yᵀ``, the
+    first moments ``Σ w r y`` and the counts ``Σ w r``. Whitened values have unit scale,
+    so float32 loses nothing to the data's offset or scale; they are mapped back once
+    per pass: ``Σ w r (x - μ)(x - μ)ᵀ = L_k T_k L_kᵀ`` with ``L_k = P_k⁻ᵀ`` the Cholesky
+    factor of ``Σ_k``.
     """
 
     def __init__(
@@ -526,58 +590,53 @@ class _FullKernel(_Kernel):
         k, d = means.shape
         self.k, self.d, self.dtype = k, d, dtype
         self.chol = np.stack([_chol_lower(c) for c in cov])
-        # rows k*D .. k*D + D - 1 hold P_kᵀ
-        self.stacked = np.ascontiguousarray(
-            np.transpose(prec_chol, (0, 2, 1)).reshape(k * d, d), dtype=dtype
-        )
-        offsets = np.einsum("kd,kde->ke", means - centre, prec_chol).reshape(k * d, 1)
-        self.offsets = offsets.astype(dtype)
+        stacked = np.zeros((k, d + 1, d + 1))
+        stacked[:, :d, :d] = np.transpose(prec_chol, (0, 2, 1))
+        stacked[:, :d, d] = -np.einsum("kd,kde->ke", means - centre, prec_chol)
+        stacked[:, d, d] = 1.0
+        self.stacked = np.ascontiguousarray(stacked.reshape(k * (d + 1), d + 1), dtype=dtype)
         self.const = const.astype(dtype)[:, None]
         self.centre = centre.astype(dtype)
-        self.rows = _block_rows(k * d)
-        self._xc = np.empty((self.rows, d), dtype)
-        self._y = np.empty((k * d, self.rows), dtype)
-        self._work = np.empty((k * d, self.rows), dtype)
-        self.counts = np.zeros(k)
-        self.sum_y = np.zeros((k, d))
-        self.second = np.zeros((k, d, d))
-        self._yb: np.ndarray = self._y
-
-    def _buffers(self, b: int) -> tuple[np.ndarray, np.ndarray]:
-        if b == self.rows:
-            return self._y, self._work
-        # the last, shorter block: contiguous buffers of its own size
-        return np.empty((self.k * self.d, b), self.dtype), np.empty(
-            (self.k * self.d, b), self.dtype
-        )
+        self.rows = _block_rows(k * (d + 1))
+        self._xc = np.ones((self.rows, d + 1), dtype)  # last column stays one
+        self._y = np.empty((k * (d + 1), self.rows), dtype)
+        self._work = np.empty((k * (d + 1), self.rows), dtype)
+        self.moments = np.zeros((k, d + 1, d + 1))
+        self._yb, self._workb = self._y, self._work
 
     def table(self, xb: np.ndarray) -> np.ndarray:
         b, k, d = xb.shape[0], self.k, self.d
-        y, work = self._buffers(b)
-        xc = np.subtract(xb, self.centre, out=self._xc[:b])
+        if b == self.rows:
+            y, work = self._y, self._work
+        else:  # the last, shorter block: contiguous buffers of its own size
+            y = np.empty((k * (d + 1), b), self.dtype)
+            work = np.empty_like(y)
+        xc = self._xc[:b]
+        np.subtract(xb, self.centre, out=xc[:, :d])
         np.matmul(self.stacked, xc.T, out=y)
-        y -= self.offsets
         self._yb, self._workb = y, work
-        sq = np.multiply(y, y, out=work).reshape(k, d, b)
-        out = sq.sum(axis=1)
+        sq = np.multiply(y, y, out=work).reshape(k, d + 1, b)
+        out = sq[:, :d, :].sum(axis=1)
         out *= -0.5
         out += self.const
         return out
 
     def accumulate(self, rw: np.ndarray) -> None:
-        b = rw.shape[1]
-        y = self._yb.reshape(self.k, self.d, b)
-        yr = np.multiply(y, rw[:, None, :], out=self._workb.reshape(self.k, self.d, b))
-        self.counts += rw.sum(axis=1, dtype=np.float64)
-        self.sum_y += yr.sum(axis=2, dtype=np.float64)
-        # K products (D, B) @ (B, D) of contiguous blocks, batched in one call
-        self.second += np.matmul(y, yr.transpose(0, 2, 1))
+        k, d, b = self.k, self.d, rw.shape[1]
+        y = self._yb.reshape(k, d + 1, b)
+        yr = np.multiply(y, rw[:, None, :], out=self._workb.reshape(k, d + 1, b))
+        # K products (D+1, B) @ (B, D+1) of contiguous blocks, batched in one call
+        self.moments += np.matmul(y, yr.transpose(0, 2, 1))
 
     def finish(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        second = 0.5 * (self.second + np.transpose(self.second, (0, 2, 1)))
-        sum_dx = np.einsum("kde,ke->kd", self.chol, self.sum_y)
+        d = self.d
+        second = self.moments[:, :d, :d]
+        second = 0.5 * (second + np.transpose(second, (0, 2, 1)))
+        sum_y = self.moments[:, d, :d]
+        counts = self.moments[:, d, d].copy()
+        sum_dx = np.einsum("kde,ke->kd", self.chol, sum_y)
         sum_dxdx = self.chol @ second @ np.transpose(self.chol, (0, 2, 1))
-        return self.counts, sum_dx, sum_dxdx
+        return counts, sum_dx, sum_dxdx
 
 
 class _ExpandedKernel(_Kernel):
@@ -726,6 +785,11 @@ class GaussianMixtureModel:
         every block are accumulated in float64 and parameters are always float64. Fits agree
         with float64 fits from the same initialization to about ``1e-5`` relative in the
         parameters and ``1e-6`` in the mean log-likelihood (``tests/test_float32.py``).
+    n_threads : int, optional
+        Threads for the fused E-step over a large chunk (default: the CPUs this process
+        may use). Each thread runs single-threaded BLAS on its own run of cache-sized
+        blocks; needs ``threadpoolctl`` (otherwise one thread). The result depends on
+        ``n_threads`` only through the order of floating-point additions.
 
     Notes
     -----
@@ -745,6 +809,7 @@ class GaussianMixtureModel:
     means_init: Any = None
     covariances_init: Any = None
     dtype: Any = np.float64
+    n_threads: int | None = None
 
     def __post_init__(self) -> None:
         try:
@@ -756,6 +821,8 @@ class GaussianMixtureModel:
         if dtype not in (np.dtype(np.float32), np.dtype(np.float64)):
             raise ValueError(f"dtype must be numpy.float32 or numpy.float64; got {dtype}")
         object.__setattr__(self, "dtype", dtype)
+        if self.n_threads is not None:
+            check_int(self.n_threads, "n_threads", minimum=1)
         check_int(self.n_components, "n_components", minimum=1)
         check_choice(self.covariance_type, "covariance_type", COVARIANCE_TYPES)
         check_positive_float(self.reg_covar, "reg_covar", allow_zero=True)
@@ -948,10 +1015,11 @@ class GaussianMixtureModel:
     def log_weighted_densities(self, params: GaussianMixtureParams, x: np.ndarray) -> np.ndarray:
         """``(n, K)`` table of ``log φ_k + log N(x_n; μ_k, Σ_k)`` (float64)."""
         x = self._as_working(x)
-        kernel = self._kernel(params, x.shape[1])
         out = np.empty((x.shape[0], self.n_components))
-        for start in range(0, x.shape[0], kernel.rows):
-            out[start : start + kernel.rows] = kernel.table(x[start : start + kernel.rows]).T
+        with _single_threaded_blas():
+            kernel = self._kernel(params, x.shape[1])
+            for start in range(0, x.shape[0], kernel.rows):
+                out[start : start + kernel.rows] = kernel.table(x[start : start + kernel.rows]).T
         return out
 
     def e_step(
@@ -973,17 +1041,40 @@ class GaussianMixtureModel:
         """
         x = self._as_working(x)
         w = np.asarray(weights, dtype=self.dtype)
-        kernel = self._kernel(params, x.shape[1])
-        n, rows = x.shape[0], kernel.rows
+        n, d = x.shape
         log_marginal = np.empty(n)
-        for start in range(0, n, rows):
-            stop = min(n, start + rows)
-            table = kernel.table(x[start:stop])
-            log_marginal[start:stop] = _log_normalize(table)
-            table *= w[None, start:stop]
-            kernel.accumulate(table)
-        counts, sum_dx, sum_dxdx = kernel.finish()
+        with _single_threaded_blas() as limited:
+            kernel = self._kernel(params, d)
+            starts = range(0, n, kernel.rows)
+            threads = min(self._threads(), len(starts) // _MIN_BLOCKS_PER_THREAD)
+            if not limited or threads < 2:
+                _run_blocks(kernel, x, w, log_marginal, starts)
+                kernels = [kernel]
+            else:
+                # contiguous runs of blocks per thread: the summation order, hence the
+                # result, is the same on every call with the same number of threads
+                kernels = [kernel] + [self._kernel(params, d) for _ in range(threads - 1)]
+                parts = np.array_split(np.asarray(starts), threads)
+                with ThreadPoolExecutor(threads) as pool:
+                    jobs = [
+                        pool.submit(_run_blocks, kern, x, w, log_marginal, part)
+                        for kern, part in zip(kernels, parts, strict=True)
+                    ]
+                    for job in jobs:
+                        job.result()
+        counts, sum_dx, sum_dxdx = kernels[0].finish()
+        for other in kernels[1:]:
+            more = other.finish()
+            counts, sum_dx, sum_dxdx = counts + more[0], sum_dx + more[1], sum_dxdx + more[2]
         return GaussianMixtureStats(counts, sum_dx, sum_dxdx), log_marginal
+
+    def _threads(self) -> int:
+        if self.n_threads is not None:
+            return int(self.n_threads)
+        try:
+            return len(os.sched_getaffinity(0))
+        except AttributeError:  # not on Linux
+            return os.cpu_count() or 1
 
     def log_joint(self, params: GaussianMixtureParams, x: np.ndarray, z: np.ndarray) -> np.ndarray:
         """``log φ_z + log N(x_n; μ_z, Σ_z)`` for each row, shape ``(n,)``."""
