@@ -23,7 +23,7 @@ What is measured
   (tracemalloc, beyond the data) for N = 10⁴ .. 10⁶ with ``chunk_size=65 536``.
 * ooc: a float32 ``.npy`` file of N = 10⁷ rows x 8 columns is written by one child
   process and fitted from its path by another (``K = 8``, full, float32); the child's
-  peak resident memory (``ru_maxrss``) is printed. The data alone are 320 MB on disk.
+  peak resident memory (``VmHWM``) is printed. The data alone are 320 MB on disk.
 * profile: cProfile of latent_em's E-step phases (whitening + distances in ``table``,
   normalization in ``_log_normalize``, statistics in ``accumulate``).
 
@@ -142,20 +142,27 @@ def flops_per_iteration(n: int, d: int, k: int, covariance_type: str) -> float:
 
 
 def _time_fit(fit_once, n_iter: int, repeats: int) -> float:
-    """Best-of-``repeats`` seconds per iteration by difference of two fits."""
-    best = float("inf")
+    """Seconds per iteration: (best fit with 1 + n_iter iterations - best fit with 1) / n.
+
+    The best of ``repeats`` of each fit is robust to other processes on a shared machine.
+    """
+    short = long = float("inf")
     for _ in range(repeats):
         t0 = time.perf_counter()
         fit_once(1)
         t1 = time.perf_counter()
         fit_once(1 + n_iter)
         t2 = time.perf_counter()
-        best = min(best, ((t2 - t1) - (t1 - t0)) / n_iter)
-    return best
+        short, long = min(short, t1 - t0), min(long, t2 - t1)
+    return (long - short) / n_iter
 
 
-def time_latent_em(x, start, covariance_type, dtype, n_iter, repeats, chunk_size=None):
-    model = GaussianMixtureModel(start.means.shape[0], covariance_type, dtype=dtype)
+def time_latent_em(
+    x, start, covariance_type, dtype, n_iter, repeats, chunk_size=None, n_threads=None
+):
+    model = GaussianMixtureModel(
+        start.means.shape[0], covariance_type, dtype=dtype, n_threads=n_threads
+    )
     xw = model.check_data(x)  # conversion to the working dtype is not timed
 
     def fit_once(iterations: int) -> None:
@@ -206,7 +213,8 @@ def bench_speed(args) -> list[dict]:
         with _thread_limit(threads):
             peak = {dt: matmul_gflops(dt) for dt in (np.float64, np.float32)}
             print(
-                f"\nBLAS threads = {threads or 'default'}: measured matmul "
+                f"\nthreads = {threads or 'default'} (scikit-learn: BLAS threads; latent_em: "
+                "n_threads, BLAS single-threaded per block): measured matmul "
                 f"{peak[np.float64]:.1f} GFLOP/s (float64), {peak[np.float32]:.1f} (float32)"
             )
             header = (
@@ -217,7 +225,9 @@ def bench_speed(args) -> list[dict]:
             for cov in ("full", "diag"):
                 start = start_params(x, k, cov)
                 for dtype in (np.float64, np.float32):
-                    ours = time_latent_em(x, start, cov, dtype, args.iters, args.repeats)
+                    ours = time_latent_em(
+                        x, start, cov, dtype, args.iters, args.repeats, n_threads=threads
+                    )
                     theirs = time_sklearn(x, start, cov, dtype, args.iters, args.repeats)
                     gflops = flops_per_iteration(n, d, k, cov) / ours / 1e9
                     pct = 100.0 * gflops / peak[dtype]
@@ -254,13 +264,24 @@ def bench_scaling(args) -> None:
     for n in sizes:
         x = x_all[:n]
         per_iter = time_latent_em(x, start, "full", np.float64, 3, 2, chunk_size=65_536)
-        # memory allocated during one E-step + M-step, beyond the data
+        # memory allocated during one steady-state iteration (M-step, then E-step over
+        # all chunks), beyond the data: between the callbacks after E-steps 1 and 2
+        peaks: list[int] = []
+
+        def window(iteration, params, objective, peaks=peaks):
+            if iteration == 1:
+                tracemalloc.reset_peak()
+            elif iteration == 2:
+                peaks.append(tracemalloc.get_traced_memory()[1])
+
         tracemalloc.start()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", latent_em.ConvergenceWarning)
-            latent_em.fit(model, x, params=start, max_iter=1, tol=0.0, chunk_size=65_536)
-        _, peak = tracemalloc.get_traced_memory()
+            latent_em.fit(
+                model, x, params=start, max_iter=2, tol=0.0, chunk_size=65_536, callback=window
+            )
         tracemalloc.stop()
+        peak = peaks[0]
         print(
             f"{n:9d} {per_iter:9.4f} {1e6 * per_iter / n:8.3f} {peak / 1e6:14.1f} "
             f"{x.nbytes / 1e6:8.1f}",
@@ -283,8 +304,16 @@ with open(path, "wb") as f:
         f.write(x.astype("<f4").tobytes())
 """
 
+# peak resident set of the child itself (VmHWM; ru_maxrss would include the parent's
+# resident set at fork time)
+_BASELINE = """
+import latent_em
+hwm = [l for l in open("/proc/self/status") if l.startswith("VmHWM")][0].split()[1]
+print(int(hwm) / 1024)
+"""
+
 _FIT = """
-import json, resource, sys, time, warnings
+import json, sys, time, warnings
 import numpy as np
 import latent_em
 from latent_em.models import GaussianMixtureModel
@@ -295,10 +324,11 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore", latent_em.ConvergenceWarning)
     result = latent_em.fit(model, path, random_state=0, max_iter=iters, tol=0.0)
 elapsed = time.perf_counter() - t
+hwm = [l for l in open("/proc/self/status") if l.startswith("VmHWM")][0].split()[1]
 print(json.dumps({
     "seconds": elapsed, "n_evaluations": result.n_evaluations,
     "mean_log_likelihood": result.mean_log_likelihood,
-    "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    "peak_rss_mb": int(hwm) / 1024,
 }))
 """
 
@@ -312,12 +342,7 @@ def bench_out_of_core(args) -> None:
         subprocess.run([sys.executable, "-c", _WRITE, path, str(n), str(d)], check=True, env=env)
         size = os.path.getsize(path) / 1e6
         baseline = subprocess.run(
-            [
-                sys.executable,
-                "-c",
-                "import resource, latent_em; print(resource.getrusage("
-                "resource.RUSAGE_SELF).ru_maxrss / 1024)",
-            ],
+            [sys.executable, "-c", _BASELINE],
             check=True,
             env=env,
             capture_output=True,
@@ -346,7 +371,8 @@ def bench_profile(args) -> None:
     n, d, k = min(args.n, 200_000), 16, 16
     x = make_data(n, d, k)
     start = start_params(x, k, "full")
-    model = GaussianMixtureModel(k, "full")
+    # one thread: cProfile sees only the calling thread
+    model = GaussianMixtureModel(k, "full", n_threads=1)
     weights = np.ones(n)
     model.e_step(start, x, weights)
     profiler = cProfile.Profile()
@@ -385,9 +411,8 @@ def main() -> None:
         bench_scaling(args)
     if args.only in (None, "ooc"):
         bench_out_of_core(args)
-    print(
-        f"\nmax RSS of this process: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB"
-    )
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"\nmax RSS of this process: {rss:.0f} MB")
 
 
 if __name__ == "__main__":
