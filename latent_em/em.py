@@ -386,6 +386,10 @@ class _Pass:
     posteriors: list[Any] | None
 
 
+#: rows of the first chunk checked against the model contract on the first E-step
+_VALIDATE_ROWS = 2048
+
+
 def _chunk_e_step(
     model: Any,
     params: Any,
@@ -402,11 +406,16 @@ def _chunk_e_step(
         stats, lm = model.e_step(params, x, weights)
     else:
         post, lm = _posterior_unchecked(model, params, x, n)
-        if validate:
-            _validate_posterior(model, params, x, n, post, lm)
         stats = model.expected_stats(params, x, post, weights) if closed_form else None
-        if fused and validate:
-            _validate_fused(model, params, x, weights, stats, lm)
+        if validate:
+            # the checks enumerate log_joint over the whole support: bounded to the
+            # first rows, so a large first chunk does not cost m extra E-steps
+            m = min(n, _VALIDATE_ROWS)
+            head = (x[:m], post[:m], np.asarray(lm)[:m]) if m < n else (x, post, lm)
+            _validate_posterior(model, params, head[0], m, head[1], head[2])
+            if fused:
+                sub = stats if m == n else model.expected_stats(params, *head[:2], weights[:m])
+                _validate_fused(model, params, head[0], weights[:m], sub, head[2])
     lm = np.asarray(lm, dtype=float)
     # rows with zero weight do not contribute, even where log p(x_n) = -inf
     positive = weights > 0

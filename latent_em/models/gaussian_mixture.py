@@ -1101,7 +1101,8 @@ class GaussianMixtureModel:
         x = np.asarray(x, dtype=float)
         rw = np.asarray(posterior, dtype=float) * weights[:, None]
         counts = rw.sum(axis=0)
-        sum_dx, sum_dxdx = self.covariance.second_moments(x, np.asarray(params.means), rw)
+        with _single_threaded_blas():  # (D, n) @ (n, D) products: see there
+            sum_dx, sum_dxdx = self.covariance.second_moments(x, np.asarray(params.means), rw)
         return GaussianMixtureStats(counts, sum_dx, sum_dxdx)
 
     def m_step(
