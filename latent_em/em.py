@@ -411,7 +411,11 @@ def _chunk_e_step(
             # the checks enumerate log_joint over the whole support: bounded to the
             # first rows, so a large first chunk does not cost m extra E-steps
             m = min(n, _VALIDATE_ROWS)
-            head = (x[:m], post[:m], np.asarray(lm)[:m]) if m < n else (x, post, lm)
+            # recomputed on the head alone: in reduced precision the values may depend
+            # on how rows are blocked, and log_joint below sees the head alone too
+            head = (
+                (x[:m], *_posterior_unchecked(model, params, x[:m], m)) if m < n else (x, post, lm)
+            )
             _validate_posterior(model, params, head[0], m, head[1], head[2])
             if fused:
                 sub = stats if m == n else model.expected_stats(params, *head[:2], weights[:m])
