@@ -549,6 +549,7 @@ class _Kernel:
     """
 
     rows: int
+    dtype: np.dtype
 
     def table(self, xb: np.ndarray) -> np.ndarray:
         raise NotImplementedError
@@ -701,11 +702,14 @@ class _ExpandedKernel(_Kernel):
         self._n = b
         buf = self._buf[:b]
         if self.kind == "tied":
-            xc = np.subtract(xb, self.centre, out=self._xc[:b])
+            xc = self._xc[:b]
+            xc[...] = xb  # a plain cast copy, then an unmixed subtraction (both fast)
+            xc -= self.centre
             np.matmul(xc, self.whiten, out=buf[:, :d])
             np.einsum("nd,nd->n", buf[:, :d], buf[:, :d], out=buf[:, d])
         else:
-            np.subtract(xb, self.centre, out=buf[:, :d])
+            buf[:, :d] = xb
+            buf[:, :d] -= self.centre
             if self.kind == "diag":
                 np.multiply(buf[:, :d], buf[:, :d], out=buf[:, d:])
             else:
@@ -1040,11 +1044,11 @@ class GaussianMixtureModel:
             ``log p(x_n | params)``.
         """
         x = self._as_working(x)
-        w = np.asarray(weights, dtype=self.dtype)
         n, d = x.shape
         log_marginal = np.empty(n)
         with _single_threaded_blas() as limited:
             kernel = self._kernel(params, d)
+            w = np.asarray(weights, dtype=kernel.dtype)  # the tables' dtype: no mixed loops
             starts = range(0, n, kernel.rows)
             threads = min(self._threads(), len(starts) // _MIN_BLOCKS_PER_THREAD)
             if not limited or threads < 2:
