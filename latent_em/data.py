@@ -315,6 +315,23 @@ def _block_task(fn: ChunkFunction, i: int, block: Any, weights: np.ndarray | Non
     return fn(i, block, weights)
 
 
+def _memmap_file_offset(x: np.memmap) -> int | None:
+    """Byte offset in ``x.filename`` of the first element of a C-contiguous memory map
+    (or view of one), from its address inside the mapping; ``None`` when unknown."""
+    base = x.base
+    while base is not None and not isinstance(base, mmap.mmap):
+        base = getattr(base, "base", None)
+    if base is None or x.filename is None or not x.flags.c_contiguous or x.ndim < 1:
+        return None
+    mapped = np.frombuffer(base, dtype=np.uint8)
+    inside = x.ctypes.data - mapped.ctypes.data
+    if inside < 0 or inside + x.nbytes > mapped.size:
+        return None
+    # np.memmap maps the file from ``offset`` rounded down to the allocation granularity
+    start = x.offset - x.offset % mmap.ALLOCATIONGRANULARITY
+    return int(start + inside)
+
+
 def _is_dask_array(x: Any) -> bool:
     # checked by module name so that importing latent_em never imports dask
     return type(x).__module__.split(".")[0] == "dask" and hasattr(x, "to_delayed")
@@ -343,16 +360,10 @@ def as_data_source(x: Any) -> DataSource | None:
             raise FileNotFoundError(f"x: no such .npy file: {path!r}")
         return _open_npy(path)
     if isinstance(x, np.memmap):
-        if (
-            isinstance(x.base, mmap.mmap)
-            and x.filename is not None
-            and x.flags.c_contiguous
-            and x.ndim >= 1
-        ):
-            # the whole mapped array: read its file directly (bounded resident memory)
-            return _NpyFile(
-                str(x.filename), int(x.offset), tuple(x.shape), x.dtype, what=str(x.filename)
-            )
+        located = _memmap_file_offset(x)
+        if located is not None:
+            # read its file directly: pages of the map would count as resident memory
+            return _NpyFile(str(x.filename), located, tuple(x.shape), x.dtype, what=str(x.filename))
         return _Indexed(x)
     if _is_dask_array(x):
         return _DaskArray(x)

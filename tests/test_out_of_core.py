@@ -36,9 +36,13 @@ def _fit(model, x, **kw):
 
 
 def _same_fit(a: latent_em.EMResult, b: latent_em.EMResult, rtol: float = 1e-10) -> None:
-    assert a.n_iter == b.n_iter
+    if a.n_iter != b.n_iter:
+        # at a fixed point the change of the objective is round-off, so an exact zero
+        # (convergence at tol=0) may come an iteration earlier or later
+        assert a.converged and b.converged and abs(a.n_iter - b.n_iter) <= 2
+    n = min(len(a.history), len(b.history))
+    np.testing.assert_allclose(a.history[:n], b.history[:n], rtol=rtol)
     assert tree_allclose(a.params, b.params, rtol=rtol, atol=1e-12)
-    np.testing.assert_allclose(a.history, b.history, rtol=rtol)
     assert a.log_likelihood == pytest.approx(b.log_likelihood, rel=rtol)
 
 
