@@ -147,17 +147,6 @@ class _NpyFile(DataSource):
                     raise ValueError(f"{self.path} is shorter than its header says")
                 yield block.reshape((rows, *self.shape[1:]))
 
-    def init_sample(self, rng: np.random.Generator, max_rows: int | None = None) -> Any:
-        max_rows = INIT_SAMPLE_ROWS if max_rows is None else max_rows
-        if self.n_rows <= max_rows:
-            return super().init_sample(rng, max_rows)
-        # a memory map reads only the pages of the picked rows; it is dropped afterwards
-        view = np.memmap(self.path, self.dtype, "r", self.offset, self.shape)
-        picks = np.sort(rng.choice(self.n_rows, size=max_rows, replace=False))
-        sample = np.array(view[picks])
-        del view
-        return sample
-
 
 def _open_npy(path: str) -> _NpyFile:
     with open(path, "rb") as f:

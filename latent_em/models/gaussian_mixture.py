@@ -616,8 +616,8 @@ class _FullKernel(_Kernel):
         np.subtract(xb, self.centre, out=xc[:, :d])
         np.matmul(self.stacked, xc.T, out=y)
         self._yb, self._workb = y, work
-        sq = np.multiply(y, y, out=work).reshape(k, d + 1, b)
-        out = sq[:, :d, :].sum(axis=1)
+        y3 = y.reshape(k, d + 1, b)[:, :d, :]
+        out = np.einsum("kdn,kdn->kn", y3, y3)  # one pass, no squared copy
         out *= -0.5
         out += self.const
         return out
