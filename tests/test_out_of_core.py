@@ -206,3 +206,15 @@ def test_chunked_data_need_a_closed_form_model():
     x = np.array([0.0, 1.0, 1.0, 0.0, 1.0])
     with pytest.raises(ModelContractError, match="closed-form M-step"):
         latent_em.fit(_NumericalOnlyMixture(), Chunks([x[:2], x[2:]]))
+
+
+def test_importing_latent_em_does_not_import_dask_or_threadpoolctl():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, latent_em, latent_em.data; "
+        "print(sorted(m for m in ('dask', 'distributed', 'threadpoolctl') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
