@@ -216,5 +216,12 @@ def test_importing_latent_em_does_not_import_dask_or_threadpoolctl():
         "import sys, latent_em, latent_em.data; "
         "print(sorted(m for m in ('dask', 'distributed', 'threadpoolctl') if m in sys.modules))"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    import os
+    import pathlib
+
+    root = str(pathlib.Path(latent_em.__file__).resolve().parent.parent)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([root, os.environ.get("PYTHONPATH", "")]))
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
+    )
     assert out.stdout.strip() == "[]"
