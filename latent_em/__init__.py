@@ -6,7 +6,7 @@ scikit-learn-style estimators. PyMC and ArviZ bridges live in :mod:`latent_em.br
 and are imported only when used.
 """
 
-from . import constraints, datasets, protocols
+from . import constraints, data, datasets, protocols
 from .em import EMResult, Event, RestartOutcome, fit, log_likelihood, posterior
 from .estimators import GaussianMixture, MixtureEstimator
 from .exceptions import (
@@ -38,6 +38,7 @@ __all__ = [
     "DegeneracyWarning",
     "NotFittedError",
     "constraints",
+    "data",
     "datasets",
     "protocols",
     "__version__",
