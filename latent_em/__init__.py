@@ -6,7 +6,7 @@ scikit-learn-style estimators. PyMC and ArviZ bridges live in :mod:`latent_em.br
 and are imported only when used.
 """
 
-from . import acceleration, constraints, datasets, io, protocols, selection, uncertainty
+from . import acceleration, constraints, data, datasets, io, protocols, selection, uncertainty
 from .acceleration import Squarem
 from .checking import CheckReport, LawResult, check_model
 from .em import EMResult, Event, RestartOutcome, fit, log_likelihood, posterior
@@ -94,6 +94,7 @@ __all__ = [
     "DegeneracyWarning",
     "NotFittedError",
     "constraints",
+    "data",
     "datasets",
     "io",
     "protocols",

@@ -27,8 +27,9 @@ from typing import Any
 import numpy as np
 from scipy.special import logsumexp
 
-from ._tree import tree_add, tree_leaves
+from ._tree import tree_add, tree_allclose, tree_leaves
 from .constraints import count_free_parameters
+from .data import DataSource, as_data_source, check_chunk
 from .exceptions import ConvergenceWarning, ModelContractError, MonotonicityError
 from .protocols import (
     ChecksData,
@@ -37,6 +38,7 @@ from .protocols import (
     CountsParameters,
     EnumerableLatent,
     ExactPosterior,
+    FusedEStep,
     HasLogPrior,
     Repairable,
 )
@@ -421,6 +423,78 @@ class _Pass:
     posteriors: list[Any] | None
 
 
+#: rows of the first chunk checked against the model contract on the first E-step
+_VALIDATE_ROWS = 2048
+
+
+def _chunk_e_step(
+    model: Any,
+    params: Any,
+    x: Any,
+    weights: np.ndarray,
+    closed_form: bool,
+    validate: bool,
+) -> tuple[Any, float, Any]:
+    """E-step of one chunk: ``(stats or None, Σ w log p(x_n), posterior or None)``."""
+    n = weights.shape[0]
+    fused = closed_form and isinstance(model, FusedEStep)
+    post = None
+    if fused and not validate:
+        stats, lm = model.e_step(params, x, weights)
+    else:
+        post, lm = _posterior_unchecked(model, params, x, n)
+        stats = model.expected_stats(params, x, post, weights) if closed_form else None
+        if validate:
+            # the checks enumerate log_joint over the whole support: bounded to the
+            # first rows, so a large first chunk does not cost m extra E-steps
+            m = min(n, _VALIDATE_ROWS)
+            # recomputed on the head alone: in reduced precision the values may depend
+            # on how rows are blocked, and log_joint below sees the head alone too
+            head = (
+                (x[:m], *_posterior_unchecked(model, params, x[:m], m)) if m < n else (x, post, lm)
+            )
+            _validate_posterior(model, params, head[0], m, head[1], head[2])
+            if fused:
+                sub = stats if m == n else model.expected_stats(params, *head[:2], weights[:m])
+                _validate_fused(model, params, head[0], weights[:m], sub, head[2])
+    lm = np.asarray(lm, dtype=float)
+    # rows with zero weight do not contribute, even where log p(x_n) = -inf
+    positive = weights > 0
+    total = float(np.dot(weights[positive], lm[positive]))
+    return stats, total, post
+
+
+def _validate_fused(
+    model: Any, params: Any, x: Any, weights: np.ndarray, stats: Any, lm: Any
+) -> None:
+    """The fused E-step must agree with posterior + expected_stats (checked once)."""
+    fused_stats, fused_lm = model.e_step(params, x, weights)
+    # a loose tolerance: this catches wrong statistics, not reduced-precision round-off
+    scale = max((float(np.max(np.abs(leaf))) for leaf in tree_leaves(stats)), default=0.0)
+    same_lm = np.allclose(fused_lm, lm, rtol=1e-4, atol=1e-4)
+    if not same_lm or not tree_allclose(fused_stats, stats, rtol=1e-4, atol=1e-4 * scale):
+        raise ModelContractError(
+            f"{type(model).__name__}.e_step disagrees with posterior + expected_stats; the "
+            "fused E-step must return the same statistics and log p(x_n)"
+        )
+
+
+def _source_chunk(
+    model: Any,
+    params: Any,
+    closed_form: bool,
+    validate: bool,
+    index: int,
+    x: Any,
+    weights: np.ndarray,
+) -> tuple[Any, float]:
+    # module level (not a closure) so Dask can ship it to worker processes
+    stats, total, _ = _chunk_e_step(
+        model, params, check_chunk(model, x), weights, closed_form, validate and index == 0
+    )
+    return stats, total
+
+
 def _e_pass(
     model: Any,
     params: Any,
@@ -433,20 +507,23 @@ def _e_pass(
     stats = None
     total = 0.0
     kept: list[Any] | None = None if closed_form else []
-    for i, sl in enumerate(_chunks(len(weights), chunk_size)):
-        xc, wc = x[sl], weights[sl]
-        n = wc.shape[0]
-        post, lm = _posterior_unchecked(model, params, xc, n)
-        if validate and i == 0:
-            _validate_posterior(model, params, xc, n, post, lm)
-        lm = np.asarray(lm, dtype=float)
-        # rows with zero weight do not contribute, even where log p(x_n) = -inf
-        total += float(np.dot(wc[wc > 0], lm[wc > 0]))
-        if closed_form:
-            stats = tree_add(stats, model.expected_stats(params, xc, post, wc))
-        else:
-            assert kept is not None
-            kept.append(post)
+    if isinstance(x, DataSource):
+        # out-of-core or distributed data: chunks are read (and, for Dask, reduced) by the
+        # source; only closed-form models get here (see _prepare_data)
+        work = functools.partial(_source_chunk, model, params, closed_form, validate)
+        stats, total = x.map_reduce(work, weights, chunk_size)
+        total = float(total)
+    else:
+        for i, sl in enumerate(_chunks(len(weights), chunk_size)):
+            chunk_stats, chunk_total, post = _chunk_e_step(
+                model, params, x[sl], weights[sl], closed_form, validate and i == 0
+            )
+            total += chunk_total
+            if closed_form:
+                stats = tree_add(stats, chunk_stats)
+            else:
+                assert kept is not None
+                kept.append(post)
     if not math.isfinite(total):
         raise ModelContractError(
             f"{type(model).__name__}: the log-likelihood is {total!r} at the current parameters"
@@ -458,6 +535,53 @@ def _e_pass(
                     f"{type(model).__name__}.expected_stats returned non-finite statistics"
                 )
     return _Pass(stats, total, kept)
+
+
+def _prepare_data(model: Any, x: Any) -> tuple[Any, int, Callable[[np.random.Generator], Any]]:
+    """``(x, n, init_data)``: checked in-memory data, or a :class:`DataSource`.
+
+    ``init_data(rng)`` is what ``model.initialize`` sees: all of in-memory data, a bounded
+    subsample of data that are not in memory.
+    """
+    source = as_data_source(x)
+    if source is None:
+        if isinstance(model, ChecksData):
+            x = model.check_data(x)
+        try:
+            n = len(x)
+        except TypeError as exc:
+            raise TypeError(
+                f"x must be indexable by row with a length; got {type(x).__name__}"
+            ) from exc
+        if n == 0:
+            raise ValueError("x is empty: at least one observation is needed")
+        return x, n, lambda rng: x
+    if not isinstance(model, ClosedFormMStep):
+        raise ModelContractError(
+            f"{type(model).__name__} has no closed-form M-step (expected_stats and m_step); "
+            f"data given as {type(x).__name__} are read chunk by chunk, which needs one. "
+            "Load x into memory as an array instead"
+        )
+
+    def init_data(rng: np.random.Generator) -> Any:
+        sample = source.init_sample(rng)
+        return model.check_data(sample) if isinstance(model, ChecksData) else sample
+
+    return source, source.n_rows, init_data
+
+
+def _working_rtol(model: Any, monotone_rtol: float) -> float:
+    """Monotonicity tolerance for the model's working precision.
+
+    A model computing in float32 (``model.dtype``) has log-likelihoods whose round-off is
+    ~1e-7 relative, far above the float64 default.
+    """
+    dtype = getattr(model, "dtype", None)
+    try:
+        eps = float(np.finfo(np.dtype(dtype)).eps) if dtype is not None else 0.0
+    except (TypeError, ValueError):
+        eps = 0.0
+    return max(monotone_rtol, 4.0 * eps if eps > np.finfo(np.float64).eps else 0.0)
 
 
 # ----------------------------------------------------------------------------- M-step
@@ -665,8 +789,11 @@ def fit(
     ----------
     model : object
         A model implementing the contract of :mod:`latent_em.protocols`.
-    x : array-like
-        Data, indexed by observation along axis 0.
+    x : array-like, path, numpy.memmap, latent_em.data.Chunks or dask.array.Array
+        Data, indexed by observation along axis 0. Data not in memory (a ``.npy`` path, a
+        memory map, a re-iterable of chunks, a Dask array) are read chunk by chunk on
+        every E-step and initialization sees a bounded subsample; see
+        :mod:`latent_em.data`. Such data need a closed-form model.
     params : optional
         Initial parameters; by default ``model.initialize(x, rng)`` for every restart.
     n_init : int, default 1
@@ -679,7 +806,8 @@ def fit(
     sample_weight : array-like of shape (n,), optional
         Non-negative row weights; integer weights are equivalent to repeating rows.
     chunk_size : int, optional
-        Rows per E-step chunk; bounds memory and gives the same result as one chunk.
+        Rows per E-step chunk; bounds memory and gives the same result as one chunk
+        (data read from disk default to ``latent_em.data.DEFAULT_CHUNK_ROWS``).
     random_state : int, numpy.random.Generator or None
         Seeds the initializations (reproducible bit for bit for an int).
     accelerate : {None, "squarem"} or latent_em.acceleration.Squarem, optional
@@ -712,16 +840,8 @@ def fit(
     _check_options(tol, max_iter, n_init, chunk_size)
     if params is not None and n_init > 1:
         raise ValueError("give either initial params or n_init > 1, not both")
-    if isinstance(model, ChecksData):
-        x = model.check_data(x)
-    try:
-        n = len(x)
-    except TypeError as exc:
-        raise TypeError(
-            f"x must be indexable by row with a length; got {type(x).__name__}"
-        ) from exc
-    if n == 0:
-        raise ValueError("x is empty: at least one observation is needed")
+    x, n, init_data = _prepare_data(model, x)
+    monotone_rtol = _working_rtol(model, monotone_rtol)
     weights = check_sample_weight(sample_weight, n)
     # --- acceleration dispatch (issue 5): SQUAREM lives in latent_em.acceleration
     from .acceleration import resolve_accelerate
@@ -738,7 +858,7 @@ def fit(
     rngs = restart_rngs(random_state, n_init)
     runs: list[_Run] = []
     for restart, rng in enumerate(rngs):
-        start = params if params is not None else model.initialize(x, rng)
+        start = params if params is not None else model.initialize(init_data(rng), rng)
         _validate_initial_params(model, start)
         runs.append(
             run_restart(

@@ -172,6 +172,11 @@ class _Encoder:
             return self._array(value, where)
         if isinstance(value, np.generic):
             return {"__scalar__": self._array(np.asarray(value), where)}
+        if isinstance(value, np.dtype):
+            return {"__dtype__": value.str}
+        if isinstance(value, type) and issubclass(value, np.generic):
+            # a NumPy scalar type such as the ``dtype=np.float32`` option
+            return {"__scalar_type__": np.dtype(value).str}
         if isinstance(value, np.random.Generator):
             return {"__generator__": self.encode(value.bit_generator.state, where)}
         if isinstance(value, np.random.RandomState):
@@ -260,6 +265,10 @@ class _Decoder:
             if text not in ("nan", "inf", "-inf"):
                 raise UnsupportedFormatError(f"invalid tagged float {text!r}")
             return float(text)
+        if "__dtype__" in value:
+            return np.dtype(str(value["__dtype__"]))
+        if "__scalar_type__" in value:
+            return np.dtype(str(value["__scalar_type__"])).type
         if "__scalar__" in value:
             return self._array(value["__scalar__"])[()]
         if "__generator__" in value:

@@ -14,6 +14,8 @@ capability                what the driver does with it
                           itself (continuous z, or a faster discrete one)
 ``expected_stats`` +      closed-form fast path: additive expected sufficient
 ``m_step``                statistics, then the model's own maximizer
+``e_step``                fused E-step: the statistics and ``log p(x_n)`` of a chunk in
+                          one pass, without the ``(n, m)`` posterior (fast path)
 ``constraints``           generic numerical M-step (L-BFGS over unconstrained values),
                           SQUAREM and numerical standard errors
 ``log_prior``             MAP-EM: the objective is ``log p(x | θ) + log p(θ)``
@@ -81,6 +83,7 @@ __all__ = [
     "EnumerableLatent",
     "ExactPosterior",
     "ClosedFormMStep",
+    "FusedEStep",
     "Constrained",
     "HasLogPrior",
     "CountsParameters",
@@ -144,6 +147,20 @@ class ClosedFormMStep(Protocol):
         the prior into its own update, e.g. Dirichlet pseudo-counts): the driver adds
         ``log_prior`` to the objective it checks for monotonicity, but only the numerical
         M-step adds it to the function it maximizes.
+        """
+
+
+@runtime_checkable
+class FusedEStep(Protocol):
+    """The model computes an E-step's statistics without materializing the posterior."""
+
+    def e_step(self, params: Any, x: Any, weights: np.ndarray) -> tuple[Any, np.ndarray]:
+        """Return ``(stats, log_marginal)`` for a chunk.
+
+        ``stats`` must equal ``expected_stats(params, x, posterior, weights)`` at the exact
+        posterior (up to round-off) and ``log_marginal[n] = log p(x_n | θ)``. Used only
+        together with :class:`ClosedFormMStep`; the driver checks it against the unfused
+        path on the first chunk of a fit.
         """
 
 

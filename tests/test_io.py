@@ -264,3 +264,15 @@ def test_extra_fitted_attributes_round_trip_generically(tmp_path, monkeypatch, f
     again = LabelledMixture.load(tmp_path / "l.json")
     assert_identical(est, again)
     assert again.categories_[0].dtype.kind == "U"
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.dtype("float32"), "float32"])
+def test_dtype_option_round_trips(tmp_path, dtype):
+    from latent_em import GaussianMixture
+
+    X = np.random.default_rng(0).normal(size=(60, 2))
+    gm = GaussianMixture(2, dtype=dtype, random_state=0).fit(X)
+    gm.save(tmp_path / "gm")
+    back = GaussianMixture.load(tmp_path / "gm")
+    assert back.dtype == dtype
+    np.testing.assert_array_equal(back.predict_proba(X), gm.predict_proba(X))

@@ -42,6 +42,9 @@ class GaussianMixture(MixtureEstimator):
     accelerate : {None, "squarem"} or latent_em.acceleration.Squarem, optional
         Acceleration of the EM map (``None``: plain EM; ``"squarem"``: SQUAREM, see
         :mod:`latent_em.acceleration`).
+    dtype : {numpy.float64, numpy.float32}, default float64
+        Working precision of the data and E-step (statistics are accumulated in float64;
+        see :class:`~latent_em.models.GaussianMixtureModel`).
 
     Attributes
     ----------
@@ -91,6 +94,7 @@ class GaussianMixture(MixtureEstimator):
         random_state: Any = None,
         chunk_size: int | None = None,
         accelerate: str | None = None,
+        dtype: Any = np.float64,
     ) -> None:
         self.n_components = n_components
         self.covariance_type = covariance_type
@@ -105,6 +109,7 @@ class GaussianMixture(MixtureEstimator):
         self.random_state = random_state
         self.chunk_size = chunk_size
         self.accelerate = accelerate
+        self.dtype = dtype
 
     def _make_model(self) -> GaussianMixtureModel:
         check_int(self.n_init, "n_init", minimum=1)
@@ -118,6 +123,7 @@ class GaussianMixture(MixtureEstimator):
             weights_init=self.weights_init,
             means_init=self.means_init,
             covariances_init=self.covariances_init,
+            dtype=self.dtype,
         )
 
     def _set_fitted_attributes(self, params: GaussianMixtureParams) -> None:

@@ -1,0 +1,423 @@
+"""Benchmark: Gaussian mixture EM, latent_em against scikit-learn, plus scaling and
+out-of-core memory.
+
+Run from a checkout (needs scikit-learn and threadpoolctl, from the ``test`` extra)::
+
+    PYTHONPATH=. python benchmarks/bench_gmm.py            # everything (~5 min on 2 cores)
+    PYTHONPATH=. python benchmarks/bench_gmm.py --quick    # smaller, for a smoke test
+    PYTHONPATH=. python benchmarks/bench_gmm.py --only speed   # or: scaling, ooc, profile
+
+What is measured
+----------------
+* speed: N = 200 000, D = 16, K = 16, covariance "full" and "diag", float64 and float32.
+  Same data and same initial parameters for both libraries (scikit-learn gets them as
+  ``weights_init``/``means_init``/``precisions_init`` with the cheap
+  ``init_params="random_from_data"``), ``tol=0`` and a fixed number of iterations.
+  Seconds per iteration = (fit with ``1 + n`` iterations - fit with 1 iteration) / n,
+  so initialization, input validation and the final E-step cancel out; the best of
+  ``--repeats`` runs. Both libraries run under the same BLAS thread limit (1 thread and
+  the machine's default). GFLOP/s count the algorithm's nominal floating-point work
+  per iteration (full: 4·N·K·D² + 3·N·K·D; diag: 8·N·K·D + 3·N·K), against the measured
+  matrix-multiply throughput of this machine in the same run and thread setting.
+* scaling: seconds per iteration and the peak of memory allocated during one iteration
+  (tracemalloc, beyond the data) for N = 10⁴ .. 10⁶ with ``chunk_size=65 536``.
+* ooc: a float32 ``.npy`` file of N = 10⁷ rows x 8 columns is written by one child
+  process and fitted from its path by another (``K = 8``, full, float32); the child's
+  peak resident memory (``VmHWM``) is printed. The data alone are 320 MB on disk.
+* profile: cProfile of latent_em's E-step phases (whitening + distances in ``table``,
+  normalization in ``_log_normalize``, statistics in ``accumulate``).
+
+OpenBLAS on some processors here honours OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE, which
+slow a current NumPy; unset both together for the benchmark command only
+(``env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python ...``). The kernel actually used
+is printed from threadpoolctl.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import json
+import os
+import platform
+import pstats
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+import tracemalloc
+import warnings
+
+import numpy as np
+
+import latent_em
+from latent_em.models import GaussianMixtureModel
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+# ----------------------------------------------------------------------- machine
+
+
+def machine_description() -> dict:
+    info: dict = {
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "platform": platform.platform(),
+        "cpus": os.cpu_count(),
+    }
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    info["cpu"] = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        info["cpu"] = platform.processor()
+    try:
+        info["load_average"] = os.getloadavg()
+    except OSError:
+        pass
+    for var in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OPENBLAS_NUM_THREADS"):
+        info[var] = os.environ.get(var, "(unset)")
+    try:
+        from threadpoolctl import threadpool_info
+
+        info["blas"] = [
+            {k: p.get(k) for k in ("internal_api", "version", "architecture", "num_threads")}
+            for p in threadpool_info()
+            if p.get("user_api") == "blas"
+        ]
+    except ImportError:
+        info["blas"] = "threadpoolctl not installed"
+    return info
+
+
+def matmul_gflops(dtype: type, n: int = 1500, repeats: int = 5) -> float:
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((n, n)).astype(dtype)
+    b = rng.standard_normal((n, n)).astype(dtype)
+    a @ b
+    best = float("inf")
+    for _ in range(repeats):
+        t = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - t)
+    return 2.0 * n**3 / best / 1e9
+
+
+# ----------------------------------------------------------------------- data
+
+
+def make_data(n: int, d: int, k: int, seed: int = 0) -> np.ndarray:
+    """K Gaussian clusters with random correlated covariances (overlapping a little)."""
+    rng = np.random.default_rng(seed)
+    centers = rng.normal(scale=2.0, size=(k, d))
+    factors = rng.normal(scale=0.3, size=(k, d, d)) + np.eye(d)
+    labels = rng.integers(k, size=n)
+    x = np.empty((n, d))
+    for j in range(k):
+        rows = labels == j
+        x[rows] = centers[j] + rng.standard_normal((int(rows.sum()), d)) @ factors[j]
+    return x
+
+
+def start_params(x: np.ndarray, k: int, covariance_type: str):
+    # one cheap initialization shared by both libraries (random data points as means)
+    model = GaussianMixtureModel(k, covariance_type, init_params="random_from_data")
+    return model.initialize(x[:50_000], np.random.default_rng(1))
+
+
+def flops_per_iteration(n: int, d: int, k: int, covariance_type: str) -> float:
+    if covariance_type == "full":
+        # whitening product 2NKD² + squared norms 2NKD; weighting NKD; moments 2NKD²
+        return 4.0 * n * k * d * d + 3.0 * n * k * d
+    # diag: distance product 2NK(2D) + moment product 2NK(2D); exp/normalize ~3NK
+    return 8.0 * n * k * d + 3.0 * n * k
+
+
+# ----------------------------------------------------------------------- timing
+
+
+def _time_fit(fit_once, n_iter: int, repeats: int) -> float:
+    """Seconds per iteration: (best fit with 1 + n_iter iterations - best fit with 1) / n.
+
+    The best of ``repeats`` of each fit is robust to other processes on a shared machine.
+    """
+    short = long = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fit_once(1)
+        t1 = time.perf_counter()
+        fit_once(1 + n_iter)
+        t2 = time.perf_counter()
+        short, long = min(short, t1 - t0), min(long, t2 - t1)
+    return (long - short) / n_iter
+
+
+def time_latent_em(
+    x, start, covariance_type, dtype, n_iter, repeats, chunk_size=None, n_threads=None
+):
+    model = GaussianMixtureModel(
+        start.means.shape[0], covariance_type, dtype=dtype, n_threads=n_threads
+    )
+    xw = model.check_data(x)  # conversion to the working dtype is not timed
+
+    def fit_once(iterations: int) -> None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", latent_em.ConvergenceWarning)
+            latent_em.fit(
+                model, xw, params=start, max_iter=iterations, tol=0.0, chunk_size=chunk_size
+            )
+
+    return _time_fit(fit_once, n_iter, repeats)
+
+
+def time_sklearn(x, start, covariance_type, dtype, n_iter, repeats):
+    from sklearn.mixture import GaussianMixture
+
+    xw = np.ascontiguousarray(x, dtype=dtype)
+    cov = start.covariances
+    precisions = np.linalg.inv(cov) if covariance_type == "full" else 1.0 / cov
+
+    def fit_once(iterations: int) -> None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # ConvergenceWarning at tol=0
+            GaussianMixture(
+                start.means.shape[0],
+                covariance_type=covariance_type,
+                weights_init=start.weights,
+                means_init=start.means,
+                precisions_init=precisions,
+                init_params="random_from_data",
+                max_iter=iterations,
+                tol=0.0,
+            ).fit(xw)
+
+    return _time_fit(fit_once, n_iter, repeats)
+
+
+def _thread_limit(threads):
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(limits=threads, user_api="blas")
+
+
+def bench_speed(args) -> list[dict]:
+    n, d, k = args.n, 16, 16
+    x = make_data(n, d, k)
+    rows = []
+    for threads in args.threads:
+        with _thread_limit(threads):
+            peak = {dt: matmul_gflops(dt) for dt in (np.float64, np.float32)}
+            print(
+                f"\nthreads = {threads or 'default'} (scikit-learn: BLAS threads; latent_em: "
+                "n_threads, BLAS single-threaded per block): measured matmul "
+                f"{peak[np.float64]:.1f} GFLOP/s (float64), {peak[np.float32]:.1f} (float32)"
+            )
+            header = (
+                f"{'cov':5s} {'dtype':8s} {'latent_em s/it':>15s} {'sklearn s/it':>13s} "
+                f"{'speed-up':>9s} {'GFLOP/s':>8s} {'% matmul':>9s}"
+            )
+            print(header)
+            for cov in ("full", "diag"):
+                start = start_params(x, k, cov)
+                for dtype in (np.float64, np.float32):
+                    ours = time_latent_em(
+                        x, start, cov, dtype, args.iters, args.repeats, n_threads=threads
+                    )
+                    theirs = time_sklearn(x, start, cov, dtype, args.iters, args.repeats)
+                    gflops = flops_per_iteration(n, d, k, cov) / ours / 1e9
+                    pct = 100.0 * gflops / peak[dtype]
+                    print(
+                        f"{cov:5s} {np.dtype(dtype).name:8s} {ours:15.4f} {theirs:13.4f} "
+                        f"{theirs / ours:8.1f}x {gflops:8.1f} {pct:8.0f}%",
+                        flush=True,
+                    )
+                    rows.append(
+                        dict(
+                            threads=threads,
+                            cov=cov,
+                            dtype=np.dtype(dtype).name,
+                            latent_em=ours,
+                            sklearn=theirs,
+                            speedup=theirs / ours,
+                            gflops=gflops,
+                            matmul_gflops=peak[dtype],
+                        )
+                    )
+    return rows
+
+
+def bench_scaling(args) -> None:
+    d, k = 16, 16
+    sizes = [10_000, 30_000, 100_000, 300_000, 1_000_000]
+    if args.quick:
+        sizes = sizes[:3]
+    x_all = make_data(sizes[-1], d, k, seed=2)
+    start = start_params(x_all, k, "full")
+    model = GaussianMixtureModel(k, "full")
+    print("\nscaling (full, float64, D = K = 16, chunk_size = 65 536)")
+    print(
+        f"{'N':>9s} {'s/iter':>9s} {'us/row':>8s} {'iteration MB':>13s} {'data MB':>8s}"
+        "   (iteration MB: peak memory allocated by one steady-state iteration)"
+    )
+    for n in sizes:
+        x = x_all[:n]
+        per_iter = time_latent_em(x, start, "full", np.float64, 3, 2, chunk_size=65_536)
+        # memory allocated during one steady-state iteration (M-step, then E-step over
+        # all chunks), beyond the data: between the callbacks after E-steps 1 and 2
+        peaks: list[int] = []
+
+        def window(iteration, params, objective, peaks=peaks):
+            if iteration == 1:
+                tracemalloc.reset_peak()
+                peaks.append(tracemalloc.get_traced_memory()[0])  # alive already (weights)
+            elif iteration == 2:
+                peaks.append(tracemalloc.get_traced_memory()[1] - peaks[0])
+
+        tracemalloc.start()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", latent_em.ConvergenceWarning)
+            latent_em.fit(
+                model, x, params=start, max_iter=2, tol=0.0, chunk_size=65_536, callback=window
+            )
+        tracemalloc.stop()
+        peak = peaks[1]
+        print(
+            f"{n:9d} {per_iter:9.4f} {1e6 * per_iter / n:8.3f} {peak / 1e6:13.1f} "
+            f"{x.nbytes / 1e6:8.1f}",
+            flush=True,
+        )
+
+
+_WRITE = """
+import numpy as np, sys
+path, n, d = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+rng = np.random.default_rng(0)
+centers = rng.normal(scale=3.0, size=(8, d))
+with open(path, "wb") as f:
+    np.lib.format.write_array_header_1_0(
+        f, {"descr": "<f4", "fortran_order": False, "shape": (n, d)})
+    step = 1_000_000
+    for s in range(0, n, step):
+        m = min(step, n - s)
+        x = centers[rng.integers(8, size=m)] + rng.standard_normal((m, d))
+        f.write(x.astype("<f4").tobytes())
+"""
+
+# peak resident set of the child itself (VmHWM; ru_maxrss would include the parent's
+# resident set at fork time)
+_BASELINE = """
+import latent_em
+hwm = [l for l in open("/proc/self/status") if l.startswith("VmHWM")][0].split()[1]
+print(int(hwm) / 1024)
+"""
+
+_FIT = """
+import json, sys, time, warnings
+import numpy as np
+import latent_em
+from latent_em.models import GaussianMixtureModel
+path, iters = sys.argv[1], int(sys.argv[2])
+model = GaussianMixtureModel(8, "full", dtype=np.float32)
+t = time.perf_counter()
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", latent_em.ConvergenceWarning)
+    result = latent_em.fit(model, path, random_state=0, max_iter=iters, tol=0.0)
+elapsed = time.perf_counter() - t
+hwm = [l for l in open("/proc/self/status") if l.startswith("VmHWM")][0].split()[1]
+print(json.dumps({
+    "seconds": elapsed, "n_evaluations": result.n_evaluations,
+    "mean_log_likelihood": result.mean_log_likelihood,
+    "peak_rss_mb": int(hwm) / 1024,
+}))
+"""
+
+
+def bench_out_of_core(args) -> None:
+    n = 1_000_000 if args.quick else 10_000_000
+    d = 8
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "x.npy")
+        env = dict(os.environ, PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""))
+        subprocess.run([sys.executable, "-c", _WRITE, path, str(n), str(d)], check=True, env=env)
+        size = os.path.getsize(path) / 1e6
+        baseline = subprocess.run(
+            [sys.executable, "-c", _BASELINE],
+            check=True,
+            env=env,
+            capture_output=True,
+            text=True,
+        )
+        out = subprocess.run(
+            [sys.executable, "-c", _FIT, path, str(args.ooc_iters)],
+            check=True,
+            env=env,
+            capture_output=True,
+            text=True,
+        )
+        report = json.loads(out.stdout.strip().splitlines()[-1])
+    print(
+        f"\nout of core: N = {n:,} x {d} float32 ({size:.0f} MB on disk), K = 8 full, "
+        f"{args.ooc_iters} iterations + final E-step\n"
+        f"  total {report['seconds']:.1f} s ({report['n_evaluations']} passes over the file, "
+        f"incl. init on a 100 000-row subsample); mean log-likelihood "
+        f"{report['mean_log_likelihood']:.4f}\n"
+        f"  peak RSS of the fitting process: {report['peak_rss_mb']:.0f} MB "
+        f"(interpreter + imports alone: {float(baseline.stdout):.0f} MB; limit 500 MB)"
+    )
+
+
+def bench_profile(args) -> None:
+    n, d, k = min(args.n, 200_000), 16, 16
+    x = make_data(n, d, k)
+    start = start_params(x, k, "full")
+    # one thread: cProfile sees only the calling thread
+    model = GaussianMixtureModel(k, "full", n_threads=1)
+    weights = np.ones(n)
+    model.e_step(start, x, weights)
+    profiler = cProfile.Profile()
+    profiler.enable()
+    for _ in range(3):
+        stats, _ = model.e_step(start, x, weights)
+        model.m_step(start, stats)
+    profiler.disable()
+    buf = io.StringIO()
+    pstats.Stats(profiler, stream=buf).sort_stats("tottime").print_stats(8)
+    print("\nprofile of 3 fused E-steps + M-steps (full, float64, N = 200 000, D = K = 16):")
+    print(buf.getvalue())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="smaller sizes (smoke test)")
+    parser.add_argument("--only", choices=["speed", "scaling", "ooc", "profile"], default=None)
+    parser.add_argument("--iters", type=int, default=5, help="timed EM iterations")
+    parser.add_argument("--repeats", type=int, default=2, help="best of this many runs")
+    parser.add_argument("--ooc-iters", type=int, default=3)
+    parser.add_argument(
+        "--threads",
+        type=lambda s: [None if t == "default" else int(t) for t in s.split(",")],
+        default=[1, None],
+        help="BLAS thread limits to run the speed test under, e.g. 1,default",
+    )
+    args = parser.parse_args()
+    args.n = 20_000 if args.quick else 200_000
+    print("machine:", json.dumps(machine_description(), indent=1))
+    if args.only in (None, "speed"):
+        bench_speed(args)
+    if args.only in (None, "profile"):
+        bench_profile(args)
+    if args.only in (None, "scaling"):
+        bench_scaling(args)
+    if args.only in (None, "ooc"):
+        bench_out_of_core(args)
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"\nmax RSS of this process: {rss:.0f} MB")
+
+
+if __name__ == "__main__":
+    main()
