@@ -34,10 +34,10 @@ from ._discrete import (
     finite_matrix,
     log_weights,
     partition_from_data,
-    posterior_from_table,
     safe_log,
     weights_m_step,
 )
+from ._mixture import FiniteMixture
 
 __all__ = ["BernoulliMixtureModel", "BernoulliMixtureParams", "BernoulliMixtureStats"]
 
@@ -92,7 +92,7 @@ def bernoulli_log_table(probs: np.ndarray, x: np.ndarray) -> np.ndarray:
 
 
 @dataclasses.dataclass(frozen=True)
-class BernoulliMixtureModel:
+class BernoulliMixtureModel(FiniteMixture):
     """Mixture of products of independent Bernoulli distributions, for the EM driver.
 
     Parameters
@@ -174,26 +174,11 @@ class BernoulliMixtureModel:
         return BernoulliMixtureParams((counts + 1.0) / (counts.sum() + k), probs)
 
     # ---- the contract
-    def latent_support(self) -> np.ndarray:
-        """z is the class index ``0 .. K-1``."""
-        return np.arange(self.n_components)
 
     def log_weighted_densities(self, params: BernoulliMixtureParams, x: np.ndarray) -> np.ndarray:
         """``(n, K)`` table of ``log φ_k + Σ_d log p(x_nd | θ_kd)``."""
         x = np.asarray(x, dtype=float)
         return bernoulli_log_table(params.probs, x) + log_weights(params.weights)
-
-    def log_joint(self, params: BernoulliMixtureParams, x: np.ndarray, z: np.ndarray) -> np.ndarray:
-        """``log φ_z + Σ_d log p(x_nd | θ_zd)`` for each row, shape ``(n,)``."""
-        table = self.log_weighted_densities(params, x)
-        z = np.asarray(z, dtype=np.intp).reshape(-1)
-        return table[np.arange(table.shape[0]), z]
-
-    def posterior(
-        self, params: BernoulliMixtureParams, x: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Responsibilities ``(n, K)`` and ``log p(x_n)`` by log-sum-exp."""
-        return posterior_from_table(self.log_weighted_densities(params, x))
 
     def expected_stats(
         self,

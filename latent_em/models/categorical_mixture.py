@@ -36,10 +36,10 @@ from ._discrete import (
     log_weights,
     one_hot,
     partition_from_data,
-    posterior_from_table,
     safe_log,
     weights_m_step,
 )
+from ._mixture import FiniteMixture
 
 __all__ = ["CategoricalMixtureModel", "CategoricalMixtureParams", "CategoricalMixtureStats"]
 
@@ -75,7 +75,7 @@ class CategoricalMixtureStats(NamedTuple):
 
 
 @dataclasses.dataclass(frozen=True)
-class CategoricalMixtureModel:
+class CategoricalMixtureModel(FiniteMixture):
     """Latent class model for items with integer category codes, for the EM driver.
 
     Parameters
@@ -203,9 +203,6 @@ class CategoricalMixtureModel:
         return CategoricalMixtureParams((counts + 1.0) / (counts.sum() + k), probs)
 
     # ---- the contract
-    def latent_support(self) -> np.ndarray:
-        """z is the class index ``0 .. K-1``."""
-        return np.arange(self.n_components)
 
     def log_weighted_densities(self, params: CategoricalMixtureParams, x: np.ndarray) -> np.ndarray:
         """``(n, K)`` table of ``log φ_k + Σ_j log θ^{(j)}_{k, x_nj}``.
@@ -229,20 +226,6 @@ class CategoricalMixtureModel:
                 )
             table += np.take(safe_log(np.asarray(p, dtype=float)).T, codes[:, j], axis=0)
         return table
-
-    def log_joint(
-        self, params: CategoricalMixtureParams, x: np.ndarray, z: np.ndarray
-    ) -> np.ndarray:
-        """``log φ_z + Σ_j log θ^{(j)}_{z, x_nj}`` for each row, shape ``(n,)``."""
-        table = self.log_weighted_densities(params, x)
-        z = np.asarray(z, dtype=np.intp).reshape(-1)
-        return table[np.arange(table.shape[0]), z]
-
-    def posterior(
-        self, params: CategoricalMixtureParams, x: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Responsibilities ``(n, K)`` and ``log p(x_n)`` by log-sum-exp."""
-        return posterior_from_table(self.log_weighted_densities(params, x))
 
     def expected_stats(
         self,

@@ -33,6 +33,7 @@ from scipy import linalg
 from .._validation import as_float_matrix, check_choice, check_int, check_positive_float
 from ..constraints import Constraint, Positive, PositiveDefinite, Real, Simplex
 from ._kmeans import kmeans_plusplus, lloyd
+from ._mixture import FiniteMixture
 
 __all__ = [
     "GaussianMixtureModel",
@@ -763,7 +764,7 @@ _COVARIANCES: dict[str, _Covariance] = {
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
-class GaussianMixtureModel:
+class GaussianMixtureModel(FiniteMixture):
     """Gaussian mixture model for the generic EM driver.
 
     Parameters
@@ -983,9 +984,6 @@ class GaussianMixtureModel:
         return params
 
     # ---- the contract
-    def latent_support(self) -> np.ndarray:
-        """z is the component index ``0 .. K-1``."""
-        return np.arange(self.n_components)
 
     def _precisions_cholesky(self, params: GaussianMixtureParams) -> np.ndarray:
         try:
@@ -1080,12 +1078,6 @@ class GaussianMixtureModel:
             return len(os.sched_getaffinity(0))
         except AttributeError:  # not on Linux
             return os.cpu_count() or 1
-
-    def log_joint(self, params: GaussianMixtureParams, x: np.ndarray, z: np.ndarray) -> np.ndarray:
-        """``log φ_z + log N(x_n; μ_z, Σ_z)`` for each row, shape ``(n,)``."""
-        table = self.log_weighted_densities(params, x)
-        z = np.asarray(z, dtype=np.intp).reshape(-1)
-        return table[np.arange(table.shape[0]), z]
 
     def posterior(
         self, params: GaussianMixtureParams, x: np.ndarray

@@ -35,10 +35,10 @@ from ._discrete import (
     finite_matrix,
     log_weights,
     partition_from_data,
-    posterior_from_table,
     safe_log,
     weights_m_step,
 )
+from ._mixture import FiniteMixture
 
 __all__ = ["PoissonMixtureModel", "PoissonMixtureParams", "PoissonMixtureStats"]
 
@@ -96,7 +96,7 @@ def poisson_log_table(rates: np.ndarray, x: np.ndarray) -> np.ndarray:
 
 
 @dataclasses.dataclass(frozen=True)
-class PoissonMixtureModel:
+class PoissonMixtureModel(FiniteMixture):
     """Mixture of products of independent Poisson distributions, for the EM driver.
 
     Parameters
@@ -187,26 +187,11 @@ class PoissonMixtureModel:
         return PoissonMixtureParams((counts + 1.0) / (counts.sum() + k), rates)
 
     # ---- the contract
-    def latent_support(self) -> np.ndarray:
-        """z is the component index ``0 .. K-1``."""
-        return np.arange(self.n_components)
 
     def log_weighted_densities(self, params: PoissonMixtureParams, x: np.ndarray) -> np.ndarray:
         """``(n, K)`` table of ``log φ_k + Σ_d log Poisson(x_nd; λ_kd)``."""
         x = np.asarray(x, dtype=float)
         return poisson_log_table(params.rates, x) + log_weights(params.weights)
-
-    def log_joint(self, params: PoissonMixtureParams, x: np.ndarray, z: np.ndarray) -> np.ndarray:
-        """``log φ_z + Σ_d log Poisson(x_nd; λ_zd)`` for each row, shape ``(n,)``."""
-        table = self.log_weighted_densities(params, x)
-        z = np.asarray(z, dtype=np.intp).reshape(-1)
-        return table[np.arange(table.shape[0]), z]
-
-    def posterior(
-        self, params: PoissonMixtureParams, x: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Responsibilities ``(n, K)`` and ``log p(x_n)`` by log-sum-exp."""
-        return posterior_from_table(self.log_weighted_densities(params, x))
 
     def expected_stats(
         self,
