@@ -148,10 +148,7 @@ def test_emresult_events_name_restart_and_iteration():
 
 
 def _estimator(name: str):
-    cls = getattr(latent_em.estimators, name, None)
-    if cls is None:
-        pytest.skip(f"latent_em.estimators.{name} is not merged yet")
-    return cls
+    return getattr(latent_em.estimators, name)
 
 
 def test_bernoulli_perfectly_separated_patterns():
