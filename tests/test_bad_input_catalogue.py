@@ -392,6 +392,48 @@ CASES: list[Case] = [
         "FileNotFoundError",
         "[Errno 2] No such file or directory: 'missing.json'",
     ),
+    Case(
+        "discrete",
+        "latent_em.BernoulliMixture(2).fit([[0, 1], [1, 2], [0, 0]])",
+        "ValueError",
+        "X must be binary (0/1 or booleans) for a Bernoulli mixture: column 1 holds the value 2 at row 1",
+    ),
+    Case(
+        "discrete",
+        "latent_em.PoissonMixture(2).fit([[1, 2], [-1, 0], [3, 4]])",
+        "ValueError",
+        "X must hold non-negative counts for a Poisson mixture: column 0 holds -1 at row 1",
+    ),
+    Case(
+        "discrete",
+        "latent_em.PoissonMixture(2).fit([[1.5, 2], [1, 0], [3, 4]])",
+        "ValueError",
+        "X must hold integer counts for a Poisson mixture: column 0 holds 1.5 at row 0",
+    ),
+    Case(
+        "discrete",
+        'latent_em.CategoricalMixture(2).fit([["a", "x"], ["b", "x"], ["a", "x"]])',
+        "ValueError",
+        "column 1 has a single category ('x'): it carries no information about the classes; drop it",
+    ),
+    Case(
+        "discrete",
+        'latent_em.CategoricalMixture(2, random_state=0).fit([["a", "x"], ["b", "y"], ["a", "y"], ["b", "x"]]).predict([["c", "x"]])',
+        "ValueError",
+        "column 0 holds the category 'c' at row 0, which was not seen during fit (known categories: ['a', 'b'])",
+    ),
+    Case(
+        "discrete",
+        "latent_em.BernoulliMixture(2).fit([[0, 1], [1, 0], [0, 0]], frequency=[1, 2])",
+        "ValueError",
+        "frequency must have shape (3,), one count per row of X; got (2,)",
+    ),
+    Case(
+        "discrete",
+        "latent_em.PoissonMixture(2).fit([[1, 2], [0, 0], [3, 4]], frequency=[1, -2, 1])",
+        "ValueError",
+        "frequency must be non-negative counts; found -2",
+    ),
 ]
 
 

@@ -173,7 +173,8 @@ class CategoricalMixture(DiscreteMixtureEstimator):
             observed = _labels_of(name, vals)
             if observed.size < 2:
                 raise ValueError(
-                    f"column {name!r} has a single category ({observed[0]!r}): it carries no "
+                    f"column {name!r} has a single category ({_plain(observed[0])!r}): it "
+                    "carries no "
                     "information about the classes; drop it"
                 )
             categories.append(np.asarray(decl, dtype=object) if decl is not None else observed)
@@ -244,3 +245,9 @@ class CategoricalMixture(DiscreteMixtureEstimator):
         for j, c in enumerate(columns):
             out[:, j] = c
         return out, z
+
+
+def _plain(value: object) -> object:
+    """A NumPy scalar as the Python value it holds (for readable messages)."""
+    item = getattr(value, "item", None)
+    return item() if callable(item) else value
