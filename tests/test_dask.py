@@ -195,12 +195,25 @@ def client():
         cloudpickle.unregister_pickle_by_value(sys.modules[__name__])
 
 
+def _spread(client, x):
+    """Persist the row blocks of ``x`` alternately on the two workers.
+
+    A plain ``persist()`` may leave every small block on one worker (the scheduler need
+    not spread cheap tasks), and then nothing would show that the E-step runs where the
+    data live; pinning the blocks makes both workers hold data.
+    """
+    client.wait_for_workers(2)
+    workers = sorted(client.scheduler_info()["workers"])
+    blocks = [client.persist(x.blocks[i], workers=[workers[i % 2]]) for i in range(x.numblocks[0])]
+    return da.concatenate(blocks, axis=0)
+
+
 @pytest.mark.slow
 def test_local_cluster_gaussian_mixture_equals_in_memory(client, blobs):
     distributed = pytest.importorskip("distributed")
     model = GaussianMixtureModel(3, "full")
     reference = _fit(model, blobs, random_state=6, tol=1e-10)
-    x = da.from_array(blobs, chunks=(150, 3)).persist()  # blocks live on the workers
+    x = _spread(client, da.from_array(blobs, chunks=(150, 3)))  # blocks live on the workers
     with distributed.get_task_stream(client) as stream:
         result = _fit(model, x, random_state=6, tol=1e-10)
     _same_fit(result, reference)
