@@ -174,7 +174,6 @@ class BernoulliMixtureModel(FiniteMixture):
         return BernoulliMixtureParams((counts + 1.0) / (counts.sum() + k), probs)
 
     # ---- the contract
-
     def log_weighted_densities(self, params: BernoulliMixtureParams, x: np.ndarray) -> np.ndarray:
         """``(n, K)`` table of ``log φ_k + Σ_d log p(x_nd | θ_kd)``."""
         x = np.asarray(x, dtype=float)

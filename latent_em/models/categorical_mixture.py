@@ -203,7 +203,6 @@ class CategoricalMixtureModel(FiniteMixture):
         return CategoricalMixtureParams((counts + 1.0) / (counts.sum() + k), probs)
 
     # ---- the contract
-
     def log_weighted_densities(self, params: CategoricalMixtureParams, x: np.ndarray) -> np.ndarray:
         """``(n, K)`` table of ``log φ_k + Σ_j log θ^{(j)}_{k, x_nj}``.
 

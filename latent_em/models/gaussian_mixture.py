@@ -984,7 +984,6 @@ class GaussianMixtureModel(FiniteMixture):
         return params
 
     # ---- the contract
-
     def _precisions_cholesky(self, params: GaussianMixtureParams) -> np.ndarray:
         try:
             return self.covariance.precisions_cholesky(np.asarray(params.covariances))

@@ -187,7 +187,6 @@ class PoissonMixtureModel(FiniteMixture):
         return PoissonMixtureParams((counts + 1.0) / (counts.sum() + k), rates)
 
     # ---- the contract
-
     def log_weighted_densities(self, params: PoissonMixtureParams, x: np.ndarray) -> np.ndarray:
         """``(n, K)`` table of ``log φ_k + Σ_d log Poisson(x_nd; λ_kd)``."""
         x = np.asarray(x, dtype=float)
