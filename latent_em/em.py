@@ -573,10 +573,12 @@ def _prepare_data(model: Any, x: Any) -> tuple[Any, int, Callable[[np.random.Gen
 def _working_rtol(model: Any, monotone_rtol: float) -> float:
     """Monotonicity tolerance for the model's working precision.
 
-    A model computing in float32 (``model.dtype``) has log-likelihoods whose round-off is
-    ~1e-7 relative, far above the float64 default.
+    A model computing in float32 has log-likelihoods whose round-off is ~1e-7 relative,
+    far above the float64 default. The precision is ``model.working_dtype`` when the
+    model states it (a model may hold float32 data and compute in float64), else
+    ``model.dtype``.
     """
-    dtype = getattr(model, "dtype", None)
+    dtype = getattr(model, "working_dtype", getattr(model, "dtype", None))
     try:
         eps = float(np.finfo(np.dtype(dtype)).eps) if dtype is not None else 0.0
     except (TypeError, ValueError):

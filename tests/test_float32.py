@@ -1,4 +1,4 @@
-"""``dtype=float32``: float32 data and kernels, float64 statistics and parameters.
+"""``dtype=float32``: float32 data; float64 kernels, statistics and parameters.
 
 Documented tolerance (GaussianMixtureModel docstring): from the same initialization a
 float32 fit agrees with the float64 fit to ~1e-5 relative in the parameters and ~1e-6 in
@@ -115,7 +115,8 @@ def test_fused_e_step_matches_scipy_densities(rng, covariance_type, dtype):
 
 def test_float32_estimator_converges_monotonically(blobs):
     # A long float32 run to a tight tolerance: round-off in the log-likelihood must not
-    # be mistaken for a decrease (the driver's tolerance follows the working precision).
+    # be mistaken for a decrease (the driver's tolerance follows the working precision,
+    # float64 here: the data are float32, the arithmetic float64).
     gm = latent_em.GaussianMixture(3, dtype=np.float32, tol=1e-9, max_iter=500, random_state=0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", latent_em.ConvergenceWarning)
@@ -139,3 +140,16 @@ def test_bad_dtype_names_the_argument(bad):
         GaussianMixtureModel(2, dtype=bad)
     with pytest.raises(TypeError, match="dtype"):
         GaussianMixtureModel(2, dtype="no-such-type")
+
+
+def test_monotonicity_tolerance_follows_the_working_precision():
+    from latent_em.em import _working_rtol
+
+    class Float32Model:  # computes in float32: round-off ~1e-7 relative
+        dtype = np.float32
+
+    assert _working_rtol(Float32Model(), 1e-10) == pytest.approx(4 * np.finfo(np.float32).eps)
+    # float32 data, float64 arithmetic: the float64 tolerance stays
+    model = GaussianMixtureModel(2, dtype=np.float32)
+    assert model.working_dtype == np.float64
+    assert _working_rtol(model, 1e-10) == 1e-10
