@@ -194,6 +194,22 @@ def test_progress_bar_only_on_a_terminal():
     assert quick.getvalue() == ""
 
 
+def test_progress_bar_throttles_redraws_and_blanks_longer_lines():
+    tty = _Terminal()
+    with ProgressBar(4, stream=tty, delay=0.0, interval=60.0, width=8) as bar:
+        bar.update(1, "K=1")
+        bar.update(2, "K=2")  # within the interval: not drawn
+        assert "K=2" not in tty.getvalue()
+    tty = _Terminal()
+    with ProgressBar(4, stream=tty, delay=0.0, interval=0.0, width=8) as bar:
+        bar.update(1, "x" * 80)
+        bar.update(2, "K=2")
+        long_line, short_line = tty.getvalue().split("\r")[1:3]
+        # the shorter line overwrites every character of the longer one
+        assert len(short_line) == len(long_line) and short_line.rstrip().endswith("K=2")
+    assert tty.getvalue().endswith("\r" + " " * len(long_line) + "\r")
+
+
 def test_console_script_exit_code_and_no_traceback(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.run(
