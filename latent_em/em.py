@@ -819,7 +819,8 @@ def fit(
         ``n_evaluations`` the E-step passes, and ``history`` and ``callback`` see the
         accepted point of every cycle.
     callback : callable, optional
-        Called as ``callback(iteration, params, objective)`` after every E-step.
+        Called as ``callback(iteration, params, objective)`` after every E-step;
+        ``iteration`` counts from 0 in every restart.
     monotone_rtol : float, default 1e-10
         A decrease of the objective larger than ``monotone_rtol * (|L| + Σ w)`` raises
         :class:`~latent_em.MonotonicityError`.

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import functools
 import io as stdio
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -192,6 +194,75 @@ def test_progress_bar_only_on_a_terminal():
     with ProgressBar(4, stream=quick, delay=60.0) as bar:
         bar.update(2)  # a fit shorter than the delay shows nothing
     assert quick.getvalue() == ""
+
+
+def test_progress_bar_throttles_redraws_and_blanks_longer_lines():
+    tty = _Terminal()
+    with ProgressBar(4, stream=tty, delay=0.0, interval=60.0, width=8) as bar:
+        bar.update(1, "K=1")
+        bar.update(2, "K=2")  # within the interval: not drawn
+        assert "K=2" not in tty.getvalue()
+    tty = _Terminal()
+    with ProgressBar(4, stream=tty, delay=0.0, interval=0.0, width=8) as bar:
+        bar.update(1, "x" * 80)
+        bar.update(2, "K=2")
+        long_line, short_line = tty.getvalue().split("\r")[1:3]
+        # the shorter line overwrites every character of the longer one
+        assert len(short_line) == len(long_line) and short_line.rstrip().endswith("K=2")
+    assert tty.getvalue().endswith("\r" + " " * len(long_line) + "\r")
+
+
+_ITERATION = re.compile(r"\] 0/1 K=3 full  init (\d)/2  iter (\d+) *$")
+
+
+def _run_one_candidate(monkeypatch, tmp_path, faithful, stream, **options):
+    """run_fit on a single candidate (K=3, full, 2 restarts) with the bar on ``stream``."""
+    import latent_em.cli._common as common
+    from latent_em.cli.fit import run_fit
+
+    bar = functools.partial(common.ProgressBar, stream=stream, delay=0.0, interval=0.0)
+    monkeypatch.setattr(common, "ProgressBar", bar)
+    return run_fit(
+        faithful,
+        ks=[3],
+        covariances=("full",),
+        n_init=2,
+        out=str(tmp_path / "fit.json"),
+        **options,
+    )
+
+
+def test_progress_advances_per_em_iteration_on_a_terminal(monkeypatch, tmp_path, faithful):
+    tty = _Terminal()
+    text = _run_one_candidate(monkeypatch, tmp_path, faithful, tty)
+    shown: dict[int, list[int]] = {}
+    for line in tty.getvalue().split("\r"):
+        match = _ITERATION.search(line)
+        if match:
+            shown.setdefault(int(match[1]), []).append(int(match[2]))
+    # both restarts of the one candidate, each counting its EM iterations up from 0
+    assert sorted(shown) == [1, 2]
+    for iterations in shown.values():
+        assert iterations == list(range(len(iterations))) and len(iterations) > 2
+    # the chosen restart's last E-step is the fit's iteration count in the table
+    row = next(line for line in text.splitlines() if line.split()[:2] == ["3", "full"])
+    assert int(row.split()[5]) in {its[-1] for its in shown.values()}
+    assert tty.getvalue().endswith("\r")  # erased before the table is printed
+
+
+def test_no_progress_callback_off_a_terminal(monkeypatch, tmp_path, faithful):
+    import latent_em.cli.fit as fit_command
+
+    def no_callback(*args):
+        raise AssertionError("a progress callback was made without a terminal")
+
+    monkeypatch.setattr(fit_command, "_CandidateProgress", no_callback)
+    pipe = stdio.StringIO()
+    _run_one_candidate(monkeypatch, tmp_path, faithful, pipe)
+    assert pipe.getvalue() == ""
+    tty = _Terminal()  # --no-progress: nothing even on a terminal
+    _run_one_candidate(monkeypatch, tmp_path, faithful, tty, progress=False)
+    assert tty.getvalue() == ""
 
 
 def test_console_script_exit_code_and_no_traceback(tmp_path):

@@ -123,7 +123,9 @@ class ProgressBar:
     """A one-line progress bar on stderr, shown only on a terminal and only for long runs.
 
     Nothing is written before ``delay`` seconds have passed, so quick fits stay silent,
-    and nothing at all when ``stream`` is not a terminal (pipes, files, CI logs).
+    and nothing at all when ``stream`` is not a terminal (pipes, files, CI logs). Redraws
+    come at most every ``interval`` seconds, so that updating after every EM iteration
+    costs no terminal output per iteration.
     """
 
     def __init__(
@@ -133,6 +135,7 @@ class ProgressBar:
         stream: IO[str] | None = None,
         enabled: bool | None = None,
         delay: float = 0.5,
+        interval: float = 0.1,
         width: int = 30,
     ) -> None:
         import sys
@@ -144,24 +147,34 @@ class ProgressBar:
             enabled = bool(isatty and isatty())
         self.enabled = enabled
         self.delay = delay
+        self.interval = interval
         self.width = width
         self.start = time.monotonic()
         self.shown = False
+        self.drawn_at = -math.inf
+        # characters to overwrite: a shorter line must blank out the rest of a longer one
+        self.columns = width + 40
 
     def update(self, done: int, label: str = "") -> None:
-        """Show that ``done`` of ``total`` steps are finished."""
-        if not self.enabled or time.monotonic() - self.start < self.delay:
+        """Show that ``done`` of ``total`` steps are finished, with ``label``."""
+        if not self.enabled:
+            return
+        now = time.monotonic()
+        if now - self.start < self.delay or now - self.drawn_at < self.interval:
             return
         filled = math.floor(self.width * min(done, self.total) / self.total)
         bar = "#" * filled + "-" * (self.width - filled)
-        self.stream.write(f"\r[{bar}] {done}/{self.total} {label}".ljust(self.width + 40))
+        line = f"[{bar}] {done}/{self.total} {label}"
+        self.columns = max(self.columns, len(line))
+        self.stream.write("\r" + line.ljust(self.columns))
         self.stream.flush()
         self.shown = True
+        self.drawn_at = now
 
     def close(self) -> None:
         """Erase the bar (if it was drawn) so the table below starts on a clean line."""
         if self.shown:
-            self.stream.write("\r" + " " * (self.width + 40) + "\r")
+            self.stream.write("\r" + " " * self.columns + "\r")
             self.stream.flush()
             self.shown = False
 

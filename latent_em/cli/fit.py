@@ -6,9 +6,12 @@ import argparse
 import dataclasses
 import os
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from ._common import ProgressBar
 
 __all__ = ["register", "MODELS", "ModelSpec", "parse_k_range", "run_fit"]
 
@@ -205,7 +208,10 @@ def run_fit(
 
     with ProgressBar(len(candidates), enabled=None if progress else False) as bar:
         for i, (k, cov) in enumerate(candidates):
-            bar.update(i, f"K={k}" + (f" {cov}" if cov else ""))
+            name = f"K={k}" + (f" {cov}" if cov else "")
+            bar.update(i, name)
+            # per-iteration updates only where a bar can be drawn (a terminal)
+            callback = _CandidateProgress(bar, i, name, n_init) if bar.enabled else None
             options: dict[str, Any] = {
                 "n_init": n_init,
                 "max_iter": max_iter,
@@ -218,7 +224,7 @@ def run_fit(
             # non-convergence is shown in the table, not as a warning per fit
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", ConvergenceWarning)
-                est.fit(x)
+                est.fit(x, callback=callback)
             fits[k, cov] = est
             scores[k, cov] = float(getattr(est, select)(x))
         bar.update(len(candidates), "done")
@@ -258,6 +264,28 @@ def run_fit(
         _plot(best, x, best_key, scores, candidates, plot, names, select, model)
         lines.append(f"Plot saved to {plot}")
     return "\n".join(lines) + "\n"
+
+
+class _CandidateProgress:
+    """Fit callback that shows the candidate, the restart and the EM iteration on the bar,
+    e.g. ``K=3 full  init 2/3  iter 57``.
+
+    The driver passes no restart index, but every restart starts at iteration 0
+    (:func:`latent_em.fit`), so the restarts are counted from those.
+    """
+
+    def __init__(self, bar: ProgressBar, done: int, name: str, n_init: int) -> None:
+        self.bar = bar
+        self.done = done
+        self.name = name
+        self.n_init = n_init
+        self.restart = 0
+
+    def __call__(self, iteration: int, params: Any, objective: float) -> None:
+        if iteration == 0:
+            self.restart += 1
+        label = f"{self.name}  init {self.restart}/{self.n_init}  iter {iteration}"
+        self.bar.update(self.done, label)
 
 
 def _component_table(est: Any) -> list[str]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import inspect
 import math
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -92,7 +93,14 @@ class MixtureEstimator:
         return x
 
     # ------------------------------------------------------------------ fitting
-    def fit(self, X: Any, y: Any = None, sample_weight: Any = None) -> MixtureEstimator:
+    def fit(
+        self,
+        X: Any,
+        y: Any = None,
+        sample_weight: Any = None,
+        *,
+        callback: Callable[[int, Any, float], Any] | None = None,
+    ) -> MixtureEstimator:
         """Fit by EM with ``n_init`` restarts; the best log-likelihood is kept.
 
         Parameters
@@ -104,6 +112,14 @@ class MixtureEstimator:
         sample_weight : array-like of shape (n_samples,), optional
             Non-negative weights; integer weights are equivalent to repeating rows
             (frequency weights), and ``n`` in BIC is their sum.
+        callback : callable, optional
+            Called as ``callback(iteration, params, objective)`` after every E-step of
+            every restart, as by :func:`latent_em.fit`: ``iteration`` counts from 0 in each
+            of the ``n_init`` restarts, ``params`` are the model's parameters (a
+            NamedTuple) at that E-step and ``objective`` is the log-likelihood plus the
+            log-prior. The return value is ignored. Meant for monitoring (progress,
+            logging); like scikit-learn's ``monitor`` it is an argument of ``fit``, not of
+            the constructor, so it is neither saved nor part of ``get_params``.
         """
         model = self._make_model()
         x = self._check_fit_data(X, model)
@@ -117,6 +133,7 @@ class MixtureEstimator:
             chunk_size=self.chunk_size,
             random_state=self.random_state,
             accelerate=self.accelerate,
+            callback=callback,
         )
         self._store_result(model, result, x)
         return self
@@ -135,9 +152,17 @@ class MixtureEstimator:
             self.n_features_in_ = shape[1]
         self._set_fitted_attributes(result.params)
 
-    def fit_predict(self, X: Any, y: Any = None, sample_weight: Any = None) -> np.ndarray:
-        """Fit, then return the most probable component of every row."""
-        return self.fit(X, sample_weight=sample_weight).predict(X)
+    def fit_predict(
+        self,
+        X: Any,
+        y: Any = None,
+        sample_weight: Any = None,
+        *,
+        callback: Callable[[int, Any, float], Any] | None = None,
+    ) -> np.ndarray:
+        """Fit, then return the most probable component of every row (``callback`` as in
+        :meth:`fit`)."""
+        return self.fit(X, sample_weight=sample_weight, callback=callback).predict(X)
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "result_"):

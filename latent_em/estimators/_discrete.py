@@ -8,6 +8,7 @@ row weights that stand for repeated rows, so the fit, the log-likelihood and the
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -81,7 +82,13 @@ class DiscreteMixtureEstimator(MixtureEstimator):
         return X
 
     def fit(
-        self, X: Any, y: Any = None, sample_weight: Any = None, frequency: Any = None
+        self,
+        X: Any,
+        y: Any = None,
+        sample_weight: Any = None,
+        frequency: Any = None,
+        *,
+        callback: Callable[[int, Any, float], Any] | None = None,
     ) -> DiscreteMixtureEstimator:
         """Fit by EM with ``n_init`` restarts; the best log-likelihood is kept.
 
@@ -97,6 +104,10 @@ class DiscreteMixtureEstimator(MixtureEstimator):
         frequency : array-like of shape (n_samples,), optional
             Whole-number count of every row (a table of response patterns); the same
             fit as repeating each row that many times. Multiplies ``sample_weight``.
+        callback : callable, optional
+            Called as ``callback(iteration, params, objective)`` after every E-step of
+            every restart (``iteration`` counts from 0 in each restart); see
+            ``MixtureEstimator.fit``.
         """
         x = self._prepare_fit_data(X)
         model = self._make_model()
@@ -112,15 +123,25 @@ class DiscreteMixtureEstimator(MixtureEstimator):
             chunk_size=self.chunk_size,
             random_state=self.random_state,
             accelerate=self.accelerate,
+            callback=callback,
         )
         self._store_result(model, result, x)
         return self
 
     def fit_predict(
-        self, X: Any, y: Any = None, sample_weight: Any = None, frequency: Any = None
+        self,
+        X: Any,
+        y: Any = None,
+        sample_weight: Any = None,
+        frequency: Any = None,
+        *,
+        callback: Callable[[int, Any, float], Any] | None = None,
     ) -> np.ndarray:
-        """Fit, then return the most probable component of every row."""
-        return self.fit(X, sample_weight=sample_weight, frequency=frequency).predict(X)
+        """Fit, then return the most probable component of every row (``callback`` as in
+        :meth:`fit`)."""
+        return self.fit(
+            X, sample_weight=sample_weight, frequency=frequency, callback=callback
+        ).predict(X)
 
     def _weights(self, X: Any, sample_weight: Any, frequency: Any) -> Any:
         if frequency is None:

@@ -1,0 +1,1 @@
+"""Test fixtures on disk and the scripts that write them."""
