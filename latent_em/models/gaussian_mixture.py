@@ -562,9 +562,16 @@ def _log_normalize(table: np.ndarray, weights: np.ndarray | None = None) -> np.n
     and row weights are one scaling pass. A row that is ``-inf`` everywhere gets ``-inf``
     (the driver reports it) and NaN responsibilities; a NaN or ``+inf`` row keeps that
     value. The ``(K, B)`` layout makes every reduction over components an elementwise
-    operation on contiguous rows of length B, which NumPy vectorizes; ``exp`` is most of
-    the cost (about 10 ns per entry in float64 on a CPU without AVX-512, where NumPy's
-    ``exp`` is scalar).
+    operation on contiguous rows of length B, which NumPy vectorizes.
+
+    ``exp`` is most of the cost: about 10 ns per entry in float64 on a CPU without
+    AVX-512, where NumPy's ``exp`` is scalar. Where at most a quarter of a block's
+    entries are within ``log(ε / 2K)`` of their row's largest (well-separated
+    components, the usual case after a few iterations), only those are exponentiated
+    and the others are set to zero. Those responsibilities are below ``ε / 2K`` of the
+    row's largest (which is one), so their sum cannot change the row's total in
+    floating point: ``log p(x_n)`` is unchanged, and a component's statistics lose
+    less than ``ε/2`` relative per row, far below the driver's tolerance.
     """
     top = table.max(axis=0)
     bad = ~np.isfinite(top)
@@ -572,13 +579,20 @@ def _log_normalize(table: np.ndarray, weights: np.ndarray | None = None) -> np.n
     if worst.size:
         top[bad] = 0.0
     table -= top
-    # Log-ratios below 0.8 log(tiny) (-566 in float64) are raised to it: those
-    # responsibilities (below 1e-246 of the row's largest, which is one) become 1e-246
-    # instead of subnormal numbers, which make every later product ~10x slower
-    # (measured on AMD Zen 3). Rows that are not finite are restored below.
-    np.maximum(table, _SUBNORMAL_CUTOFF[table.dtype.char], out=table)
-    np.exp(table, out=table)
+    live = np.greater_equal(table, math.log(np.finfo(table.dtype).eps / (2 * table.shape[0])))
+    if np.count_nonzero(live) <= table.size // 4:
+        np.exp(table, out=table, where=live)
+        np.putmask(table, ~live, 0.0)
+    else:
+        # Log-ratios below 0.8 log(tiny) (-566 in float64) are raised to it: those
+        # responsibilities (below 1e-246 of the row's largest) become 1e-246 instead of
+        # subnormal numbers, which make every later product ~10x slower (measured on
+        # AMD Zen 3). Rows that are not finite are restored below.
+        np.maximum(table, _SUBNORMAL_CUTOFF[table.dtype.char], out=table)
+        np.exp(table, out=table)
     total = table.sum(axis=0)
+    if worst.size:
+        total[bad] = 1.0
     scale = np.reciprocal(total) if weights is None else weights / total
     if worst.size:
         scale[bad] = np.nan
@@ -595,8 +609,8 @@ class _Kernel:
 
     ``table(xb)`` returns the ``(K, B)`` log-weighted densities of a block (components
     along axis 0) and keeps the intermediates; ``accumulate(rw)`` then adds that block's
-    statistics, given its ``(K, B)`` weighted responsibilities ``rw[k, n] = w_n r_nk``;
-    ``finish()`` returns the statistics.
+    statistics, given its ``(K, B)`` weighted responsibilities ``rw[k, n] = w_n r_nk``
+    (which it may overwrite); ``finish()`` returns the statistics.
     """
 
     rows: int
@@ -663,10 +677,14 @@ class _ExpandedKernel(_Kernel):
         self._z = self._new_z(self.rows)
         self._zb = self._z
         self._safe: np.ndarray | None = None
+        self._diffs = np.empty((0, d, 0))
         self.gram = np.zeros((k, width))
         self.direct_counts = np.zeros(k)
         self.direct_first = np.zeros((k, d))
         self.direct_second = np.zeros(self._second_shape())
+
+    #: whether ``_bound`` needs the block's largest ``‖u‖²`` (one more pass over it)
+    _uses_radius = True
 
     # -- per structure
     def _coefficients(self, prec_chol: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -676,18 +694,22 @@ class _ExpandedKernel(_Kernel):
     def _features(self, u: np.ndarray, out: np.ndarray) -> None:
         raise NotImplementedError
 
-    def _bound(self, reach: np.ndarray) -> np.ndarray:
-        """``S_k`` for a block whose ``|u_i|`` are at most ``reach_i``."""
+    def _bound(self, reach: np.ndarray, r2: float) -> np.ndarray:
+        """``S_k`` for a block whose ``|u_i|`` are at most ``reach_i`` and ``‖u‖²`` at
+        most ``r2``: the sum of the absolute values of the expanded form's terms."""
         raise NotImplementedError
 
-    def _direct(self, diff: np.ndarray, j: int) -> np.ndarray:
-        """``-½`` times the squared Mahalanobis distances of ``diff = x - μ_j``, shape ``(B,)``."""
+    def _direct(self, diffs: np.ndarray, comps: np.ndarray) -> np.ndarray:
+        """``-½`` times the squared Mahalanobis distances of ``diffs[j] = (x - μ_k)ᵀ``,
+        ``k = comps[j]``: ``(J, D, B)`` in, ``(J, B)`` out."""
         raise NotImplementedError
 
     def _second_shape(self) -> tuple[int, ...]:
         raise NotImplementedError
 
-    def _add_direct_second(self, diff: np.ndarray, r: np.ndarray, j: int) -> None:
+    def _add_direct_second(self, diffs: np.ndarray, r: np.ndarray, comps: np.ndarray) -> None:
+        """Add the second moments of ``diffs`` (``(J, D, B)``) weighted by ``r``
+        (``(J, B)``) to ``direct_second`` of ``comps``."""
         raise NotImplementedError
 
     def _second(self, counts: np.ndarray, first: np.ndarray, tail: np.ndarray) -> np.ndarray:
@@ -706,45 +728,38 @@ class _ExpandedKernel(_Kernel):
     def table(self, xb: np.ndarray) -> np.ndarray:
         b, d = xb.shape[0], self.d
         z = self._z if b == self.rows else self._new_z(b)
-        self._zb, self._xb = z, xb
+        self._zb = z
         u = z[:d]
         u[...] = xb.T  # a plain (cast) copy, then an unmixed subtraction: both fast
         u -= self.centre
         self._features(u, z[d + 1 :])
         reach = np.maximum(u.max(axis=1), -u.min(axis=1))
-        safe = 4.0 * _EPS * self._bound(reach) <= _ERROR_BUDGET
+        r2 = float(np.einsum("dn,dn->n", u, u).max()) if b and self._uses_radius else 0.0
+        safe = 4.0 * _EPS * self._bound(reach, r2) <= _ERROR_BUDGET
+        out = self.coef @ z
         if safe.all():
             self._safe = None
-            return self.coef @ z
+            return out
         self._safe = safe
-        out = np.empty((self.k, b))
-        if safe.any():
-            out[safe] = self.coef[safe] @ z
-        for j in np.flatnonzero(~safe).tolist():
-            out[j] = self._direct(self._diff(j), j)
-            out[j] += self.const[j]
+        comps = np.flatnonzero(~safe)
+        # (x - μ_k)ᵀ for the components of the direct path, (J, D, B): the means are
+        # subtracted from the data as they are, not from x - c, so nothing cancels
+        self._diffs = xb.T[None, :, :] - self.means[comps][:, :, None]
+        out[comps] = self._direct(self._diffs, comps)
+        out[comps] += self.const[comps][:, None]
         return out
-
-    def _diff(self, j: int) -> np.ndarray:
-        """``(x - μ_j)ᵀ`` of the block, ``(D, B)``: the mean subtracted from the data as
-        they are, not from ``x - c``, so nothing cancels (exact for rows near ``μ_j``)."""
-        return self._xb.T - self.means[j][:, None]
 
     def accumulate(self, rw: np.ndarray) -> None:
         z, safe = self._zb, self._safe
-        u = z[: self.d]
-        if safe is None:
-            self.gram += rw @ z.T
-            self._add_row_moments(u, rw.sum(axis=0))
-            return
-        if safe.any():
-            self.gram[safe] += rw[safe] @ z.T
-            self._add_row_moments(u, rw[safe].sum(axis=0))
-        for j in np.flatnonzero(~safe).tolist():
-            diff = self._diff(j)
-            self.direct_counts[j] += rw[j].sum()
-            self.direct_first[j] += diff @ rw[j]
-            self._add_direct_second(diff, rw[j], j)
+        if safe is not None:
+            comps = np.flatnonzero(~safe)
+            r, diffs = rw[comps], self._diffs
+            self.direct_counts[comps] += r.sum(axis=1)
+            self.direct_first[comps] += np.matmul(diffs, r[:, :, None])[:, :, 0]
+            self._add_direct_second(diffs, r, comps)
+            rw[comps] = 0.0  # counted above: the products below skip them
+        self.gram += rw @ z.T
+        self._add_row_moments(z[: self.d], rw.sum(axis=0))
 
     def finish(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         d, gram = self.d, self.gram
@@ -786,8 +801,8 @@ class _FullKernel(_ExpandedKernel):
         # the rows of the features that hold u_i u_j, i ≤ j: a run of D - i rows per i
         self.starts = np.concatenate([[0], np.cumsum(np.arange(d, 0, -1))])
         self.norms = (
-            np.sqrt(np.sum(prec * prec, axis=(1, 2))),
-            2.0 * np.sqrt(np.sum(lam_m * lam_m, axis=1)),
+            np.linalg.eigvalsh(np.abs(prec))[:, -1],  # Σ_ij |Λ_ij u_i u_j| ≤ this · ‖u‖²
+            2.0 * np.linalg.norm(lam_m, axis=1),
             m_lam_m,
         )
         return lam_m, -0.5 * m_lam_m, quad
@@ -796,20 +811,19 @@ class _FullKernel(_ExpandedKernel):
         for i in range(self.d):
             np.multiply(u[i], u[i:], out=out[self.starts[i] : self.starts[i + 1]])
 
-    def _bound(self, reach: np.ndarray) -> np.ndarray:
-        r2 = float(reach @ reach)
+    def _bound(self, reach: np.ndarray, r2: float) -> np.ndarray:
         f, g, h = self.norms
         return f * r2 + g * math.sqrt(r2) + h
 
-    def _direct(self, diff: np.ndarray, j: int) -> np.ndarray:
-        y = self.prec_chol_t[j] @ diff
-        return -0.5 * np.einsum("dn,dn->n", y, y)
+    def _direct(self, diffs: np.ndarray, comps: np.ndarray) -> np.ndarray:
+        y = self.prec_chol_t[comps] @ diffs
+        return -0.5 * np.einsum("kdn,kdn->kn", y, y)
 
     def _second_shape(self) -> tuple[int, ...]:
         return (self.k, self.d, self.d)
 
-    def _add_direct_second(self, diff: np.ndarray, r: np.ndarray, j: int) -> None:
-        self.direct_second[j] += (diff * r) @ diff.T
+    def _add_direct_second(self, diffs: np.ndarray, r: np.ndarray, comps: np.ndarray) -> None:
+        self.direct_second[comps] += (diffs * r[:, None, :]) @ np.transpose(diffs, (0, 2, 1))
 
     def _second(self, counts: np.ndarray, first: np.ndarray, tail: np.ndarray) -> np.ndarray:
         k, d, delta, iu = self.k, self.d, self.delta, self.iu
@@ -826,6 +840,8 @@ class _FullKernel(_ExpandedKernel):
 
 
 class _DiagKernel(_ExpandedKernel):
+    _uses_radius = False
+
     def _coefficients(self, prec_chol: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         self.prec = prec_chol**2  # (K, D)
         delta = self.delta
@@ -834,17 +850,17 @@ class _DiagKernel(_ExpandedKernel):
     def _features(self, u: np.ndarray, out: np.ndarray) -> None:
         np.multiply(u, u, out=out)
 
-    def _bound(self, reach: np.ndarray) -> np.ndarray:
+    def _bound(self, reach: np.ndarray, r2: float) -> np.ndarray:
         return np.sum((reach + np.abs(self.delta)) ** 2 * self.prec, axis=1)
 
-    def _direct(self, diff: np.ndarray, j: int) -> np.ndarray:
-        return -0.5 * (self.prec[j] @ (diff * diff))
+    def _direct(self, diffs: np.ndarray, comps: np.ndarray) -> np.ndarray:
+        return -0.5 * np.matmul(self.prec[comps][:, None, :], diffs * diffs)[:, 0, :]
 
     def _second_shape(self) -> tuple[int, ...]:
         return (self.k, self.d)
 
-    def _add_direct_second(self, diff: np.ndarray, r: np.ndarray, j: int) -> None:
-        self.direct_second[j] += (diff * diff) @ r
+    def _add_direct_second(self, diffs: np.ndarray, r: np.ndarray, comps: np.ndarray) -> None:
+        self.direct_second[comps] += np.matmul(diffs * diffs, r[:, :, None])[:, :, 0]
 
     def _second(self, counts: np.ndarray, first: np.ndarray, tail: np.ndarray) -> np.ndarray:
         delta = self.delta
@@ -861,17 +877,17 @@ class _SphericalKernel(_ExpandedKernel):
     def _features(self, u: np.ndarray, out: np.ndarray) -> None:
         np.einsum("dn,dn->n", u, u, out=out[0])
 
-    def _bound(self, reach: np.ndarray) -> np.ndarray:
-        return self.prec * (np.linalg.norm(reach) + np.linalg.norm(self.delta, axis=1)) ** 2
+    def _bound(self, reach: np.ndarray, r2: float) -> np.ndarray:
+        return self.prec * (math.sqrt(r2) + np.linalg.norm(self.delta, axis=1)) ** 2
 
-    def _direct(self, diff: np.ndarray, j: int) -> np.ndarray:
-        return -0.5 * self.prec[j] * np.einsum("dn,dn->n", diff, diff)
+    def _direct(self, diffs: np.ndarray, comps: np.ndarray) -> np.ndarray:
+        return -0.5 * self.prec[comps][:, None] * np.einsum("kdn,kdn->kn", diffs, diffs)
 
     def _second_shape(self) -> tuple[int, ...]:
         return (self.k,)
 
-    def _add_direct_second(self, diff: np.ndarray, r: np.ndarray, j: int) -> None:
-        self.direct_second[j] += np.einsum("dn,dn,n->", diff, diff, r)
+    def _add_direct_second(self, diffs: np.ndarray, r: np.ndarray, comps: np.ndarray) -> None:
+        self.direct_second[comps] += np.einsum("kdn,kdn,kn->k", diffs, diffs, r)
 
     def _second(self, counts: np.ndarray, first: np.ndarray, tail: np.ndarray) -> np.ndarray:
         delta = self.delta
@@ -888,7 +904,7 @@ class _TiedKernel(_ExpandedKernel):
 
     def _coefficients(self, prec_chol: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         self.whiten = np.ascontiguousarray(prec_chol.T)  # y = Wᵀ u
-        self.norm_w = float(np.linalg.norm(prec_chol))
+        self.norm_w = float(np.linalg.norm(prec_chol, 2))
         m = self.delta @ prec_chol  # whitened means, (K, D)
         self.whitened_means = m
         self.tied_second = np.zeros((self.d, self.d))
@@ -899,20 +915,19 @@ class _TiedKernel(_ExpandedKernel):
         y = self.whiten @ u
         np.einsum("dn,dn->n", y, y, out=out[0])
 
-    def _bound(self, reach: np.ndarray) -> np.ndarray:
-        return (
-            self.norm_w * np.linalg.norm(reach) + np.linalg.norm(self.whitened_means, axis=1)
-        ) ** 2
+    def _bound(self, reach: np.ndarray, r2: float) -> np.ndarray:
+        radius = self.norm_w * math.sqrt(r2)
+        return (radius + np.linalg.norm(self.whitened_means, axis=1)) ** 2
 
-    def _direct(self, diff: np.ndarray, j: int) -> np.ndarray:
-        y = self.whiten @ diff
-        return -0.5 * np.einsum("dn,dn->n", y, y)
+    def _direct(self, diffs: np.ndarray, comps: np.ndarray) -> np.ndarray:
+        y = self.whiten @ diffs
+        return -0.5 * np.einsum("kdn,kdn->kn", y, y)
 
     def _second_shape(self) -> tuple[int, ...]:
         return (self.d, self.d)
 
-    def _add_direct_second(self, diff: np.ndarray, r: np.ndarray, j: int) -> None:
-        self.direct_second += (diff * r) @ diff.T
+    def _add_direct_second(self, diffs: np.ndarray, r: np.ndarray, comps: np.ndarray) -> None:
+        self.direct_second += np.sum((diffs * r[:, None, :]) @ np.transpose(diffs, (0, 2, 1)), 0)
 
     def _add_row_moments(self, u: np.ndarray, row_weights: np.ndarray) -> None:
         self.tied_second += (u * row_weights) @ u.T
