@@ -439,8 +439,17 @@ def _chunk_e_step(
     n = weights.shape[0]
     fused = closed_form and isinstance(model, FusedEStep)
     post = None
-    if fused and not validate:
+    if fused:
         stats, lm = model.e_step(params, x, weights)
+        if validate:
+            # checked on the head of the chunk, as below: the unfused E-step over a
+            # large chunk would cost several fused passes
+            m = min(n, _VALIDATE_ROWS)
+            head_post, head_lm = _posterior_unchecked(model, params, x[:m], m)
+            _validate_posterior(model, params, x[:m], m, head_post, head_lm)
+            sub = model.expected_stats(params, x[:m], head_post, weights[:m])
+            fused_head = (stats, lm) if m == n else model.e_step(params, x[:m], weights[:m])
+            _validate_fused(model, sub, head_lm, *fused_head)
     else:
         post, lm = _posterior_unchecked(model, params, x, n)
         stats = model.expected_stats(params, x, post, weights) if closed_form else None
@@ -454,9 +463,6 @@ def _chunk_e_step(
                 (x[:m], *_posterior_unchecked(model, params, x[:m], m)) if m < n else (x, post, lm)
             )
             _validate_posterior(model, params, head[0], m, head[1], head[2])
-            if fused:
-                sub = stats if m == n else model.expected_stats(params, *head[:2], weights[:m])
-                _validate_fused(model, params, head[0], weights[:m], sub, head[2])
     lm = np.asarray(lm, dtype=float)
     # rows with zero weight do not contribute, even where log p(x_n) = -inf
     positive = weights > 0
@@ -464,11 +470,8 @@ def _chunk_e_step(
     return stats, total, post
 
 
-def _validate_fused(
-    model: Any, params: Any, x: Any, weights: np.ndarray, stats: Any, lm: Any
-) -> None:
+def _validate_fused(model: Any, stats: Any, lm: Any, fused_stats: Any, fused_lm: Any) -> None:
     """The fused E-step must agree with posterior + expected_stats (checked once)."""
-    fused_stats, fused_lm = model.e_step(params, x, weights)
     # a loose tolerance: this catches wrong statistics, not reduced-precision round-off
     scale = max((float(np.max(np.abs(leaf))) for leaf in tree_leaves(stats)), default=0.0)
     same_lm = np.allclose(fused_lm, lm, rtol=1e-4, atol=1e-4)

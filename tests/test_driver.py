@@ -288,3 +288,18 @@ def test_empty_component_is_reseeded_and_reported(rng):
     assert any("re-seeded" in e.message for e in result.events)
     assert result.converged
     assert np.all(result.params.weights > 0.05)
+
+
+class _WrongFusedGMM(latent_em.GaussianMixtureModel):
+    """A fused E-step whose counts are 1 % off: the driver must notice on the first pass."""
+
+    def e_step(self, params, x, weights):  # type: ignore[override]
+        stats, lm = super().e_step(params, x, weights)
+        return stats._replace(counts=stats.counts * 1.01), lm
+
+
+@pytest.mark.parametrize("n", [300, 5000])  # the whole chunk checked, or its head
+def test_a_fused_e_step_that_disagrees_is_a_contract_error(n):
+    x = np.random.default_rng(0).normal(size=(n, 2))
+    with pytest.raises(latent_em.ModelContractError, match="e_step disagrees"):
+        latent_em.fit(_WrongFusedGMM(2), x, random_state=0)
