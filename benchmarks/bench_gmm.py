@@ -13,17 +13,22 @@ What is measured
   Same data and same initial parameters for both libraries (scikit-learn gets them as
   ``weights_init``/``means_init``/``precisions_init`` with the cheap
   ``init_params="random_from_data"``), ``tol=0`` and a fixed number of iterations.
-  Seconds per iteration = (fit with ``1 + n`` iterations - fit with 1 iteration) / n,
-  so initialization, input validation and the final E-step cancel out; the best of
-  ``--repeats`` runs. Both libraries run under the same BLAS thread limit (1 thread and
-  the machine's default). "GFLOP/s" and "% matmul" count the floating-point work
-  latent_em's kernels actually do (``flops_done``: 4·N·K·P for the two products with
-  P = (D+1)(D+2)/2 rows for full and 2D+1 for diag, plus features and normalization),
-  all in float64 whatever the data's dtype, against the float64 matrix-multiply
-  throughput measured in the same run and thread setting. "effective" divides the
-  textbook algorithm's work (full: 4·N·K·D² + 3·N·K·D; diag: 8·N·K·D + 3·N·K, what
-  scikit-learn does) by our time: it is not a throughput, and is printed only to
-  compare with earlier reports that used it.
+  Seconds per iteration: the median, over ``--repeats`` runs of ``1 + --iters``
+  iterations with the first iteration of each run left out, of the wall time of one
+  iteration (M-step + E-step), as each library measures it: between consecutive
+  E-steps (the driver's ``callback``) for latent_em, scikit-learn's own per-iteration
+  "time lapse" (``verbose=2, verbose_interval=1``). Initialization, input validation
+  and final E-steps are outside both. (Earlier versions subtracted a 1-iteration fit
+  from a longer one; on this shared machine the 1-iteration fit alone varied by
+  ±0.3 s, which made per-iteration numbers unreliable.) Both libraries run under the
+  same BLAS thread limit (1 thread and the machine's default). "GFLOP/s" and
+  "% matmul" count the floating-point work latent_em's kernels actually do
+  (``flops_done``: 4·N·K·P for the two products, with P = (D+1)(D+2)/2 rows for full
+  and 2D+1 for diag, plus features and normalization), all in float64 whatever the
+  data's dtype, against the float64 matrix-multiply throughput measured in the same
+  run and thread setting. "effective" divides the textbook algorithm's work (full:
+  4·N·K·D² + 3·N·K·D; diag: 8·N·K·D + 3·N·K, what scikit-learn does) by our time: it
+  is not a throughput, and is printed only to compare with earlier reports.
 * scaling: seconds per iteration and the peak of memory allocated during one iteration
   (tracemalloc, beyond the data) for N = 10⁴ .. 10⁶ with ``chunk_size=65 536``.
 * ooc: a float32 ``.npy`` file of N = 10⁷ rows x 8 columns is written by one child
@@ -42,12 +47,14 @@ is printed from threadpoolctl.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import cProfile
 import io
 import json
 import os
 import platform
 import pstats
+import re
 import resource
 import subprocess
 import sys
@@ -162,49 +169,54 @@ def flops_done(n: int, d: int, k: int, covariance_type: str) -> float:
 # ----------------------------------------------------------------------- timing
 
 
-def _time_fit(fit_once, n_iter: int, repeats: int) -> float:
-    """Seconds per iteration: (best fit with 1 + n_iter iterations - best fit with 1) / n.
-
-    The best of ``repeats`` of each fit is robust to other processes on a shared machine.
-    """
-    short = long = float("inf")
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fit_once(1)
-        t1 = time.perf_counter()
-        fit_once(1 + n_iter)
-        t2 = time.perf_counter()
-        short, long = min(short, t1 - t0), min(long, t2 - t1)
-    return (long - short) / n_iter
+def _per_iteration(lapses: list[float]) -> float:
+    """Median seconds per iteration, the first iteration of every run left out."""
+    return float(np.median(lapses))
 
 
 def time_latent_em(
     x, start, covariance_type, dtype, n_iter, repeats, chunk_size=None, n_threads=None
 ):
+    """Seconds per EM iteration: the wall time between consecutive E-steps (the
+    driver's ``callback``), i.e. one M-step plus one E-step plus the driver's
+    bookkeeping; initialization, validation and the final E-step are outside."""
     model = GaussianMixtureModel(
         start.means.shape[0], covariance_type, dtype=dtype, n_threads=n_threads
     )
     xw = model.check_data(x)  # conversion to the working dtype is not timed
-
-    def fit_once(iterations: int) -> None:
+    lapses: list[float] = []
+    for _ in range(repeats):
+        stamps: list[float] = []
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", latent_em.ConvergenceWarning)
             latent_em.fit(
-                model, xw, params=start, max_iter=iterations, tol=0.0, chunk_size=chunk_size
+                model,
+                xw,
+                params=start,
+                max_iter=n_iter + 1,
+                tol=0.0,
+                chunk_size=chunk_size,
+                callback=lambda *_, stamps=stamps: stamps.append(time.perf_counter()),
             )
+        lapses += np.diff(stamps)[1:].tolist()
+    return _per_iteration(lapses)
 
-    return _time_fit(fit_once, n_iter, repeats)
+
+_SKLEARN_LAPSE = re.compile(r"Iteration\s+(\d+)\s+time lapse\s+([0-9.]+)s")
 
 
 def time_sklearn(x, start, covariance_type, dtype, n_iter, repeats):
+    """Seconds per EM iteration as scikit-learn itself reports them (``verbose=2``,
+    ``verbose_interval=1``: the time between the ends of consecutive iterations)."""
     from sklearn.mixture import GaussianMixture
 
     xw = np.ascontiguousarray(x, dtype=dtype)
     cov = start.covariances
     precisions = np.linalg.inv(cov) if covariance_type == "full" else 1.0 / cov
-
-    def fit_once(iterations: int) -> None:
-        with warnings.catch_warnings():
+    lapses: list[float] = []
+    for _ in range(repeats):
+        out = io.StringIO()
+        with warnings.catch_warnings(), contextlib.redirect_stdout(out):
             warnings.simplefilter("ignore")  # ConvergenceWarning at tol=0
             GaussianMixture(
                 start.means.shape[0],
@@ -213,11 +225,16 @@ def time_sklearn(x, start, covariance_type, dtype, n_iter, repeats):
                 means_init=start.means,
                 precisions_init=precisions,
                 init_params="random_from_data",
-                max_iter=iterations,
+                max_iter=n_iter + 1,
                 tol=0.0,
+                verbose=2,
+                verbose_interval=1,
             ).fit(xw)
-
-    return _time_fit(fit_once, n_iter, repeats)
+        found = [(int(i), float(t)) for i, t in _SKLEARN_LAPSE.findall(out.getvalue())]
+        if len(found) != n_iter + 1:
+            raise RuntimeError(f"could not read scikit-learn's iteration times: {found}")
+        lapses += [t for i, t in found if i > 1]
+    return _per_iteration(lapses)
 
 
 def _thread_limit(threads):
@@ -419,8 +436,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="smaller sizes (smoke test)")
     parser.add_argument("--only", choices=["speed", "scaling", "ooc", "profile"], default=None)
-    parser.add_argument("--iters", type=int, default=5, help="timed EM iterations")
-    parser.add_argument("--repeats", type=int, default=2, help="best of this many runs")
+    parser.add_argument("--iters", type=int, default=8, help="timed EM iterations per run")
+    parser.add_argument("--repeats", type=int, default=2, help="runs per configuration")
     parser.add_argument("--ooc-iters", type=int, default=3)
     parser.add_argument(
         "--threads",
