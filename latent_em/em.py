@@ -13,6 +13,7 @@ decreases; the driver enforces this instead of assuming it.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import logging
@@ -39,6 +40,7 @@ from .protocols import (
     EnumerableLatent,
     ExactPosterior,
     FusedEStep,
+    HasFitContext,
     HasLogPrior,
     Repairable,
 )
@@ -863,26 +865,28 @@ def fit(
         run_restart = functools.partial(run_squarem, options=squarem)
     rngs = restart_rngs(random_state, n_init)
     runs: list[_Run] = []
-    for restart, rng in enumerate(rngs):
-        start = params if params is not None else model.initialize(init_data(rng), rng)
-        _validate_initial_params(model, start)
-        runs.append(
-            run_restart(
-                model,
-                x,
-                weights,
-                start,
-                restart=restart,
-                rng=rng,
-                tol=tol,
-                max_iter=max_iter,
-                chunk_size=chunk_size,
-                m_step=m_step,
-                closed_form=closed_form,
-                monotone_rtol=monotone_rtol,
-                callback=callback,
+    context = model.fit_context() if isinstance(model, HasFitContext) else contextlib.nullcontext()
+    with context:
+        for restart, rng in enumerate(rngs):
+            start = params if params is not None else model.initialize(init_data(rng), rng)
+            _validate_initial_params(model, start)
+            runs.append(
+                run_restart(
+                    model,
+                    x,
+                    weights,
+                    start,
+                    restart=restart,
+                    rng=rng,
+                    tol=tol,
+                    max_iter=max_iter,
+                    chunk_size=chunk_size,
+                    m_step=m_step,
+                    closed_form=closed_form,
+                    monotone_rtol=monotone_rtol,
+                    callback=callback,
+                )
             )
-        )
     best = max(range(len(runs)), key=lambda i: runs[i].log_likelihood + runs[i].log_prior)
     run = runs[best]
     if warn_not_converged and not run.converged and max_iter > 0:

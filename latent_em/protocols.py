@@ -27,6 +27,8 @@ capability                what the driver does with it
 ``n_parameters``          free-parameter count for BIC/AIC (else from ``constraints``)
 ``repair``                called after each M-step to mend degenerate parameters
 ``check_data``            validates and converts user data before fitting
+``fit_context``           a context manager held for the whole fit (all restarts),
+                          for process state such as BLAS thread limits
 ========================  ===========================================================
 
 Shapes: ``x`` is any array-like indexed by observation along axis 0 (``(n, D)`` for
@@ -71,6 +73,7 @@ True
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping
 from typing import Any, Protocol, runtime_checkable
 
@@ -92,6 +95,7 @@ __all__ = [
     "Samples",
     "HasLogJointGradient",
     "ExpectedLogJoint",
+    "HasFitContext",
 ]
 
 
@@ -239,3 +243,15 @@ class Samples(Protocol):
 
     def sample(self, params: Any, n: int, rng: np.random.Generator) -> tuple[Any, Any]:
         """Return ``(x, z)`` with ``n`` rows."""
+
+
+@runtime_checkable
+class HasFitContext(Protocol):
+    """Process state the model needs for the duration of a fit.
+
+    The driver enters ``fit_context()`` once, around every restart, and leaves it when
+    the fit returns or raises; the user's ``callback`` runs inside it.
+    """
+
+    def fit_context(self) -> contextlib.AbstractContextManager[Any]:
+        """A context manager (e.g. one limiting BLAS to one thread)."""

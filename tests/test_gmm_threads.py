@@ -14,8 +14,8 @@ threadpoolctl = pytest.importorskip("threadpoolctl")
 
 @pytest.fixture
 def data(rng: np.random.Generator) -> np.ndarray:
-    # 12 000 rows: 44 blocks of 272 (K = 16, D = 16 after augmentation) rows... enough
-    # blocks for several threads
+    # 12 000 rows: 8 blocks of 1713 rows (full, D = 16), 2 of 7943 (diag): enough
+    # blocks for two threads
     return rng.normal(size=(12_000, 16)) + rng.normal(size=(4, 16))[rng.integers(4, size=12_000)]
 
 
@@ -42,6 +42,35 @@ def test_blas_thread_setting_is_restored(data):
     model.e_step(params, data, np.ones(len(data)))
     model.posterior(params, data)
     assert [p["num_threads"] for p in threadpoolctl.threadpool_info()] == before
+
+
+def test_blas_is_single_threaded_for_the_whole_fit_and_restored(data):
+    # between E-steps too (the driver holds ``fit_context``): OpenBLAS threads woken by
+    # the M-step would spin and take the cores from the E-step's threads
+    import latent_em
+
+    with threadpoolctl.threadpool_limits(limits=2, user_api="blas"):
+        seen: list[list[int]] = []
+        model = GaussianMixtureModel(4, "full", n_threads=2)
+        latent_em.fit(
+            model,
+            data,
+            random_state=0,
+            max_iter=200,
+            tol=1e-4,
+            callback=lambda *_: seen.append(
+                [
+                    p["num_threads"]
+                    for p in threadpoolctl.threadpool_info()
+                    if p["user_api"] == "blas"
+                ]
+            ),
+        )
+        assert seen and all(threads == [1] * len(threads) for threads in seen)
+        after = [
+            p["num_threads"] for p in threadpoolctl.threadpool_info() if p["user_api"] == "blas"
+        ]
+        assert after == [2] * len(after)
 
 
 def test_n_threads_is_validated():

@@ -977,8 +977,10 @@ class GaussianMixtureModel(FiniteMixture):
     n_threads : int, optional
         Threads for the fused E-step over a large chunk (default: the CPUs this process
         may use). Each thread runs single-threaded BLAS on its own run of cache-sized
-        blocks; needs ``threadpoolctl`` (otherwise one thread). The result depends on
-        ``n_threads`` only through the order of floating-point additions.
+        blocks; needs ``threadpoolctl`` (otherwise one thread). BLAS stays limited to
+        one thread for the whole of a :func:`latent_em.fit` (``fit_context``), callbacks
+        included. The result depends on ``n_threads`` only through the order of
+        floating-point additions.
 
     Notes
     -----
@@ -1253,6 +1255,17 @@ class GaussianMixtureModel(FiniteMixture):
             more = other.finish()
             counts, sum_dx, sum_dxdx = counts + more[0], sum_dx + more[1], sum_dxdx + more[2]
         return GaussianMixtureStats(counts, sum_dx, sum_dxdx), log_marginal
+
+    def fit_context(self) -> contextlib.AbstractContextManager[bool]:
+        """BLAS limited to one thread for the whole fit (see ``n_threads``).
+
+        The E-step limits it anyway; holding the limit between E-steps as well stops
+        OpenBLAS from waking its threads for the M-step's tiny products, after which
+        they spin for up to ~0.1 s and take the cores from the E-step's own threads
+        (measured: 0.21 s per iteration instead of 0.165 with two threads, N = 200 000,
+        D = K = 16, on 2 cores).
+        """
+        return _single_threaded_blas()
 
     @property
     def working_dtype(self) -> np.dtype:
