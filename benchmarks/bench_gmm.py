@@ -429,8 +429,7 @@ def bench_profile(args) -> None:
         direct = set()
         for begin in range(0, n, kernel.rows):
             kernel.table(x[begin : begin + kernel.rows])
-            if kernel._safe is not None:
-                direct.update(np.flatnonzero(~kernel._safe).tolist())
+            direct.update(kernel.direct_components)
         smallest = [float(np.sqrt(np.linalg.eigvalsh(params.covariances[j])[0])) for j in direct]
         model.e_step(params, x, weights)
         profiler = cProfile.Profile()

@@ -72,11 +72,10 @@ def test_every_kernel_path_matches_scipy(rng, monkeypatch, covariance_type, budg
     _check(model, params, x, rng.uniform(0.0, 2.0, size=len(x)), tol=1e-10)
 
 
-def _ill_conditioned(covariance_type):
+def _ill_conditioned(covariance_type, narrow=1e-4):
     """Two components: a wide one at the origin, a very narrow one 1000 away."""
     d = 3
     rng = np.random.default_rng(7)
-    narrow = 1e-4  # standard deviation of the narrow component
     x = np.concatenate([rng.normal(size=(3000, d)), 1000.0 + narrow * rng.normal(size=(1000, d))])
     means = np.array([np.zeros(d), np.full(d, 1000.0)])
     var = np.array([1.0, narrow**2])
@@ -92,13 +91,25 @@ def _ill_conditioned(covariance_type):
 
 
 @pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
-def test_guard_falls_back_where_expanded_forms_cancel(monkeypatch, covariance_type):
-    model, params, x = _ill_conditioned(covariance_type)
+@pytest.mark.parametrize(
+    "narrow, rows",
+    # error bound on the log-density ≤ 1: the direct path only on the rows where the
+    # component can matter; > 1 (1e-8 at 1000: ~1e20 ε): on the whole block
+    [(1e-4, "relevant rows"), (1e-8, "whole block")],
+)
+def test_guard_falls_back_where_expanded_forms_cancel(monkeypatch, covariance_type, narrow, rows):
+    model, params, x = _ill_conditioned(covariance_type, narrow)
     weights = np.ones(len(x))
     # default: the guard sends the narrow component (at least) to the direct path
     kernel = model._kernel(params, x.shape[1])
     kernel.table(x[-kernel.rows :])
-    assert kernel._safe is not None and not kernel._safe.all()
+    assert 1 in kernel.direct_components
+    parts = {int(c[0]): r for c, r, _ in kernel._direct_parts}
+    if covariance_type != "tied":  # tied: both components share the narrow covariance
+        whole = isinstance(parts[1], slice)
+        assert whole == (rows == "whole block")
+        if not whole:  # the narrow component's own 1000 rows of this block, no others
+            assert len(parts[1]) == min(1000, kernel.rows)
     _check(model, params, x, weights, tol=1e-10)
 
     # forced expanded form: the cancellation is real and far above the tolerance
@@ -117,6 +128,6 @@ def test_full_guard_is_per_component(rng):
     model = GaussianMixtureModel(3, "full")
     params = model.make_params(np.array([0.4, 0.4, 0.2]), means, covariances)
     kernel = model._kernel(params, d)
-    kernel.table(x[: kernel.rows])
-    assert kernel._safe is not None and list(kernel._safe) == [True, True, False]
+    kernel.table(x[-kernel.rows :])
+    assert kernel.direct_components == [2]
     _check(model, params, x, rng.uniform(0.5, 1.5, size=len(x)), tol=1e-10)

@@ -676,8 +676,8 @@ class _ExpandedKernel(_Kernel):
         self.rows = _block_rows(max(width, k))
         self._z = self._new_z(self.rows)
         self._zb = self._z
-        self._safe: np.ndarray | None = None
-        self._diffs = np.empty((0, d, 0))
+        #: (components, rows, (x - μ)ᵀ) of the last block's direct evaluations
+        self._direct_parts: list[tuple[np.ndarray, Any, np.ndarray]] = []
         self.gram = np.zeros((k, width))
         self.direct_counts = np.zeros(k)
         self.direct_first = np.zeros((k, d))
@@ -735,29 +735,53 @@ class _ExpandedKernel(_Kernel):
         self._features(u, z[d + 1 :])
         reach = np.maximum(u.max(axis=1), -u.min(axis=1))
         r2 = float(np.einsum("dn,dn->n", u, u).max()) if b and self._uses_radius else 0.0
-        safe = 4.0 * _EPS * self._bound(reach, r2) <= _ERROR_BUDGET
+        error = 4.0 * _EPS * self._bound(reach, r2)  # in the squared distance, (K,)
         out = self.coef @ z
-        if safe.all():
-            self._safe = None
+        self._direct_parts = []
+        if np.all(error <= _ERROR_BUDGET):
             return out
-        self._safe = safe
-        comps = np.flatnonzero(~safe)
-        # (x - μ_k)ᵀ for the components of the direct path, (J, D, B): the means are
-        # subtracted from the data as they are, not from x - c, so nothing cancels
-        self._diffs = xb.T[None, :, :] - self.means[comps][:, :, None]
-        out[comps] = self._direct(self._diffs, comps)
-        out[comps] += self.const[comps][:, None]
+        # Components over budget are evaluated directly, from (x - μ_k)ᵀ: the means are
+        # subtracted from the data as they are, not from x - c, so nothing cancels.
+        # Where the bound on the log-density error (half the above) is at most one, only
+        # the rows where the component can matter are: within log(2K/ε) of their row's
+        # largest log-density, widened by twice the largest error, since rows further
+        # down have responsibilities below ε/2K whatever the error (see
+        # ``_log_normalize``). A collapsed component is relevant to a few rows of a
+        # block and then costs almost nothing; hopeless bounds take the whole block.
+        half = 0.5 * error
+        over = np.flatnonzero(error > _ERROR_BUDGET)
+        whole, rowwise = over[half[over] > 1.0], over[half[over] <= 1.0]
+        if whole.size:
+            diffs = xb.T[None, :, :] - self.means[whole][:, :, None]
+            out[whole] = self._direct(diffs, whole) + self.const[whole][:, None]
+            self._direct_parts.append((whole, slice(None), diffs))
+        if rowwise.size:
+            inexact = half.copy()
+            inexact[whole] = 0.0
+            margin = math.log(2.0 * self.k / _EPS) + 2.0 * float(inexact.max())
+            floor = out.max(axis=0) - margin
+            for j in rowwise.tolist():
+                rows = np.flatnonzero(out[j] >= floor)
+                if rows.size:
+                    diffs = (xb[rows] - self.means[j]).T[None, :, :]  # (1, D, rows)
+                    comp = np.array([j])
+                    out[j, rows] = self._direct(diffs, comp)[0] + self.const[j]
+                    self._direct_parts.append((comp, rows, diffs))
         return out
 
+    @property
+    def direct_components(self) -> list[int]:
+        """The components the last block evaluated directly (on some or all rows)."""
+        return sorted({int(j) for comps, _, _ in self._direct_parts for j in comps})
+
     def accumulate(self, rw: np.ndarray) -> None:
-        z, safe = self._zb, self._safe
-        if safe is not None:
-            comps = np.flatnonzero(~safe)
-            r, diffs = rw[comps], self._diffs
+        z = self._zb
+        for comps, rows, diffs in self._direct_parts:
+            r = rw[comps][:, rows]  # (J, rows)
             self.direct_counts[comps] += r.sum(axis=1)
             self.direct_first[comps] += np.matmul(diffs, r[:, :, None])[:, :, 0]
             self._add_direct_second(diffs, r, comps)
-            rw[comps] = 0.0  # counted above: the products below skip them
+            rw[comps[:, None], rows] = 0.0  # counted above: the products below skip them
         self.gram += rw @ z.T
         self._add_row_moments(z[: self.d], rw.sum(axis=0))
 
