@@ -549,8 +549,12 @@ def _block_rows(width: int) -> int:
     return max(64, _KERNEL_ELEMENTS // max(1, width))
 
 
+#: log-ratios are raised to this before ``exp`` (see ``_log_normalize``): far from the
+#: subnormal range, and, in float64, above -512, below which glibc's ``exp`` takes a
+#: slow special-case path (13.4 ns instead of 9 ns per entry, measured)
 _SUBNORMAL_CUTOFF = {
-    np.dtype(t).char: 0.8 * math.log(np.finfo(t).tiny) for t in (np.float32, np.float64)
+    np.dtype(np.float32).char: 0.8 * math.log(np.finfo(np.float32).tiny),
+    np.dtype(np.float64).char: -500.0,
 }
 
 
@@ -584,8 +588,8 @@ def _log_normalize(table: np.ndarray, weights: np.ndarray | None = None) -> np.n
         np.exp(table, out=table, where=live)
         np.putmask(table, ~live, 0.0)
     else:
-        # Log-ratios below 0.8 log(tiny) (-566 in float64) are raised to it: those
-        # responsibilities (below 1e-246 of the row's largest) become 1e-246 instead of
+        # Log-ratios below -500 (in float64) are raised to it: those responsibilities
+        # (below 1e-217 of the row's largest, which is one) become 7e-218 instead of
         # subnormal numbers, which make every later product ~10x slower (measured on
         # AMD Zen 3). Rows that are not finite are restored below.
         np.maximum(table, _SUBNORMAL_CUTOFF[table.dtype.char], out=table)
