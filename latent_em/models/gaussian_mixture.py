@@ -138,16 +138,10 @@ class _Covariance:
         raise NotImplementedError
 
     def kernel(
-        self,
-        means: np.ndarray,
-        prec_chol: np.ndarray,
-        cov: np.ndarray,
-        const: np.ndarray,
-        centre: np.ndarray,
-        dtype: np.dtype,
+        self, means: np.ndarray, prec_chol: np.ndarray, const: np.ndarray, centre: np.ndarray
     ) -> _Kernel:
         """The block kernel of the fused E-step at these parameters."""
-        raise NotImplementedError
+        return _KERNELS[self.name](means, prec_chol, const, centre)
 
 
 def _chol_lower(mat: np.ndarray) -> np.ndarray:
@@ -244,17 +238,6 @@ class _Full(_Covariance):
     def min_variance(self, cov: np.ndarray, k: int) -> np.ndarray:
         return np.array([np.linalg.eigvalsh(c)[0] for c in cov])
 
-    def kernel(
-        self,
-        means: np.ndarray,
-        prec_chol: np.ndarray,
-        cov: np.ndarray,
-        const: np.ndarray,
-        centre: np.ndarray,
-        dtype: np.dtype,
-    ) -> _Kernel:
-        return _FullKernel(means, prec_chol, const, centre)
-
 
 class _Tied(_Covariance):
     name = "tied"
@@ -315,17 +298,6 @@ class _Tied(_Covariance):
     def min_variance(self, cov: np.ndarray, k: int) -> np.ndarray:
         return np.full(k, np.linalg.eigvalsh(cov)[0])
 
-    def kernel(
-        self,
-        means: np.ndarray,
-        prec_chol: np.ndarray,
-        cov: np.ndarray,
-        const: np.ndarray,
-        centre: np.ndarray,
-        dtype: np.dtype,
-    ) -> _Kernel:
-        return _TiedKernel(means, prec_chol, const, centre)
-
 
 class _Diag(_Covariance):
     name = "diag"
@@ -385,17 +357,6 @@ class _Diag(_Covariance):
     def min_variance(self, cov: np.ndarray, k: int) -> np.ndarray:
         return cov.min(axis=1)
 
-    def kernel(
-        self,
-        means: np.ndarray,
-        prec_chol: np.ndarray,
-        cov: np.ndarray,
-        const: np.ndarray,
-        centre: np.ndarray,
-        dtype: np.dtype,
-    ) -> _Kernel:
-        return _DiagKernel(means, prec_chol, const, centre)
-
 
 class _Spherical(_Covariance):
     name = "spherical"
@@ -453,17 +414,6 @@ class _Spherical(_Covariance):
 
     def min_variance(self, cov: np.ndarray, k: int) -> np.ndarray:
         return cov.copy()
-
-    def kernel(
-        self,
-        means: np.ndarray,
-        prec_chol: np.ndarray,
-        cov: np.ndarray,
-        const: np.ndarray,
-        centre: np.ndarray,
-        dtype: np.dtype,
-    ) -> _Kernel:
-        return _SphericalKernel(means, prec_chol, const, centre)
 
 
 # ------------------------------------------------------------------ E-step kernels
@@ -967,6 +917,13 @@ class _TiedKernel(_ExpandedKernel):
         return 0.5 * (second + second.T)
 
 
+_KERNELS: dict[str, type[_ExpandedKernel]] = {
+    "full": _FullKernel,
+    "tied": _TiedKernel,
+    "diag": _DiagKernel,
+    "spherical": _SphericalKernel,
+}
+
 _COVARIANCES: dict[str, _Covariance] = {
     c.name: c for c in (_Full(), _Tied(), _Diag(), _Spherical())
 }
@@ -1217,8 +1174,7 @@ class GaussianMixtureModel(FiniteMixture):
         centre = np.asarray(params.weights, dtype=float) @ means
         const = -0.5 * d * _LOG_2PI + self.covariance.log_det_precisions_cholesky(prec_chol, d)
         const = np.broadcast_to(const, log_w.shape) + log_w
-        cov = np.asarray(params.covariances, dtype=float)
-        return self.covariance.kernel(means, prec_chol, cov, const, centre, self.dtype)
+        return self.covariance.kernel(means, prec_chol, const, centre)
 
     def _as_working(self, x: Any) -> np.ndarray:
         x = np.asarray(x)
