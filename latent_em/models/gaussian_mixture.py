@@ -139,7 +139,7 @@ class _Covariance:
 
     def kernel(
         self, means: np.ndarray, prec_chol: np.ndarray, const: np.ndarray, centre: np.ndarray
-    ) -> _Kernel:
+    ) -> _ExpandedKernel:
         """The block kernel of the fused E-step at these parameters."""
         return _KERNELS[self.name](means, prec_chol, const, centre)
 
@@ -485,7 +485,7 @@ def _single_threaded_blas() -> Iterator[bool]:
 
 
 def _run_blocks(
-    kernel: _Kernel, x: np.ndarray, w: np.ndarray, log_marginal: np.ndarray, starts: Any
+    kernel: _ExpandedKernel, x: np.ndarray, w: np.ndarray, log_marginal: np.ndarray, starts: Any
 ) -> None:
     n, rows = x.shape[0], kernel.rows
     for start in starts:
@@ -558,46 +558,36 @@ def _log_normalize(table: np.ndarray, weights: np.ndarray | None = None) -> np.n
     return log_total
 
 
-class _Kernel:
-    """Block kernel of one covariance structure at fixed parameters (see above).
-
-    ``table(xb)`` returns the ``(K, B)`` log-weighted densities of a block (components
-    along axis 0) and keeps the intermediates; ``accumulate(rw)`` then adds that block's
-    statistics, given its ``(K, B)`` weighted responsibilities ``rw[k, n] = w_n r_nk``
-    (which it may overwrite); ``finish()`` returns the statistics.
-    """
-
-    rows: int
-    dtype: np.dtype
-
-    def table(self, xb: np.ndarray) -> np.ndarray:
-        raise NotImplementedError
-
-    def accumulate(self, rw: np.ndarray) -> None:
-        raise NotImplementedError
-
-    def finish(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """``(counts, sum_dx, sum_dxdx)`` in float64, moments about the current means."""
-        raise NotImplementedError
-
-
 #: Budget for the rounding error of an expanded quadratic form, in units of the squared
 #: Mahalanobis distance (see ``_ExpandedKernel``).
 _ERROR_BUDGET = 1e-10
 _EPS = float(np.finfo(np.float64).eps)
 
 
-class _ExpandedKernel(_Kernel):
-    """Diagonal, spherical and tied covariances: expanded quadratic forms as products.
+def _largest_norm2(u: np.ndarray) -> float:
+    """The largest squared norm of the columns of ``u`` (``(D, B)``), 0 if none."""
+    return float(np.einsum("dn,dn->n", u, u).max()) if u.shape[1] else 0.0
+
+
+class _ExpandedKernel:
+    """Block kernel of one covariance structure at fixed parameters: expanded quadratic
+    forms as matrix products.
+
+    ``table(xb)`` returns the ``(K, B)`` log-weighted densities of a block (components
+    along axis 0) and keeps the intermediates; ``accumulate(rw)`` then adds that block's
+    statistics, given its ``(K, B)`` weighted responsibilities ``rw[k, n] = w_n r_nk``
+    (which it may overwrite); ``finish()`` returns ``(counts, sum_dx, sum_dxdx)`` in
+    float64, moments about the current means.
 
     Each block is written once into the rows of a ``(D + 1 + q, B)`` buffer
-    ``Z = [u; 1; features]``, ``u = x - c``: the squared coordinates for diag (``q = D``),
-    the squared norm for spherical and the squared norm of the whitened row for tied
-    (``q = 1``). One product ``C @ Z`` gives all log-weighted densities (``C`` holds the
-    linear and quadratic coefficients and the constants) and one product ``R @ Zᵀ``
-    every count, first moment and diagonal or spherical second moment about ``c``,
-    converted to moments about ``μ_old`` in float64 by ``finish``; tied adds
-    ``Σ_n w_n u uᵀ``, one ``(D, B) @ (B, D)`` product.
+    ``Z = [u; 1; features]``, ``u = x - c``: the ``u_i u_j`` (``i ≤ j``) for full, the
+    squared coordinates for diag (``q = D``), the squared norm for spherical and the
+    squared norm of the whitened row for tied (``q = 1``). One product ``C @ Z`` gives
+    all log-weighted densities (``C`` holds the linear and quadratic coefficients and
+    the constants) and one product ``R @ Zᵀ`` every count, first moment and (full,
+    diagonal or spherical) second moment about ``c``, converted to moments about
+    ``μ_old`` in float64 by ``finish``; tied adds ``Σ_n w_n u uᵀ``, one
+    ``(D, B) @ (B, D)`` product.
 
     Accuracy. An expanded form cancels: its rounding error is about ``ε·S_k``, where
     ``S_k`` (``_bound``) grows with the squared distance of the block's rows and of
@@ -619,7 +609,7 @@ class _ExpandedKernel(_Kernel):
         self, means: np.ndarray, prec_chol: np.ndarray, const: np.ndarray, centre: np.ndarray
     ) -> None:
         k, d = means.shape
-        self.k, self.d, self.dtype = k, d, np.dtype(np.float64)
+        self.k, self.d = k, d
         self.means = means
         self.delta = means - centre  # μ_old - c
         self.centre = centre[:, None].astype(np.float64)
@@ -637,9 +627,6 @@ class _ExpandedKernel(_Kernel):
         self.direct_first = np.zeros((k, d))
         self.direct_second = np.zeros(self._second_shape())
 
-    #: whether ``_bound`` needs the block's largest ``‖u‖²`` (one more pass over it)
-    _uses_radius = True
-
     # -- per structure
     def _coefficients(self, prec_chol: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Coefficients of ``-½ (x - μ_k)ᵀ Λ_k (x - μ_k)`` on ``u``, on 1 and on the features."""
@@ -648,9 +635,9 @@ class _ExpandedKernel(_Kernel):
     def _features(self, u: np.ndarray, out: np.ndarray) -> None:
         raise NotImplementedError
 
-    def _bound(self, reach: np.ndarray, r2: float) -> np.ndarray:
-        """``S_k`` for a block whose ``|u_i|`` are at most ``reach_i`` and ``‖u‖²`` at
-        most ``r2``: the sum of the absolute values of the expanded form's terms."""
+    def _bound(self, u: np.ndarray) -> np.ndarray:
+        """``S_k`` for the block ``u`` (``(D, B)``): a bound on the sum of the absolute
+        values of the expanded form's terms."""
         raise NotImplementedError
 
     def _direct(self, diffs: np.ndarray, comps: np.ndarray) -> np.ndarray:
@@ -687,9 +674,7 @@ class _ExpandedKernel(_Kernel):
         u[...] = xb.T  # a plain (cast) copy, then an unmixed subtraction: both fast
         u -= self.centre
         self._features(u, z[d + 1 :])
-        reach = np.maximum(u.max(axis=1), -u.min(axis=1))
-        r2 = float(np.einsum("dn,dn->n", u, u).max()) if b and self._uses_radius else 0.0
-        error = 4.0 * _EPS * self._bound(reach, r2)  # in the squared distance, (K,)
+        error = 4.0 * _EPS * self._bound(u)  # in the squared distance, (K,)
         out = self.coef @ z
         self._direct_parts = []
         if np.all(error <= _ERROR_BUDGET):
@@ -789,7 +774,8 @@ class _FullKernel(_ExpandedKernel):
         for i in range(self.d):
             np.multiply(u[i], u[i:], out=out[self.starts[i] : self.starts[i + 1]])
 
-    def _bound(self, reach: np.ndarray, r2: float) -> np.ndarray:
+    def _bound(self, u: np.ndarray) -> np.ndarray:
+        r2 = _largest_norm2(u)
         f, g, h = self.norms
         return f * r2 + g * math.sqrt(r2) + h
 
@@ -818,8 +804,6 @@ class _FullKernel(_ExpandedKernel):
 
 
 class _DiagKernel(_ExpandedKernel):
-    _uses_radius = False
-
     def _coefficients(self, prec_chol: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         self.prec = prec_chol**2  # (K, D)
         delta = self.delta
@@ -828,7 +812,8 @@ class _DiagKernel(_ExpandedKernel):
     def _features(self, u: np.ndarray, out: np.ndarray) -> None:
         np.multiply(u, u, out=out)
 
-    def _bound(self, reach: np.ndarray, r2: float) -> np.ndarray:
+    def _bound(self, u: np.ndarray) -> np.ndarray:
+        reach = np.maximum(u.max(axis=1), -u.min(axis=1)) if u.size else 0.0  # max |u_i|
         return np.sum((reach + np.abs(self.delta)) ** 2 * self.prec, axis=1)
 
     def _direct(self, diffs: np.ndarray, comps: np.ndarray) -> np.ndarray:
@@ -855,8 +840,9 @@ class _SphericalKernel(_ExpandedKernel):
     def _features(self, u: np.ndarray, out: np.ndarray) -> None:
         np.einsum("dn,dn->n", u, u, out=out[0])
 
-    def _bound(self, reach: np.ndarray, r2: float) -> np.ndarray:
-        return self.prec * (math.sqrt(r2) + np.linalg.norm(self.delta, axis=1)) ** 2
+    def _bound(self, u: np.ndarray) -> np.ndarray:
+        radius = math.sqrt(_largest_norm2(u))
+        return self.prec * (radius + np.linalg.norm(self.delta, axis=1)) ** 2
 
     def _direct(self, diffs: np.ndarray, comps: np.ndarray) -> np.ndarray:
         return -0.5 * self.prec[comps][:, None] * np.einsum("kdn,kdn->kn", diffs, diffs)
@@ -893,8 +879,8 @@ class _TiedKernel(_ExpandedKernel):
         y = self.whiten @ u
         np.einsum("dn,dn->n", y, y, out=out[0])
 
-    def _bound(self, reach: np.ndarray, r2: float) -> np.ndarray:
-        radius = self.norm_w * math.sqrt(r2)
+    def _bound(self, u: np.ndarray) -> np.ndarray:
+        radius = self.norm_w * math.sqrt(_largest_norm2(u))
         return (radius + np.linalg.norm(self.whitened_means, axis=1)) ** 2
 
     def _direct(self, diffs: np.ndarray, comps: np.ndarray) -> np.ndarray:
@@ -1165,7 +1151,7 @@ class GaussianMixtureModel(FiniteMixture):
                 "reg_covar or check covariances_init"
             ) from exc
 
-    def _kernel(self, params: GaussianMixtureParams, d: int) -> _Kernel:
+    def _kernel(self, params: GaussianMixtureParams, d: int) -> _ExpandedKernel:
         means = np.asarray(params.means, dtype=float)
         prec_chol = self._precisions_cholesky(params)
         with np.errstate(divide="ignore"):
@@ -1201,7 +1187,7 @@ class GaussianMixtureModel(FiniteMixture):
         and ``log p(x_n)``, without materializing the ``(n, K)`` responsibilities.
 
         Every block of rows is read once: its log-densities, responsibilities and
-        statistics come from the same cache-resident intermediates (see ``_Kernel``).
+        statistics come from the same cache-resident intermediates (see ``_ExpandedKernel``).
 
         Returns
         -------
@@ -1216,7 +1202,7 @@ class GaussianMixtureModel(FiniteMixture):
         log_marginal = np.empty(n)
         with _single_threaded_blas() as limited:
             kernel = self._kernel(params, d)
-            w = np.asarray(weights, dtype=kernel.dtype)  # the tables' dtype: no mixed loops
+            w = np.asarray(weights, dtype=float)  # the tables' dtype: no mixed loops
             starts = range(0, n, kernel.rows)
             threads = min(self._threads(), len(starts) // _MIN_BLOCKS_PER_THREAD)
             if not limited or threads < 2:
