@@ -26,6 +26,9 @@ __all__ = [
     "INIT_METHODS",
     "one_hot",
     "partition_from_data",
+    "smoothed_start",
+    "weighted_sums",
+    "ratio_or_keep",
     "empty_component_messages",
 ]
 
@@ -191,6 +194,33 @@ def partition_from_data(features: np.ndarray, k: int, rng: np.random.Generator) 
     # break ties at random so identical centres do not all lose to the first one
     d2 = d2 + 1e-9 * rng.random(d2.shape)
     return one_hot(np.argmin(d2, axis=1), k)
+
+
+def smoothed_start(
+    features: np.ndarray, k: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """Initial weights ``(k,)`` and per-component means of ``features`` ``(k, F)`` from
+    :func:`partition_from_data`, each component smoothed by one pseudo-row at the
+    overall mean (so none is empty or exactly at a boundary it did not earn)."""
+    resp = partition_from_data(features, k, rng)
+    counts = resp.sum(axis=0)
+    means = (resp.T @ features + features.mean(axis=0)) / (counts[:, None] + 1.0)
+    return (counts + 1.0) / (counts.sum() + k), means
+
+
+def weighted_sums(
+    x: np.ndarray, posterior: np.ndarray, weights: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """``N_k = Σ_n w_n r_nk`` and ``S_kd = Σ_n w_n r_nk x_nd`` of a chunk."""
+    rw = posterior * weights[:, None]
+    return rw.sum(axis=0), rw.T @ np.asarray(x, dtype=float)
+
+
+def ratio_or_keep(numer: np.ndarray, denom: np.ndarray, old: np.ndarray) -> np.ndarray:
+    """``numer / denom`` where ``denom > 0``, else ``old``: the M-step of a mean-type
+    parameter, where an empty component keeps its value."""
+    live = denom > 0
+    return np.where(live, numer / np.where(live, denom, 1.0), old)
 
 
 def empty_component_messages(counts: np.ndarray) -> tuple[str, ...]:

@@ -33,8 +33,10 @@ from ._discrete import (
     empty_component_messages,
     finite_matrix,
     log_weights,
-    partition_from_data,
+    ratio_or_keep,
     safe_log,
+    smoothed_start,
+    weighted_sums,
     weights_m_step,
 )
 from ._mixture import FiniteMixture
@@ -167,11 +169,8 @@ class BernoulliMixtureModel(FiniteMixture):
         k, d = self.n_components, x.shape[1]
         if self.init_params == "random":
             return BernoulliMixtureParams(np.full(k, 1.0 / k), rng.uniform(0.05, 0.95, (k, d)))
-        resp = partition_from_data(x, k, rng)
-        counts = resp.sum(axis=0)
-        probs = (resp.T @ x + x.mean(axis=0)) / (counts[:, None] + 1.0)
-        probs = np.clip(probs, 1e-3, 1.0 - 1e-3)
-        return BernoulliMixtureParams((counts + 1.0) / (counts.sum() + k), probs)
+        weights, probs = smoothed_start(x, k, rng)
+        return BernoulliMixtureParams(weights, np.clip(probs, 1e-3, 1.0 - 1e-3))
 
     # ---- the contract
     def log_weighted_densities(self, params: BernoulliMixtureParams, x: np.ndarray) -> np.ndarray:
@@ -187,8 +186,7 @@ class BernoulliMixtureModel(FiniteMixture):
         weights: np.ndarray,
     ) -> BernoulliMixtureStats:
         """``N_k`` and ``S_kd`` of a chunk (additive over rows)."""
-        rw = posterior * weights[:, None]
-        return BernoulliMixtureStats(rw.sum(axis=0), rw.T @ np.asarray(x, dtype=float))
+        return BernoulliMixtureStats(*weighted_sums(x, posterior, weights))
 
     def m_step(
         self, params: BernoulliMixtureParams, stats: BernoulliMixtureStats
@@ -196,9 +194,7 @@ class BernoulliMixtureModel(FiniteMixture):
         """Closed-form (MAP) maximizer; an empty class keeps its probabilities."""
         a, b = self.beta_prior if self.beta_prior is not None else (1.0, 1.0)
         numer = stats.sum_x + (a - 1.0)
-        denom = stats.counts[:, None] + (a + b - 2.0)
-        live = denom > 0
-        probs = np.where(live, numer / np.where(live, denom, 1.0), params.probs)
+        probs = ratio_or_keep(numer, stats.counts[:, None] + (a + b - 2.0), params.probs)
         # round-off can push S_kd / N_k a hair outside [0, 1]
         probs = np.clip(probs, 0.0, 1.0)
         return BernoulliMixtureParams(

@@ -35,8 +35,9 @@ from ._discrete import (
     finite_matrix,
     log_weights,
     one_hot,
-    partition_from_data,
+    ratio_or_keep,
     safe_log,
+    smoothed_start,
     weights_m_step,
 )
 from ._mixture import FiniteMixture
@@ -194,13 +195,12 @@ class CategoricalMixtureModel(FiniteMixture):
             probs = tuple(rng.dirichlet(np.ones(c), size=k) for c in cats)
             return CategoricalMixtureParams(np.full(k, 1.0 / k), probs)
         onehots = [one_hot(codes[:, j], c) for j, c in enumerate(cats)]
-        resp = partition_from_data(np.concatenate(onehots, axis=1), k, rng)
-        counts = resp.sum(axis=0)
-        probs = tuple((resp.T @ oh + oh.mean(axis=0)) / (counts[:, None] + 1.0) for oh in onehots)
+        weights, means = smoothed_start(np.concatenate(onehots, axis=1), k, rng)
+        probs = tuple(np.split(means, np.cumsum(cats)[:-1], axis=1))
         # a category never observed would start (and stay) at exactly zero: that is the
         # MLE anyway, but keep starting values interior so all restarts are comparable
         probs = tuple((p + 1e-3) / (1.0 + 1e-3 * p.shape[1]) for p in probs)
-        return CategoricalMixtureParams((counts + 1.0) / (counts.sum() + k), probs)
+        return CategoricalMixtureParams(weights, probs)
 
     # ---- the contract
     def log_weighted_densities(self, params: CategoricalMixtureParams, x: np.ndarray) -> np.ndarray:
@@ -259,10 +259,7 @@ class CategoricalMixtureModel(FiniteMixture):
         probs = []
         for s, old in zip(stats.sum_onehot, params.probs, strict=True):
             numer = s + extra
-            denom = numer.sum(axis=1, keepdims=True)
-            live = denom > 0
-            p = np.where(live, numer / np.where(live, denom, 1.0), old)
-            probs.append(p)
+            probs.append(ratio_or_keep(numer, numer.sum(axis=1, keepdims=True), old))
         return CategoricalMixtureParams(
             weights_m_step(stats.counts, self.weight_concentration), tuple(probs)
         )

@@ -34,8 +34,10 @@ from ._discrete import (
     empty_component_messages,
     finite_matrix,
     log_weights,
-    partition_from_data,
+    ratio_or_keep,
     safe_log,
+    smoothed_start,
+    weighted_sums,
     weights_m_step,
 )
 from ._mixture import FiniteMixture
@@ -181,10 +183,7 @@ class PoissonMixtureModel(FiniteMixture):
         if self.init_params == "random":
             factors = rng.gamma(2.0, 0.5, size=(k, d))
             return PoissonMixtureParams(np.full(k, 1.0 / k), mean[None, :] * factors)
-        resp = partition_from_data(x, k, rng)
-        counts = resp.sum(axis=0)
-        rates = (resp.T @ x + mean) / (counts[:, None] + 1.0)
-        return PoissonMixtureParams((counts + 1.0) / (counts.sum() + k), rates)
+        return PoissonMixtureParams(*smoothed_start(x, k, rng))
 
     # ---- the contract
     def log_weighted_densities(self, params: PoissonMixtureParams, x: np.ndarray) -> np.ndarray:
@@ -200,18 +199,14 @@ class PoissonMixtureModel(FiniteMixture):
         weights: np.ndarray,
     ) -> PoissonMixtureStats:
         """``N_k`` and ``S_kd`` of a chunk (additive over rows)."""
-        rw = posterior * weights[:, None]
-        return PoissonMixtureStats(rw.sum(axis=0), rw.T @ np.asarray(x, dtype=float))
+        return PoissonMixtureStats(*weighted_sums(x, posterior, weights))
 
     def m_step(
         self, params: PoissonMixtureParams, stats: PoissonMixtureStats
     ) -> PoissonMixtureParams:
         """Closed-form (MAP) maximizer; an empty component keeps its rates."""
         a, b = self.gamma_prior if self.gamma_prior is not None else (1.0, 0.0)
-        numer = stats.sum_x + (a - 1.0)
-        denom = stats.counts[:, None] + b
-        live = denom > 0
-        rates = np.where(live, numer / np.where(live, denom, 1.0), params.rates)
+        rates = ratio_or_keep(stats.sum_x + (a - 1.0), stats.counts[:, None] + b, params.rates)
         return PoissonMixtureParams(
             weights_m_step(stats.counts, self.weight_concentration), np.maximum(rates, 0.0)
         )
