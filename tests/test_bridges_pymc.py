@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 import pytest
@@ -30,6 +30,8 @@ from latent_em.bridges.pymc import (  # noqa: E402
     categorical_mixture_pymc,
     poisson_mixture_pymc,
 )
+
+from ._exponential import ExponentialMixture  # noqa: E402
 
 
 def potential_at_start(rec: Any) -> float:
@@ -181,35 +183,6 @@ def test_bad_fitted_arguments_raise():
         to_pymc(latent_em.GaussianMixture(2), np.zeros((3, 1)))
 
 
-class ExpParams(NamedTuple):
-    weights: np.ndarray
-    rates: np.ndarray
-
-
-class ExponentialMixture:
-    """A custom model (the protocol docstring's example) with its own PyMC builder."""
-
-    n_components = 2
-
-    def initialize(self, x, rng):
-        return ExpParams(np.full(2, 0.5), 1.0 / np.quantile(x, [0.25, 0.75]))
-
-    def latent_support(self):
-        return np.arange(2)
-
-    def log_joint(self, params, x, z):
-        rate = params.rates[z]
-        return np.log(params.weights[z]) + np.log(rate) - rate * x
-
-    def expected_stats(self, params, x, posterior, weights):
-        r = posterior * weights[:, None]
-        return (r.sum(0), r.T @ x)
-
-    def m_step(self, params, stats):
-        counts, sum_x = stats
-        return ExpParams(counts / counts.sum(), counts / sum_x)
-
-
 def _exponential_builder(model, params, x, priors):
     import pytensor.tensor as pt
 
@@ -238,7 +211,8 @@ def test_custom_model_registration(rng, by_name):
     model = ExponentialMixture()
     with pytest.raises(TypeError, match="no PyMC builder registered"):
         to_pymc((model, model.initialize(x, rng)), x)
-    key = f"{__name__}.ExponentialMixture" if by_name else ExponentialMixture
+    name = f"{ExponentialMixture.__module__}.{ExponentialMixture.__qualname__}"
+    key = name if by_name else ExponentialMixture
     register_pymc(key, _exponential_builder)
     try:
         result = latent_em.fit(model, x, random_state=0)

@@ -7,7 +7,6 @@ message says what to fix, and that the other laws still pass where they can.
 from __future__ import annotations
 
 import dataclasses
-from typing import NamedTuple
 
 import numpy as np
 import pytest
@@ -17,19 +16,12 @@ import latent_em
 from latent_em import ModelContractError, check_model
 from latent_em.constraints import Positive, Simplex
 
-
-class ExpParams(NamedTuple):
-    weights: np.ndarray  # (2,)
-    rates: np.ndarray  # (2,)
-
-
-class ExpStats(NamedTuple):
-    counts: np.ndarray
-    sum_x: np.ndarray
+from . import _exponential
+from ._exponential import ExpParams, ExpStats
 
 
 @dataclasses.dataclass(frozen=True)
-class ExponentialMixture:
+class ExponentialMixture(_exponential.ExponentialMixture):
     """A correct closed-form model (the protocol docstring's example, with constraints)."""
 
     constraints = {"weights": Simplex(), "rates": Positive()}
@@ -39,20 +31,6 @@ class ExponentialMixture:
 
     def initialize(self, x, rng):
         return ExpParams(np.array([0.4, 0.6]), 1.0 / np.quantile(x, [0.25, 0.75]))
-
-    def latent_support(self):
-        return np.arange(2)
-
-    def log_joint(self, params, x, z):
-        rate = params.rates[z]
-        return np.log(params.weights[z]) + np.log(rate) - rate * x
-
-    def expected_stats(self, params, x, posterior, weights):
-        r = posterior * weights[:, None]
-        return ExpStats(r.sum(0), r.T @ x)
-
-    def m_step(self, params, stats):
-        return ExpParams(stats.counts / stats.counts.sum(), stats.counts / stats.sum_x)
 
 
 class WrongPosterior(ExponentialMixture):

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 import numpy as np
 import pytest
 from scipy.special import logsumexp
@@ -13,56 +11,17 @@ from latent_em import ModelContractError, MonotonicityError
 from latent_em.constraints import Positive, Simplex
 from latent_em.models import GaussianMixtureModel
 
+from ._exponential import ExponentialMixture, ExponentialMixtureLogJoint
 from .conftest import make_blobs
 
 COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
 
 
 # ---------------------------------------------------------------- a tiny custom model
-class ExpParams(NamedTuple):
-    weights: np.ndarray
-    rates: np.ndarray
-
-
-class ExpStats(NamedTuple):
-    counts: np.ndarray
-    sum_x: np.ndarray
-
-
-class ExponentialMixture:
-    """Mixture of two exponentials; closed-form M-step: rate_k = N_k / Σ r x."""
-
-    def initialize(self, x, rng):
-        return ExpParams(np.full(2, 0.5), 1.0 / np.quantile(x, [0.25, 0.75]))
-
-    def latent_support(self):
-        return np.arange(2)
-
-    def log_joint(self, params, x, z):
-        rate = params.rates[z]
-        return np.log(params.weights[z]) + np.log(rate) - rate * x
-
-    def expected_stats(self, params, x, posterior, weights):
-        r = posterior * weights[:, None]
-        return ExpStats(r.sum(0), r.T @ x)
-
-    def m_step(self, params, stats):
-        return ExpParams(stats.counts / stats.counts.sum(), stats.counts / stats.sum_x)
-
-
-class ExponentialMixtureNumerical:
+class ExponentialMixtureNumerical(ExponentialMixtureLogJoint):
     """The same model stated through log_joint and constraints only (numerical M-step)."""
 
     constraints = {"weights": Simplex(), "rates": Positive()}
-
-    def initialize(self, x, rng):
-        return ExponentialMixture().initialize(x, rng)
-
-    def latent_support(self):
-        return np.arange(2)
-
-    def log_joint(self, params, x, z):
-        return ExponentialMixture().log_joint(params, x, z)
 
 
 @pytest.fixture

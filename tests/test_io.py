@@ -9,13 +9,15 @@ from __future__ import annotations
 import dataclasses
 import json
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 import pytest
 
 import latent_em
 from latent_em import io
+
+from ._exponential import ExponentialMixture, ExpParams
 
 
 def assert_identical(a: Any, b: Any, where: str = "obj") -> None:
@@ -111,40 +113,6 @@ def test_generator_random_state_round_trips(tmp_path, faithful):
     loaded = io.load(tmp_path / "r.json").random_state
     assert isinstance(loaded, np.random.RandomState)
     assert np.array_equal(loaded.uniform(size=5), legacy.uniform(size=5))
-
-
-class ExpParams(NamedTuple):
-    weights: np.ndarray
-    rates: np.ndarray
-
-
-class ExpStats(NamedTuple):
-    counts: np.ndarray
-    sum_x: np.ndarray
-
-
-@dataclasses.dataclass(frozen=True)
-class ExponentialMixture:
-    """The custom model of the latent_em.protocols docstring, as a frozen dataclass."""
-
-    n_components: int = 2
-
-    def initialize(self, x, rng):
-        return ExpParams(np.full(2, 0.5), 1.0 / np.quantile(x, [0.25, 0.75]))
-
-    def latent_support(self):
-        return np.arange(2)
-
-    def log_joint(self, params, x, z):
-        rate = params.rates[z]
-        return np.log(params.weights[z]) + np.log(rate) - rate * x
-
-    def expected_stats(self, params, x, posterior, weights):
-        r = posterior * weights[:, None]
-        return ExpStats(r.sum(0), r.T @ x)
-
-    def m_step(self, params, stats):
-        return ExpParams(stats.counts / stats.counts.sum(), stats.counts / stats.sum_x)
 
 
 def test_custom_model_needs_registration(tmp_path, monkeypatch):

@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import sys
 from pathlib import Path
-from typing import NamedTuple
 
 import numpy as np
 import pytest
@@ -27,27 +26,14 @@ from latent_em.numerical_mstep import (
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "models"))
 import gamma_mixture  # noqa: E402
 
-
-class ExpParams(NamedTuple):
-    weights: np.ndarray
-    rates: np.ndarray
+from ._exponential import ExponentialMixtureLogJoint, ExpParams  # noqa: E402
 
 
 @dataclasses.dataclass(frozen=True)
-class ExponentialMixtureNumerical:
+class ExponentialMixtureNumerical(ExponentialMixtureLogJoint):
     """log_joint + constraints only: the driver must use the numerical M-step."""
 
     constraints = {"weights": Simplex(), "rates": Positive()}
-
-    def initialize(self, x, rng):
-        return ExpParams(np.full(2, 0.5), 1.0 / np.quantile(x, [0.25, 0.75]))
-
-    def latent_support(self):
-        return np.arange(2)
-
-    def log_joint(self, params, x, z):
-        rate = params.rates[z]
-        return np.log(params.weights[z]) + np.log(rate) - rate * x
 
 
 @dataclasses.dataclass(frozen=True)
