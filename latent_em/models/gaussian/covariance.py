@@ -21,6 +21,14 @@ class Covariance:
 
     name: str
     constraint: Constraint
+    #: one covariance shared by all components (the M-step pools the statistics, and an
+    #: empty or re-seeded component has no covariance of its own)
+    shared: bool = False
+
+    def features_of(self, cov: np.ndarray) -> int | None:
+        """The number of features D implied by a covariance array of this structure, 0 if
+        its shape implies none, ``None`` if the structure's shape does not involve D."""
+        return int(cov.shape[-1]) if cov.ndim >= 2 else 0
 
     def shape(self, k: int, d: int) -> tuple[int, ...]:
         raise NotImplementedError
@@ -169,6 +177,7 @@ class FullCovariance(Covariance):
 class TiedCovariance(Covariance):
     name = "tied"
     constraint = PositiveDefinite()
+    shared = True
 
     def shape(self, k: int, d: int) -> tuple[int, ...]:
         return (d, d)
@@ -230,6 +239,9 @@ class DiagCovariance(Covariance):
     name = "diag"
     constraint = Positive()
 
+    def features_of(self, cov: np.ndarray) -> int | None:
+        return int(cov.shape[-1]) if cov.ndim == 2 else 0
+
     def shape(self, k: int, d: int) -> tuple[int, ...]:
         return (k, d)
 
@@ -288,6 +300,9 @@ class DiagCovariance(Covariance):
 class SphericalCovariance(Covariance):
     name = "spherical"
     constraint = Positive()
+
+    def features_of(self, cov: np.ndarray) -> int | None:
+        return None
 
     def shape(self, k: int, d: int) -> tuple[int, ...]:
         return (k,)

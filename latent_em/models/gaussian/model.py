@@ -152,11 +152,8 @@ class GaussianMixtureModel(FiniteMixture):
     def _n_features_from_init(self, c: np.ndarray) -> int:
         if self.means_init is not None:
             return int(np.shape(self.means_init)[1])
-        if self.covariance_type in ("full", "tied"):
-            return int(c.shape[-1]) if c.ndim >= 2 else 0
-        if self.covariance_type == "diag":
-            return int(c.shape[-1]) if c.ndim == 2 else 0
-        return 1
+        d = self._cov.features_of(c)
+        return 1 if d is None else d
 
     @property
     def covariance(self) -> Covariance:
@@ -171,7 +168,10 @@ class GaussianMixtureModel(FiniteMixture):
                 raise ValueError(
                     f"{name} has {np.shape(init)[1]} features but X has {arr.shape[1]}"
                 )
-        if self.covariances_init is not None and self.covariance_type in ("full", "tied", "diag"):
+        if (
+            self.covariances_init is not None
+            and self.covariance.features_of(self.covariances_init) is not None
+        ):
             cd = np.shape(self.covariances_init)[-1]
             if cd != arr.shape[1]:
                 raise ValueError(f"covariances_init has {cd} features but X has {arr.shape[1]}")
@@ -410,7 +410,7 @@ class GaussianMixtureModel(FiniteMixture):
         safe = np.where(live, counts, 1.0)
         delta = np.where(live[:, None], stats.sum_dx / safe[:, None], 0.0)
         means = np.asarray(params.means) + delta
-        if self.covariance_type == "tied":
+        if self.covariance.shared:
             covariances = self.covariance.estimate(counts, delta, stats.sum_dxdx, self.reg_covar)
         else:
             covariances = self.covariance.estimate(safe, delta, stats.sum_dxdx, self.reg_covar)
@@ -468,7 +468,7 @@ class GaussianMixtureModel(FiniteMixture):
             means[j] = means[heavy] + step
             means[heavy] = means[heavy] - step
             weights[j] = weights[heavy] = weights[heavy] / 2.0
-            if self.covariance_type != "tied":
+            if not self.covariance.shared:
                 covs[j] = covs[heavy]
             full[j] = full[heavy]
         return GaussianMixtureParams(weights / weights.sum(), means, covs)
