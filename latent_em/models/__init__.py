@@ -11,7 +11,7 @@ from .categorical_mixture import (
     CategoricalMixtureParams,
     CategoricalMixtureStats,
 )
-from .gaussian_mixture import (
+from .gaussian import (
     GaussianMixtureModel,
     GaussianMixtureParams,
     GaussianMixtureStats,
