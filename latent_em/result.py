@@ -1,9 +1,9 @@
 """The record of a fit: :class:`EMResult`, with :class:`Event` and :class:`RestartOutcome`.
 
 Frozen, documented values that the driver (:func:`latent_em.fit`) and SQUAREM return and
-that :mod:`latent_em.io` saves and loads. This module imports nothing of latent_em: saving
-and loading live a layer above, in :mod:`latent_em.io` (``EMResult.save``/``load`` reach it
-lazily).
+that :mod:`latent_em.io` saves and loads. Saving and loading live a layer above, in
+:mod:`latent_em.io`; ``EMResult.save``/``load`` reach it through the hook that io installs
+in :mod:`latent_em._registry`, so no import runs back up.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from ._registry import register
+from ._registry import file_format, register
 
 __all__ = ["EMResult", "RestartOutcome", "Event"]
 
@@ -140,15 +140,13 @@ class EMResult:
 
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Save to ``path`` (JSON) and its ``.npz`` sibling; see :mod:`latent_em.io`."""
-        from .io import save
-
+        save, _ = file_format()
         return save(self, path)
 
     @staticmethod
     def load(path: str | os.PathLike[str]) -> EMResult:
         """Load an :class:`EMResult` written by :meth:`save`."""
-        from .io import load
-
+        _, load = file_format()
         obj = load(path)
         if not isinstance(obj, EMResult):
             raise TypeError(f"{str(path)!r} holds a {type(obj).__name__}, not an EMResult")

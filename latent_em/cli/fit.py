@@ -125,7 +125,7 @@ def register(sub: Any) -> None:
 
 def _estimator_class(model: str) -> type:
     from .. import estimators
-    from . import CommandError
+    from ._common import CommandError
 
     cls = getattr(estimators, MODELS[model].estimator, None)
     if cls is None:
@@ -134,8 +134,7 @@ def _estimator_class(model: str) -> type:
 
 
 def _main(args: argparse.Namespace) -> int:
-    from . import CommandError
-    from ._common import read_data
+    from ._common import CommandError, read_data
 
     spec = MODELS[args.model]
     if args.covariance is not None and not spec.covariance:
@@ -193,8 +192,7 @@ def run_fit(
 ) -> str:
     """Fit every (K, covariance) candidate, save the best, return the summary as text."""
     from ..exceptions import ConvergenceWarning
-    from . import CommandError
-    from ._common import ProgressBar
+    from ._common import CommandError, ProgressBar
 
     cls = _estimator_class(model)
     n = x.shape[0]
