@@ -31,6 +31,7 @@ from .numerical_mstep import numerical_m_step
 from .posteriors import chunks, posterior_unchecked, validate_posterior
 from .protocols import (
     ChecksData,
+    ChecksParams,
     ClosedFormMStep,
     Constrained,
     CountsParameters,
@@ -367,6 +368,10 @@ def validate_initial_params(model: Any, params: Any) -> None:
                 f"{name}: the initial parameters contain NaN or infinite values (leaf {i}, "
                 f"shape {arr.shape}); check initialize or the params you passed"
             )
+    if isinstance(model, ChecksParams):
+        # the model's own domain (e.g. a floor on the covariances), where EM's guarantee
+        # holds: a start outside it would make the first step look like a decrease
+        model.check_params(params)
 
 
 def validate_m_step_output(model: Any, old: Any, new: Any) -> None:

@@ -33,6 +33,7 @@ capability                what the driver does with it
                           objective (e.g. scikit-learn's additive ``reg_covar``): the
                           driver records a decrease as an event instead of raising
 ``check_data``            validates and converts user data before fitting
+``check_params``          refuses initial parameters outside the model's domain
 ``fit_context``           a context manager held for the whole fit (all restarts),
                           for process state such as BLAS thread limits
 ========================  ===========================================================
@@ -104,6 +105,7 @@ __all__ = [
     "HasFitContext",
     "DeclaresObjective",
     "StatesRoundOff",
+    "ChecksParams",
     "has_monotone_objective",
     "round_off_of",
 ]
@@ -308,3 +310,13 @@ def round_off_of(model: Any, *params: Any) -> float:
     if not isinstance(model, StatesRoundOff):
         return 0.0
     return max((float(model.log_likelihood_round_off(p)) for p in params), default=0.0)
+
+
+@runtime_checkable
+class ChecksParams(Protocol):
+    """Validates initial parameters against the model's own domain."""
+
+    def check_params(self, params: Any) -> None:
+        """Raise ``ValueError`` naming what is wrong when ``params`` lie outside the set
+        the M-step maximizes over (EM's guarantee starts there). Called by the driver on
+        every start, given or initialized."""

@@ -332,11 +332,11 @@ def select_components(
             )
             weights = check_sample_weight(sample_weight, len(x))
 
-            def from_split(params: Any, model_k: Any = model_k, x: Any = x) -> Any:
+            def refit(params: Any, model_k: Any = model_k, x: Any = x) -> Any:
                 options = {**fit_kwargs, "warn_not_converged": False}
                 return fit(model_k, x, params=params, sample_weight=sample_weight, **options)
 
-            kept, start = _nested(previous, k, result, from_split)
+            kept, start = _nested(previous, k, result, refit)
             by_k[k] = _row_from_result(k, kept, x, weights, len(result.restarts), start)
             fits[k] = kept
             previous = kept

@@ -339,3 +339,31 @@ def test_split_with_no_spread_is_the_same_density(faithful):
     _, lm3 = gm.model_.posterior(gm.params_, faithful)
     _, lm4 = model4.posterior(split, faithful)
     np.testing.assert_allclose(lm4, lm3, rtol=1e-12)
+
+
+def test_given_params_below_the_floor_are_refused_by_name():
+    # before the check: a start with covariances below reg_covar has a likelihood no
+    # feasible point reaches, so the first (exact) M-step looked like a decrease and
+    # raised MonotonicityError blaming latent_em
+    x = np.repeat(np.array([[0.0, 0.0], [1.0, 1.0], [2.0, 0.0]]), 3, axis=0)
+    params = GaussianMixtureParams(
+        np.full(3, 1 / 3), x[::3].copy(), np.stack([1e-9 * np.eye(2)] * 3)
+    )
+    with pytest.raises(
+        ValueError, match="params: the covariance of component 0 .* below reg_covar"
+    ):
+        latent_em.fit(GaussianMixtureModel(3), x, params=params)
+    # raised to the floor, the same start fits, and EM's guarantee holds from it
+    floored = params._replace(
+        covariances=GaussianMixtureModel(3).covariance.apply_floor(params.covariances, 1e-6)
+    )
+    result = latent_em.fit(GaussianMixtureModel(3), x, params=floored)
+    _assert_monotone_within_segments(result)
+
+
+def test_covariances_init_below_the_floor_start_on_it(faithful):
+    init = np.stack([1e-9 * np.eye(2), np.eye(2)])
+    model = GaussianMixtureModel(2, covariances_init=init)
+    start = model.initialize(faithful, np.random.default_rng(0))
+    np.testing.assert_allclose(start.covariances[0], 1e-6 * np.eye(2), rtol=1e-12)
+    np.testing.assert_array_equal(start.covariances[1], np.eye(2))

@@ -214,6 +214,34 @@ class GaussianMixtureModel(FiniteMixture):
         kappa = self.covariance.condition(np.asarray(params.covariances, dtype=float))
         return 8.0 * d * float(np.finfo(np.float64).eps) * kappa
 
+    def check_params(self, params: GaussianMixtureParams) -> None:
+        """Refuse covariances below the ``reg_covar`` floor (``"floor"`` mode).
+
+        EM maximizes over the covariances with every eigenvalue ``>= reg_covar``; its
+        guarantee needs a start inside that set (the first M-step would otherwise leave
+        a better-than-feasible start and look like a decrease). ``initialize`` always
+        starts inside; given ``params`` are checked here.
+        """
+        floor = self.covariance_floor
+        if floor <= 0:
+            return
+        cov = np.asarray(params.covariances, dtype=float)
+        k = int(np.shape(params.means)[0])
+        try:
+            low = self.covariance.min_variance(cov, k)
+            high = self.covariance.max_variance(cov, k)
+        except (np.linalg.LinAlgError, ValueError):
+            return  # not a covariance at all: the E-step reports it
+        below = np.flatnonzero(low < floor * (1 - 1e-9) - 64 * np.finfo(float).eps * high)
+        if below.size:
+            j = int(below[0])
+            raise ValueError(
+                f"params: the covariance of component {j} has an eigenvalue of {low[j]:.3g}, "
+                f"below reg_covar={floor:g}; the fit maximizes the likelihood over "
+                "covariances whose every eigenvalue is at least reg_covar. Raise them "
+                "(model.covariance.apply_floor(covariances, reg_covar)) or lower reg_covar"
+            )
+
     @property
     def covariance_floor(self) -> float:
         """The eigenvalue floor ε of the covariances (0 in the additive mode)."""
