@@ -458,6 +458,12 @@ CASES += [
         "weights_init must be positive; component 1 has weight 0, so EM could never give it responsibility (drop the component, or give it a small positive weight)",
     ),
     Case(
+        "initial parameters",
+        "fit(model, X, params=start._replace(covariances=start.covariances * 1e-9))",
+        "ValueError",
+        "params: the covariance of component 0 has an eigenvalue of 1.26e-10, below reg_covar=1e-06; the fit maximizes the likelihood over covariances whose every eigenvalue is at least reg_covar. Raise them (model.covariance.apply_floor(covariances, reg_covar)) or lower reg_covar",
+    ),
+    Case(
         "sample weights",
         "GaussianMixture(2).fit(X, sample_weight=np.full(272, 5e-324))",
         "ValueError",
