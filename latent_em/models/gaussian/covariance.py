@@ -146,6 +146,13 @@ def _floor_eigenvalues(mat: np.ndarray, floor: float) -> np.ndarray:
     """
     if floor <= 0 or not np.all(np.isfinite(mat)):
         return mat
+    try:
+        # every eigenvalue above the floor (the usual case): a Cholesky factorization,
+        # a tenth of the cost of the eigendecomposition, says so
+        _chol_lower(mat - floor * np.eye(mat.shape[0]))
+        return mat
+    except linalg.LinAlgError:
+        pass
     vals, vecs = np.linalg.eigh(mat)
     if vals[0] >= floor:
         return mat
