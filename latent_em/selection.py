@@ -115,14 +115,20 @@ class SelectionResult:
         return pd.DataFrame([dataclasses.asdict(r) for r in self.rows]).set_index("n_components")
 
     def format(self) -> str:
-        """The table as fixed-width text, the chosen K marked with ``*``."""
-        head = f"{'K':>3} {'logL':>12} {'p':>4} {'BIC':>12} {'AIC':>12} {'ICL':>12} conv restarts"
+        """The table as fixed-width text, the chosen K marked with ``*``; ``start`` says
+        where the kept fit started (``init``, ``split j`` of the K - 1 fit, or ``dup j``:
+        its exact duplicate)."""
+        head = (
+            f"{'K':>3} {'logL':>12} {'p':>4} {'BIC':>12} {'AIC':>12} {'ICL':>12} conv "
+            "restarts start"
+        )
         lines = [head]
         for r in self.rows:
             mark = "*" if r.n_components == self.best_k else " "
             lines.append(
                 f"{r.n_components:>3}{mark}{r.log_likelihood:12.3f} {r.n_parameters:>4} "
-                f"{r.bic:12.3f} {r.aic:12.3f} {r.icl:12.3f} {str(r.converged):>5} {r.restarts:>8}"
+                f"{r.bic:12.3f} {r.aic:12.3f} {r.icl:12.3f} {str(r.converged):>5} "
+                f"{r.restarts:>8} {_short_start(r.start)}"
             )
         return "\n".join(lines) + "\n"
 
@@ -134,6 +140,16 @@ class SelectionResult:
         return plot_criterion(
             {label: values}, path, criterion=self.criterion.upper(), best=f"K={self.best_k}"
         )
+
+
+def _short_start(start: str) -> str:
+    """``init``, ``split j`` or ``dup j`` for the table (see ``SelectionRow.start``)."""
+    words = start.split()
+    if start.startswith("split of component"):
+        return f"split {words[3]}"
+    if "duplicated" in start:
+        return f"dup {words[3]}"
+    return "init"
 
 
 def _check_k_range(k_range: Iterable[int]) -> list[int]:
