@@ -286,7 +286,10 @@ class Simplex(Constraint):
         if np.any(off):
             index = tuple(int(i) for i in np.argwhere(off)[0])
             where = f" (vector {index if len(index) != 1 else index[0]})" if index else ""
-            return f"probabilities must sum to one along the last axis; they sum to {float(sums[index])!r}{where}"
+            return (
+                "probabilities must sum to one along the last axis; they sum to "
+                f"{float(sums[index])!r}{where}"
+            )
         return None
 
     def _constrain_vjp_events(
@@ -335,8 +338,7 @@ class PositiveDefinite(Constraint):
                 smallest = float(np.linalg.eigvalsh(0.5 * (m + m.T))[0])
                 if smallest < -tol * scale[i] or not np.isfinite(smallest):
                     return (
-                        f"matrix {i} is not positive definite (smallest eigenvalue "
-                        f"{smallest:.6g})"
+                        f"matrix {i} is not positive definite (smallest eigenvalue {smallest:.6g})"
                     )
         return None
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
-import math
 import numbers
 import warnings
 from collections.abc import Callable, Sequence

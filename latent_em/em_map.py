@@ -375,7 +375,6 @@ def validate_initial_params(
         )
     if given and reference is not None:
         _check_given_params(model, params, reference)
-    source = "params" if given else f"{name}.initialize"
     for field, leaf in _named_leaves(params):
         try:
             arr = np.asarray(leaf)
@@ -395,8 +394,7 @@ def validate_initial_params(
             if given:
                 raise ValueError(f"params: the initial parameters of {name} are invalid: {problem}")
             raise ModelContractError(
-                f"{name}.initialize returned parameters outside the model's constraints: "
-                f"{problem}"
+                f"{name}.initialize returned parameters outside the model's constraints: {problem}"
             )
 
 

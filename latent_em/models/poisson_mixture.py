@@ -138,9 +138,9 @@ def poisson_log_table(rates: np.ndarray, x: np.ndarray) -> np.ndarray:
         step = max(1, (1 << 20) // max(1, k * d))
         for start in range(0, n, step):
             block = x[start : start + step]
-            table[start : start + step] = poisson_log_pmf(
-                block[:, None, :], rates[None, :, :]
-            ).sum(axis=2)
+            table[start : start + step] = poisson_log_pmf(block[:, None, :], rates[None, :, :]).sum(
+                axis=2
+            )
         return table
     zero = rates <= 0.0
     log_rates = np.where(zero, 0.0, safe_log(np.where(zero, 1.0, rates)))
