@@ -507,3 +507,14 @@ def test_failed_categorical_refit_keeps_the_fitted_estimator():
         est.fit(pd.DataFrame(x[:, :2] + 10, columns=["p", "q"]), sample_weight=np.ones(3))
     assert list(est.feature_names_in_) == ["a", "b", "c"]
     np.testing.assert_array_equal(est.predict(frame), est.predict(x))
+
+
+@pytest.mark.parametrize("init", ["random", "random_from_data"])
+def test_poisson_start_is_inside_the_gamma_prior_support(init):
+    """Found by the property run: a column of zeros gave zero starting rates, where a
+    Gamma(2, 1) prior has zero density, so the first objective was -inf."""
+    x = np.column_stack([np.zeros(8), np.arange(8.0)])
+    model = PoissonMixtureModel(2, init_params=init, gamma_prior=(2.0, 1.0))
+    result = latent_em.fit(model, x, random_state=0)
+    assert np.all(np.isfinite(result.history))
+    assert np.all(np.diff(result.history) >= -1e-9)

@@ -236,8 +236,16 @@ class PoissonMixtureModel(FiniteMixture):
         mean = x.mean(axis=0)
         if self.init_params == "random":
             factors = rng.gamma(2.0, 0.5, size=(k, d))
-            return PoissonMixtureParams(np.full(k, 1.0 / k), mean[None, :] * factors)
-        return PoissonMixtureParams(*smoothed_start(x, k, rng))
+            params = PoissonMixtureParams(np.full(k, 1.0 / k), mean[None, :] * factors)
+        else:
+            params = PoissonMixtureParams(*smoothed_start(x, k, rng))
+        if self.gamma_prior is not None and self.gamma_prior[0] > 1.0:
+            # a Gamma(a > 1) prior has zero density at λ = 0 (a column of zeros gives
+            # zero rates): start at the MAP rate of a component holding all rows, all zero
+            a, b = self.gamma_prior
+            floor = (a - 1.0) / (b + x.shape[0])
+            params = params._replace(rates=np.maximum(params.rates, floor))
+        return params
 
     # ---- the contract
     def log_weighted_densities(self, params: PoissonMixtureParams, x: np.ndarray) -> np.ndarray:
