@@ -41,6 +41,7 @@ import numpy as np
 from scipy.special import logsumexp
 
 from ._tree import tree_add, tree_leaves
+from ._validation import check_int, check_positive_float
 from .constraints import (
     constraint_violation,
     count_free_parameters,
@@ -525,7 +526,7 @@ class _Checker:
     def law_m_step_constraints(self) -> None:
         law = "m_step_constraints"
         m: Any = self.model
-        if not isinstance(m, Constrained):
+        if not isinstance(self.model, Constrained):
             self.add(law, "skipped", "no constraints declared")
             return
         if not self.closed_form:
@@ -751,6 +752,11 @@ def check_model(
         When a law failed and ``raise_on_failure`` is true; the message holds the report.
     """
     name = type(model).__name__
+    check_int(n_perturbations, "n_perturbations", minimum=1)
+    check_int(n_em_iter, "n_em_iter", minimum=1)
+    check_positive_float(rtol, "rtol")
+    if isinstance(random_state, bool):
+        raise TypeError(f"random_state must be an integer; got {random_state!r}")
     rng = np.random.default_rng(random_state)
     checker: _Checker | None = None
     results: list[LawResult]

@@ -141,7 +141,7 @@ class Constraint(ABC):
 
 def _round_off(value: np.ndarray) -> float:
     """Tolerance for round-off in a parameter computed in ``value``'s precision."""
-    dtype = value.dtype if np.issubdtype(value.dtype, np.floating) else np.dtype(float)
+    dtype: Any = value.dtype if np.issubdtype(value.dtype, np.floating) else np.float64
     return max(1e-9, 1e3 * float(np.finfo(dtype).eps))
 
 

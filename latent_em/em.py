@@ -67,7 +67,9 @@ def restart_rngs(random_state: Any, n: int) -> list[np.random.Generator]:
     if isinstance(random_state, np.random.RandomState):
         seed = int(random_state.randint(0, 2**31 - 1))
         return [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(n)]
-    if random_state is not None and not isinstance(random_state, numbers.Integral):
+    if random_state is not None and (
+        isinstance(random_state, bool) or not isinstance(random_state, numbers.Integral)
+    ):
         raise TypeError(
             "random_state must be None, an int or a numpy Generator; "
             f"got {type(random_state).__name__}"

@@ -518,3 +518,14 @@ def test_poisson_start_is_inside_the_gamma_prior_support(init):
     result = latent_em.fit(model, x, random_state=0)
     assert np.all(np.isfinite(result.history))
     assert np.all(np.diff(result.history) >= -1e-9)
+
+
+def test_booleans_are_not_integers_anywhere_in_the_driver(counts, exp_data):
+    with pytest.raises(TypeError, match="random_state must be None, an int or a numpy Generator"):
+        latent_em.fit(PoissonMixtureModel(2), counts, random_state=True)
+    with pytest.raises(TypeError, match="n_em_iter must be an integer; got True"):
+        check_model(ExponentialMixture(), exp_data, n_em_iter=True)
+    with pytest.raises(TypeError, match="n_perturbations must be an integer; got 2.5"):
+        check_model(ExponentialMixture(), exp_data, n_perturbations=2.5)
+    with pytest.raises(ValueError, match="rtol must be a finite number > 0; got nan"):
+        check_model(ExponentialMixture(), exp_data, rtol=float("nan"))
