@@ -136,6 +136,7 @@ def test_discrete_mixtures_fit_every_random_problem(kind):
     make = PROBLEMS[kind]
     start = time.perf_counter()
     checked = 0
+    covered = {"K = N": 0, "K > 1": 0, "weights": 0, "zero weight": 0, "squarem": 0, "1e5+": 0}
     for seed in range(N_PROBLEMS):
         rng = np.random.default_rng([20261127, seed])
         model, x = make(rng)
@@ -171,8 +172,20 @@ def test_discrete_mixtures_fit_every_random_problem(kind):
         ref = independent_log_likelihood(model, result.params, x, w)
         assert result.log_likelihood == pytest.approx(ref, rel=1e-9, abs=1e-7), context
         checked += 1
+        covered["K = N"] += model.n_components == len(x)
+        covered["K > 1"] += model.n_components > 1
+        covered["weights"] += w is not None
+        covered["zero weight"] += w is not None and bool(np.any(w == 0))
+        covered["squarem"] += accelerate is not None
+        covered["1e5+"] += float(x.max()) >= 1e5
     elapsed = time.perf_counter() - start
     assert checked == N_PROBLEMS
+    # the run covers what it claims to (counts for these seeds)
+    assert covered["K = N"] >= 10 and covered["K > 1"] >= 60, covered
+    assert covered["weights"] >= 60 and covered["zero weight"] >= 10, covered
+    assert covered["squarem"] == N_PROBLEMS // 4, covered
+    if kind == "poisson":
+        assert covered["1e5+"] >= 10, covered
     assert elapsed < TIME_LIMIT, f"{kind}: {N_PROBLEMS} fits took {elapsed:.1f} s"
 
 
