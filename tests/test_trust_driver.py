@@ -529,3 +529,40 @@ def test_booleans_are_not_integers_anywhere_in_the_driver(counts, exp_data):
         check_model(ExponentialMixture(), exp_data, n_perturbations=2.5)
     with pytest.raises(ValueError, match="rtol must be a finite number > 0; got nan"):
         check_model(ExponentialMixture(), exp_data, rtol=float("nan"))
+
+
+def test_categorical_params_are_checked_item_by_item():
+    from latent_em.models import CategoricalMixtureModel
+
+    x = np.random.default_rng(0).integers(0, 2, size=(30, 2))
+    x[0, 1] = 2  # item 1 has three categories
+    model = CategoricalMixtureModel(2)
+    good = model.initialize(x, np.random.default_rng(0))
+    latent_em.fit(model, x, params=good, max_iter=2, warn_not_converged=False)
+    narrow = good._replace(probs=(good.probs[0], good.probs[1][:, :2] / 1.0))
+    with pytest.raises(ValueError, match=r"'probs\[1\]' has shape \(2, 2\), .* \(2, 3\)"):
+        latent_em.fit(model, x, params=narrow)
+    with pytest.raises(ValueError, match=r"'probs' must hold 2 arrays, one per item; got 1"):
+        latent_em.fit(model, x, params=good._replace(probs=good.probs[:1]))
+    unnormalized = good._replace(probs=(good.probs[0], 2.0 * good.probs[1]))
+    with pytest.raises(ValueError, match=r"'probs\[1\]' violates Simplex\(\)"):
+        latent_em.fit(model, x, params=unnormalized)
+
+
+def test_builtin_models_check_given_params_without_initializing(counts, start):
+    class NoInit(PoissonMixtureModel):
+        def initialize(self, x, rng):
+            raise AssertionError("initialize must not run when params are given")
+
+    result = latent_em.fit(NoInit(2), counts, params=start, max_iter=3, warn_not_converged=False)
+    assert result.n_iter == 3
+
+
+def test_custom_model_params_are_compared_with_what_initialize_returns(exp_data):
+    good = ExponentialMixture().initialize(exp_data, None)
+    with pytest.raises(
+        ValueError,
+        match=r"params: field 'rates' has shape \(3,\), but ExponentialMixture with these data "
+        r"needs shape \(2,\)",
+    ):
+        latent_em.fit(ExponentialMixture(), exp_data, params=good._replace(rates=np.ones(3)))

@@ -25,7 +25,7 @@ from typing import Any, NamedTuple
 import numpy as np
 from scipy.special import gammaln, xlogy
 
-from .._validation import check_choice, check_int
+from .._validation import check_choice, check_int, check_param_shapes
 from ..constraints import Constraint, Positive, Simplex
 from ._discrete import (
     INIT_METHODS,
@@ -246,6 +246,13 @@ class PoissonMixtureModel(FiniteMixture):
             floor = (a - 1.0) / (b + x.shape[0])
             params = params._replace(rates=np.maximum(params.rates, floor))
         return params
+
+    def validate_params(self, params: Any, x: Any) -> None:
+        """Parameters passed to ``fit``: a :class:`PoissonMixtureParams` shaped for ``x``."""
+        k, d = self.n_components, np.shape(x)[1]
+        check_param_shapes(
+            type(self).__name__, params, PoissonMixtureParams, {"weights": (k,), "rates": (k, d)}
+        )
 
     # ---- the contract
     def log_weighted_densities(self, params: PoissonMixtureParams, x: np.ndarray) -> np.ndarray:
