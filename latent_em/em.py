@@ -40,7 +40,7 @@ from .em_map import (
 )
 from .exceptions import ConvergenceWarning, MonotonicityError
 from .posteriors import check_sample_weight, log_likelihood, log_prior, posterior
-from .protocols import ClosedFormMStep, HasFitContext, Repairable
+from .protocols import ClosedFormMStep, HasFitContext, Repairable, ValidatesParams
 from .result import EMResult, Event, RestartOutcome
 
 __all__ = [
@@ -349,10 +349,9 @@ def _check_given_params(
     inside the declared ``constraints``.
     """
     rng = np.random.default_rng(0)
-    own = getattr(model, "validate_params", None)
     reference = None
-    if callable(own):
-        own(params, init_data(rng))
+    if isinstance(model, ValidatesParams):
+        model.validate_params(params, init_data(rng))
     else:
         try:
             reference = model.initialize(init_data(rng), rng)
