@@ -566,3 +566,16 @@ def test_custom_model_params_are_compared_with_what_initialize_returns(exp_data)
         r"needs shape \(2,\)",
     ):
         latent_em.fit(ExponentialMixture(), exp_data, params=good._replace(rates=np.ones(3)))
+
+
+def test_standard_errors_of_an_estimator_fitted_with_frequencies():
+    """The estimator path: a table of response patterns with their counts."""
+    patterns = np.array([[0, 0], [0, 1], [1, 0], [1, 1]])
+    freq = np.array([40, 10, 12, 38])
+    est = latent_em.BernoulliMixture(1, random_state=0).fit(patterns, frequency=freq)
+    with pytest.raises(ValueError, match=r"n_observations = 100\) is not the 4 rows"):
+        latent_em.standard_errors(est, patterns)
+    se = latent_em.standard_errors(est, patterns, sample_weight=freq.astype(float))
+    # one class: the binomial standard error sqrt(p (1 - p) / n) of each column's mean
+    p = (freq[:, None] * patterns).sum(axis=0) / freq.sum()
+    np.testing.assert_allclose(se.se.probs[0], np.sqrt(p * (1 - p) / 100), rtol=1e-4)
