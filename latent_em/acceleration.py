@@ -61,7 +61,15 @@ import numpy as np
 from scipy import linalg
 
 from .constraints import flatten_params, get_field, replace_fields, unflatten_params
-from .em_map import EPass, MStep, RestartRun, check_step, e_pass, validate_m_step_output
+from .em_map import (
+    CHECKED_ITERATIONS,
+    EPass,
+    MStep,
+    RestartRun,
+    check_step,
+    e_pass,
+    validate_m_step_output,
+)
 from .exceptions import ModelContractError
 from .posteriors import log_prior
 from .protocols import Constrained, Repairable, round_off_of
@@ -341,9 +349,9 @@ def run_squarem(
     converged = False
     while n_iter < max_iter:
         p1, jumped = em_step(current)
-        if n_iter == 0:
-            # the same check of the first M-step's output as plain EM makes
-            validate_m_step_output(model, current.params, p1)
+        if n_iter < CHECKED_ITERATIONS:
+            # the same checks of the first M-steps' output as plain EM makes
+            validate_m_step_output(model, current.params, p1, n_iter + 1)
         point1 = evaluate(p1)
         if not jumped:
             check_monotone(current, point1, n_iter + 1)

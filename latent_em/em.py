@@ -20,7 +20,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
-import math
 import numbers
 import warnings
 from collections.abc import Callable, Sequence
@@ -28,8 +27,10 @@ from typing import Any
 
 import numpy as np
 
+from ._validation import check_int, check_positive_float
 from .acceleration import resolve_accelerate, run_squarem
 from .em_map import (
+    CHECKED_ITERATIONS,
     MStep,
     RestartRun,
     check_model_contract,
@@ -44,7 +45,13 @@ from .em_map import (
 )
 from .exceptions import ConvergenceWarning
 from .posteriors import check_sample_weight, log_likelihood, log_prior, posterior
-from .protocols import ClosedFormMStep, HasFitContext, Repairable, round_off_of
+from .protocols import (
+    ClosedFormMStep,
+    HasFitContext,
+    Repairable,
+    ValidatesParams,
+    round_off_of,
+)
 from .result import EMResult, Event, RestartOutcome
 
 __all__ = [
@@ -71,7 +78,9 @@ def restart_rngs(random_state: Any, n: int) -> list[np.random.Generator]:
     if isinstance(random_state, np.random.RandomState):
         seed = int(random_state.randint(0, 2**31 - 1))
         return [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(n)]
-    if random_state is not None and not isinstance(random_state, numbers.Integral):
+    if random_state is not None and (
+        isinstance(random_state, bool) or not isinstance(random_state, numbers.Integral)
+    ):
         raise TypeError(
             "random_state must be None, an int or a numpy Generator; "
             f"got {type(random_state).__name__}"
@@ -82,15 +91,16 @@ def restart_rngs(random_state: Any, n: int) -> list[np.random.Generator]:
     return [np.random.default_rng(s) for s in np.random.SeedSequence(entropy).spawn(n)]
 
 
-def _check_options(tol: float, max_iter: int, n_init: int, chunk_size: int | None) -> None:
-    if not isinstance(tol, numbers.Real) or not (math.isfinite(tol) and tol >= 0):
-        raise ValueError(f"tol must be a finite number >= 0; got {tol!r}")
-    if not isinstance(max_iter, numbers.Integral) or max_iter < 0:
-        raise ValueError(f"max_iter must be an integer >= 0; got {max_iter!r}")
-    if not isinstance(n_init, numbers.Integral) or n_init < 1:
-        raise ValueError(f"n_init must be an integer >= 1; got {n_init!r}")
-    if chunk_size is not None and (not isinstance(chunk_size, numbers.Integral) or chunk_size < 1):
-        raise ValueError(f"chunk_size must be None or an integer >= 1; got {chunk_size!r}")
+def _check_options(
+    tol: float, max_iter: int, n_init: int, chunk_size: int | None, monotone_rtol: float
+) -> None:
+    # the shared validators: bools are not integers, NaN and strings are not tolerances
+    check_positive_float(tol, "tol", allow_zero=True)
+    check_int(max_iter, "max_iter", minimum=0)
+    check_int(n_init, "n_init", minimum=1)
+    if chunk_size is not None:
+        check_int(chunk_size, "chunk_size", minimum=1)
+    check_positive_float(monotone_rtol, "monotone_rtol", allow_zero=True)
 
 
 # ----------------------------------------------------------------------------- driver
@@ -172,9 +182,9 @@ def _run_em(
                 # failure, so monotonicity is not checked for this one step
                 jumped = True
                 new_params = repaired
-        if n_iter == 1:
+        if n_iter <= CHECKED_ITERATIONS:
             # after repair: a model may rely on repair to mend what its m_step left
-            validate_m_step_output(model, params, new_params)
+            validate_m_step_output(model, params, new_params, n_iter)
         params = new_params
     # The loop always ends right after an E-step at `params`, so the reported
     # log-likelihood belongs to the returned parameters (the final E-step).
@@ -212,6 +222,9 @@ def fit(
         :mod:`latent_em.data`. Such data need a closed-form model.
     params : optional
         Initial parameters; by default ``model.initialize(x, rng)`` for every restart.
+        Checked before the first E-step: same type, fields and shapes as what
+        ``model.initialize`` returns (or the model's own ``validate_params(params, x)``),
+        finite, and inside the model's ``constraints``.
     n_init : int, default 1
         Number of restarts from independent initializations; the best objective wins.
     tol : float, default 1e-6
@@ -255,20 +268,28 @@ def fit(
     MonotonicityError
         If an iteration lowers the objective beyond round-off.
     ModelContractError
-        If the model lacks a required method or returns values of the wrong shape.
+        If the model lacks a required method, returns values of the wrong shape, or an
+        M-step of the first iterations returns parameters outside the model's
+        ``constraints`` (the message names the field and the value).
+    TypeError, ValueError
+        For bad options, and for ``params`` that are not what the model uses (another
+        type, other fields or shapes than ``model.initialize`` returns, NaN, or values
+        outside the model's ``constraints``).
     """
     check_model_contract(model)
-    _check_options(tol, max_iter, n_init, chunk_size)
+    _check_options(tol, max_iter, n_init, chunk_size, monotone_rtol)
     if params is not None and n_init > 1:
         raise ValueError("give either initial params or n_init > 1, not both")
     x, n, init_data = prepare_data(model, x)
+    if params is not None:
+        _check_given_params(model, params, init_data)
     monotone_rtol = working_rtol(model, monotone_rtol)
     weights = check_sample_weight(sample_weight, n)
     # SQUAREM (latent_em.acceleration) is a second user of the EM map, beside _run_em
     squarem = resolve_accelerate(accelerate, model)
 
     closed_form = isinstance(model, ClosedFormMStep)
-    m_step = choose_m_step(model, x, weights, chunk_size)
+    m_step = choose_m_step(model, x, weights, chunk_size, tol)
     run_restart: Callable[..., RestartRun] = _run_em
     if squarem is not None:
         run_restart = functools.partial(run_squarem, options=squarem)
@@ -277,8 +298,11 @@ def fit(
     context = model.fit_context() if isinstance(model, HasFitContext) else contextlib.nullcontext()
     with context:
         for restart, rng in enumerate(rngs):
-            start = params if params is not None else model.initialize(init_data(rng), rng)
-            validate_initial_params(model, start)
+            if params is None:
+                start = model.initialize(init_data(rng), rng)
+                validate_initial_params(model, start)
+            else:
+                start = params
             runs.append(
                 run_restart(
                     model,
@@ -334,6 +358,28 @@ def fit(
         model=model,
         jumps=tuple(run.jumps),
     )
+
+
+def _check_given_params(
+    model: Any, params: Any, init_data: Callable[[np.random.Generator], Any]
+) -> None:
+    """Parameters passed to :func:`fit` are checked before the first E-step.
+
+    A model's own ``validate_params(params, x)``, when it has one, checks them against
+    the data; otherwise they must have the type, fields and shapes of what
+    ``model.initialize`` returns for these data. Then, for every model: finite values
+    inside the declared ``constraints``.
+    """
+    rng = np.random.default_rng(0)
+    reference = None
+    if isinstance(model, ValidatesParams):
+        model.validate_params(params, init_data(rng))
+    else:
+        try:
+            reference = model.initialize(init_data(rng), rng)
+        except Exception:  # a model used only from given parameters: nothing to compare
+            reference = None
+    validate_initial_params(model, params, given=True, reference=reference)
 
 
 def _last_change(history: Sequence[float], total_weight: float) -> float:

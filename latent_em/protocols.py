@@ -99,6 +99,7 @@ __all__ = [
     "CountsParameters",
     "Repairable",
     "ChecksData",
+    "ValidatesParams",
     "Samples",
     "HasLogJointGradient",
     "ExpectedLogJoint",
@@ -247,6 +248,18 @@ class ChecksData(Protocol):
     """Validates and converts user data before fitting."""
 
     def check_data(self, x: Any) -> Any: ...
+
+
+@runtime_checkable
+class ValidatesParams(Protocol):
+    """Checks parameters passed to ``fit(model, x, params=...)`` against the data.
+
+    Raises ``TypeError``/``ValueError`` naming ``params`` and the field. Without it the
+    driver compares them with what ``initialize`` returns for the same data. Either way
+    the driver then checks that they are finite and inside ``constraints``.
+    """
+
+    def validate_params(self, params: Any, x: Any) -> None: ...
 
 
 @runtime_checkable

@@ -69,6 +69,11 @@ class WrongShape(StatsWithoutMStep):  # log_joint returns one value, not one per
 
     def m_step(self, params, stats):
         return params
+
+
+class UnnormalizedWeights(GaussianMixtureModel):  # m_step forgets to normalize
+    def m_step(self, params, stats):
+        return super().m_step(params, stats)._replace(weights=2 * params.weights)
 """
 
 
@@ -324,13 +329,55 @@ CASES: list[Case] = [
         "driver",
         "fit(model, X, chunk_size=0)",
         "ValueError",
-        "chunk_size must be None or an integer >= 1; got 0",
+        "chunk_size must be >= 1; got 0",
     ),
     Case(
         "driver",
         "fit(model, X, max_iter=1.5)",
+        "TypeError",
+        "max_iter must be an integer; got 1.5",
+    ),
+    Case(
+        "driver",
+        "fit(model, X, max_iter=True)",
+        "TypeError",
+        "max_iter must be an integer; got True",
+    ),
+    Case(
+        "driver",
+        'fit(model, X, monotone_rtol=float("nan"))',
         "ValueError",
-        "max_iter must be an integer >= 0; got 1.5",
+        "monotone_rtol must be a finite number >= 0; got nan",
+    ),
+    Case(
+        "driver",
+        "fit(model, X, params=start._replace(weights=np.array([0.5, 0.7])))",
+        "ValueError",
+        "params: the initial parameters of GaussianMixtureModel are invalid: field 'weights' violates Simplex(): probabilities must sum to one along the last axis; they sum to 1.2",
+    ),
+    Case(
+        "driver",
+        "fit(model, X, params=start._replace(means=start.means[:, :1]))",
+        "ValueError",
+        "params: field 'means' has shape (2, 1), but GaussianMixtureModel with these data needs shape (2, 2)",
+    ),
+    Case(
+        "driver",
+        "fit(model, X, params=tuple(start))",
+        "TypeError",
+        "params: GaussianMixtureModel takes its parameters as a GaussianMixtureParams (fields weights, means, covariances); got a tuple. Build them as GaussianMixtureParams(...) or start from a fit's result.params",
+    ),
+    Case(
+        "driver",
+        "latent_em.standard_errors(fit(model, X, sample_weight=np.full(len(X), 2.0)), X)",
+        "ValueError",
+        "sample_weight: the fit's total weight (n_observations = 544) is not the 272 rows of x, so the fit used row weights; pass them as standard_errors(..., sample_weight=w) (without them every row would count once and the standard errors would belong to other data)",
+    ),
+    Case(
+        "custom models",
+        "fit(UnnormalizedWeights(2), X, params=start)",
+        "ModelContractError",
+        "UnnormalizedWeights: the M-step of iteration 1 returned parameters outside the model's constraints: field 'weights' violates Simplex(): probabilities must sum to one along the last axis; they sum to 2.0. m_step must return parameters in their declared domain (normalize weights, keep variances positive, ...)",
     ),
     Case(
         "custom models",

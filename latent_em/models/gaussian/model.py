@@ -33,7 +33,13 @@ from typing import Any
 import numpy as np
 from scipy import linalg
 
-from ..._validation import as_float_matrix, check_choice, check_int, check_positive_float
+from ..._validation import (
+    as_float_matrix,
+    check_choice,
+    check_int,
+    check_param_shapes,
+    check_positive_float,
+)
 from ...constraints import Constraint, Real, Simplex
 from .._kmeans import kmeans_plusplus, lloyd
 from .._mixture import FiniteMixture
@@ -297,6 +303,13 @@ class GaussianMixtureModel(FiniteMixture):
         if self.covariance.check_pd(c):
             raise ValueError("covariances must be positive definite")
         return GaussianMixtureParams(w, m, c)
+
+    def validate_params(self, params: Any, x: Any) -> None:
+        """Parameters passed to ``fit``: a :class:`GaussianMixtureParams` shaped for ``x``
+        (the driver then checks that they are finite and inside :attr:`constraints`)."""
+        k, d = self.n_components, np.shape(x)[1]
+        shapes = {"weights": (k,), "means": (k, d), "covariances": self.covariance.shape(k, d)}
+        check_param_shapes(type(self).__name__, params, GaussianMixtureParams, shapes)
 
     @property
     def constraints(self) -> Mapping[str, Constraint]:
