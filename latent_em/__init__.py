@@ -6,9 +6,20 @@ scikit-learn-style estimators. PyMC and ArviZ bridges live in :mod:`latent_em.br
 and are imported only when used.
 """
 
-from . import acceleration, constraints, data, datasets, io, protocols, selection, uncertainty
+from . import (
+    acceleration,
+    components,
+    constraints,
+    data,
+    datasets,
+    io,
+    protocols,
+    selection,
+    uncertainty,
+)
 from .acceleration import Squarem
 from .checking import CheckReport, LawResult, check_model
+from .composite import Independent, Mixture
 from .em import EMResult, Event, RestartOutcome, fit, log_likelihood, posterior
 from .estimators import (
     BernoulliMixture,
@@ -24,6 +35,7 @@ from .exceptions import (
     MonotonicityError,
     NotFittedError,
 )
+from .hmm import HiddenMarkovModel, HMMPosterior, Sequences
 from .models import (
     BernoulliMixtureModel,
     BernoulliMixtureParams,
@@ -98,5 +110,11 @@ __all__ = [
     "datasets",
     "io",
     "protocols",
+    "components",
+    "Mixture",
+    "Independent",
+    "HiddenMarkovModel",
+    "HMMPosterior",
+    "Sequences",
     "__version__",
 ]
