@@ -551,8 +551,10 @@ class Gamma(Component):
     def mle(self, stats: Stats, old: Params | None) -> Params:
         counts = stats["count"]
         safe = _safe_counts(counts)[:, None]
-        mean = stats["sum_x"] / safe
-        mean_log = stats["sum_log_x"] / safe
+        live = _live(counts)[:, None]
+        # an empty component gets a placeholder problem (its old parameters are kept)
+        mean = np.where(live, stats["sum_x"] / safe, 1.0)
+        mean_log = np.where(live, stats["sum_log_x"] / safe, -1.0)
         # log x̄ - mean(log x) >= 0 by Jensen; 0 only for constant data (α -> ∞)
         target = np.maximum(np.log(mean) - mean_log, 1e-12)
         shape = _bisect_decreasing(lambda a: np.log(a) - digamma(a), target, -30.0, 30.0)
@@ -708,7 +710,10 @@ class Beta(Component):
     def mle(self, stats: Stats, old: Params | None) -> Params:
         counts = stats["count"]
         safe = _safe_counts(counts)[:, None]
-        m1, m2 = stats["sum_log_x"] / safe, stats["sum_log_1mx"] / safe
+        live = _live(counts)[:, None]
+        # an empty component gets a placeholder problem (its old parameters are kept)
+        m1 = np.where(live, stats["sum_log_x"] / safe, np.log(0.25))
+        m2 = np.where(live, stats["sum_log_1mx"] / safe, np.log(0.25))
 
         def loglik(a: np.ndarray, b: np.ndarray) -> np.ndarray:
             return gammaln(a + b) - gammaln(a) - gammaln(b) + (a - 1) * m1 + (b - 1) * m2
