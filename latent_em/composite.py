@@ -229,19 +229,19 @@ class Independent(Component):
         return total
 
     def stats(self, params: Params | None, x: np.ndarray, resp: np.ndarray) -> Stats:
-        out: dict[str, np.ndarray] = {"count": resp.sum(axis=0)}
+        out: dict[str, Any] = {"count": resp.sum(axis=0)}
         for i, (cols, comp) in enumerate(self.groups):
             xg, observed = self._view(x, cols)
             r = resp if observed is None else resp * observed[:, None]
             sub = None if params is None else _unprefixed(f"g{i}.", params)
-            out.update(_prefixed(f"g{i}.", comp.stats(sub, xg, r)))
+            out[f"g{i}"] = comp.stats(sub, xg, r)
         return out
 
     def mle(self, stats: Stats, old: Params | None) -> Params:
         out: dict[str, np.ndarray] = {}
         for i, (_, comp) in enumerate(self.groups):
             sub_old = None if old is None else _unprefixed(f"g{i}.", old)
-            out.update(_prefixed(f"g{i}.", comp.mle(_unprefixed(f"g{i}.", stats), sub_old)))
+            out.update(_prefixed(f"g{i}.", comp.mle(stats[f"g{i}"], sub_old)))
         return out
 
     def sample(self, params: Params, z: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -324,11 +324,17 @@ class Mixture:
                         f"components[{i}]: a tied covariance is shared by the components of "
                         "a homogeneous mixture; use Mixture(Gaussian('tied'), n_components=K)"
                     )
-            if n_components is not None and int(n_components) != len(comps):
+            if len(comps) == 1 and n_components is not None:
+                # (component,) with n_components: homogeneous (the form a Mixture keeps,
+                # so that dataclasses.replace(model, n_components=K) works)
+                check_int(n_components, "n_components", minimum=1)
+                k = int(n_components)
+            elif n_components is not None and n_components != len(comps):
                 raise ValueError(
-                    f"n_components={n_components} does not match the {len(comps)} components"
+                    f"n_components={n_components!r} does not match the {len(comps)} components"
                 )
-            k = len(comps)
+            else:
+                k = len(comps)
         else:
             raise TypeError(
                 "components must be a component or a list of components; got "
@@ -465,17 +471,18 @@ class Mixture:
         posterior: np.ndarray,
         weights: np.ndarray,
     ) -> Any:
-        """``{"counts": N_k, ...the components' statistics}`` (additive over rows)."""
+        """``{"counts": N_k, "component": ...}`` (homogeneous) or ``{"counts": N_k, "0":
+        ..., "1": ...}`` (heterogeneous), the components' statistics; additive over rows."""
         gmm = self._gmm()
         if gmm is not None:
             return gmm.expected_stats(_gaussian_params(params), x, posterior, weights)
         rw = np.asarray(posterior, dtype=float) * np.asarray(weights, dtype=float)[:, None]
         if len(self.components) == 1:
             comp, p = self._parts(params)[0]
-            return {"counts": rw.sum(axis=0), **comp.stats(p, x, rw)}
-        out: dict[str, np.ndarray] = {"counts": rw.sum(axis=0)}
+            return {"counts": rw.sum(axis=0), "component": comp.stats(p, x, rw)}
+        out: dict[str, Any] = {"counts": rw.sum(axis=0)}
         for i, (comp, p) in enumerate(self._parts(params)):
-            out.update(_prefixed(f"{i}.", comp.stats(p, x, rw[:, i : i + 1])))
+            out[str(i)] = comp.stats(p, x, rw[:, i : i + 1])
         return out
 
     def m_step(self, params: Mapping[str, np.ndarray], stats: Any) -> dict[str, np.ndarray]:
@@ -489,12 +496,8 @@ class Mixture:
         weights = counts / counts.sum()
         if len(self.components) == 1:
             comp, old = self._parts(params)[0]
-            sub = {k: v for k, v in stats.items() if k != "counts"}
-            return {"weights": weights, **comp.mle(sub, old)}
-        parts = [
-            comp.mle({k: v for k, v in _unprefixed(f"{i}.", stats).items()}, old)
-            for i, (comp, old) in enumerate(self._parts(params))
-        ]
+            return {"weights": weights, **comp.mle(stats["component"], old)}
+        parts = [comp.mle(stats[str(i)], old) for i, (comp, old) in enumerate(self._parts(params))]
         return {"weights": weights, **self._pack(parts)}
 
     def e_step(

@@ -315,7 +315,7 @@ class HiddenMarkovModel:
         return {
             "initial_counts": w @ posterior.first,
             "transition_counts": np.einsum("n,njk->jk", w, posterior.transitions),
-            **emission,
+            "emission": emission,
         }
 
     def m_step(
@@ -327,8 +327,7 @@ class HiddenMarkovModel:
         trans = np.asarray(stats["transition_counts"], dtype=float)
         rows = trans.sum(axis=1, keepdims=True)
         transition = np.where(rows > 0, trans / np.where(rows > 0, rows, 1.0), params["transition"])
-        sub = {k: v for k, v in stats.items() if k not in ("initial_counts", "transition_counts")}
-        emission = self.emission.mle(sub, self._emission_params(params))
+        emission = self.emission.mle(stats["emission"], self._emission_params(params))
         return {"initial": init / init.sum(), "transition": transition, **emission}
 
     # ---- the joint, Q and the entropy (check_model)
