@@ -67,6 +67,8 @@ __all__ = [
     "LogNormal",
     "VonMises",
     "Beta",
+    "StudentT",
+    "NegativeBinomial",
     "COVARIANCE_TYPES",
     "as_data_matrix",
 ]
@@ -156,7 +158,14 @@ class Component(ABC):
     """A family of distributions for a block of columns, batched over ``K`` parameter sets.
 
     Subclasses are frozen dataclasses; see the module docstring for the four methods.
+    A component without closed-form statistics (``closed_form = False``: Student-t,
+    negative binomial) states ``log_density``, ``constraints``, ``sample`` and
+    ``initialize`` only; a :class:`~latent_em.Mixture` of it then uses the driver's
+    numerical M-step (L-BFGS on ``Q`` over the unconstrained parameters).
     """
+
+    #: whether ``stats`` and ``mle`` exist (the closed-form fast path)
+    closed_form: bool = True
 
     @property
     @abstractmethod
@@ -755,3 +764,115 @@ class Beta(Component):
 
     def sample(self, params: Params, z: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         return rng.beta(np.asarray(params["a"], dtype=float)[z], np.asarray(params["b"])[z])
+
+
+# ----------------------------------------------------------------------------- numerical
+
+
+def _weighted_moments(x: np.ndarray, resp: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per batch entry and column: weighted mean and variance ``(K, D)``."""
+    counts = np.maximum(resp.sum(axis=0), np.finfo(float).tiny)[:, None]
+    mean = resp.T @ x / counts
+    var = np.maximum(resp.T @ x**2 / counts - mean**2, 0.0)
+    return mean, var
+
+
+class _NoClosedForm:
+    """``stats`` and ``mle`` of a component fitted by the numerical M-step."""
+
+    closed_form = False
+
+    def stats(self, params: Params | None, x: np.ndarray, resp: np.ndarray) -> Stats:
+        raise NotImplementedError(
+            f"{type(self).__name__} has no closed-form statistics; a Mixture of it uses the "
+            "numerical M-step"
+        )
+
+    def mle(self, stats: Stats, old: Params | None) -> Params:
+        raise NotImplementedError(
+            f"{type(self).__name__} has no closed-form MLE; a Mixture of it uses the "
+            "numerical M-step"
+        )
+
+
+@register_class
+@dataclasses.dataclass(frozen=True)
+class StudentT(_NoClosedForm, Component):
+    """Independent Student-t columns (location ``loc``, scale ``scale``, degrees of
+    freedom ``df``).
+
+    No closed-form M-step: a :class:`~latent_em.Mixture` of Student-t components
+    maximizes ``Q`` numerically over the three parameters (the scale-mixture EM of
+    Peel & McLachlan (2000) is an alternative that is not implemented here). Starts at the
+    weighted mean and standard deviation with ``df = 10``.
+    """
+
+    @property
+    def constraints(self) -> Mapping[str, Constraint]:
+        return {"loc": Real(), "scale": Positive(), "df": Positive()}
+
+    def log_density(self, params: Params, x: np.ndarray) -> np.ndarray:
+        loc = np.asarray(params["loc"], dtype=float)[None]  # (1, K, D)
+        scale = np.asarray(params["scale"], dtype=float)[None]
+        df = np.asarray(params["df"], dtype=float)[None]
+        y = (x[:, None, :] - loc) / scale
+        terms = (
+            gammaln(0.5 * (df + 1.0))
+            - gammaln(0.5 * df)
+            - 0.5 * np.log(np.pi * df)
+            - np.log(scale)
+            - 0.5 * (df + 1.0) * np.log1p(y**2 / df)
+        )
+        return terms.sum(axis=2)
+
+    def initialize(self, x: np.ndarray, resp: np.ndarray, rng: np.random.Generator) -> Params:
+        mean, var = _weighted_moments(x, resp)
+        scale = np.sqrt(np.maximum(var, 1e-12 * np.maximum(np.var(x, axis=0), 1.0)))
+        return {"loc": mean, "scale": scale, "df": np.full_like(mean, 10.0)}
+
+    def sample(self, params: Params, z: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        df = np.asarray(params["df"], dtype=float)[z]
+        loc = np.asarray(params["loc"], dtype=float)[z]
+        return loc + np.asarray(params["scale"], dtype=float)[z] * rng.standard_t(df)
+
+
+@register_class
+@dataclasses.dataclass(frozen=True)
+class NegativeBinomial(_NoClosedForm, Component):
+    """Independent negative binomial counts per column, scipy's parameterization:
+    ``p(x) = C(x + r - 1, x) p^r (1 - p)^x`` (``r`` > 0, ``0 < p < 1``; mean
+    ``r (1 - p) / p``).
+
+    No closed-form M-step for ``r``: a :class:`~latent_em.Mixture` of it maximizes ``Q``
+    numerically. Starts from the weighted moments (``p = m / v``, ``r = m² / (v - m)``
+    when over-dispersed, else a nearly Poisson ``r = 100``).
+    """
+
+    @property
+    def constraints(self) -> Mapping[str, Constraint]:
+        return {"r": Positive(), "p": Interval(0.0, 1.0)}
+
+    def check_data(self, x: Any, name: str = "X") -> np.ndarray:
+        x = super().check_data(x, name)
+        _first_bad(
+            (x < 0) | (x != np.floor(x)), x, name, "non-negative integer counts", "NegativeBinomial"
+        )
+        return x
+
+    def log_density(self, params: Params, x: np.ndarray) -> np.ndarray:
+        r = np.asarray(params["r"], dtype=float)[None]  # (1, K, D)
+        p = np.asarray(params["p"], dtype=float)[None]
+        xx = x[:, None, :]
+        terms = gammaln(xx + r) - gammaln(r) - gammaln(xx + 1.0) + r * np.log(p) + xx * np.log1p(-p)
+        return terms.sum(axis=2)
+
+    def initialize(self, x: np.ndarray, resp: np.ndarray, rng: np.random.Generator) -> Params:
+        mean, var = _weighted_moments(x, resp)
+        mean = np.maximum(mean, 1e-3)
+        over = var > mean * 1.01
+        r = np.where(over, mean**2 / np.where(over, var - mean, 1.0), 100.0)
+        return {"r": r, "p": r / (r + mean)}
+
+    def sample(self, params: Params, z: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        r = np.asarray(params["r"], dtype=float)[z]
+        return rng.negative_binomial(r, np.asarray(params["p"], dtype=float)[z]).astype(float)

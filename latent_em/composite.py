@@ -42,7 +42,7 @@ from .constraints import Constraint, Simplex
 from .io import register_class
 from .models import GaussianMixtureModel, GaussianMixtureParams
 
-__all__ = ["Mixture", "Independent", "log_softmax_rows", "initial_partition"]
+__all__ = ["Mixture", "NumericalMixture", "Independent", "log_softmax_rows", "initial_partition"]
 
 
 def log_softmax_rows(table: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -174,6 +174,11 @@ class Independent(Component):
         object.__setattr__(self, "missing", missing)
 
     @property
+    def closed_form(self) -> bool:  # type: ignore[override]
+        """Whether every group has closed-form statistics."""
+        return all(comp.closed_form for _, comp in self.groups)
+
+    @property
     def n_columns(self) -> int:
         return sum(len(cols) for cols, _ in self.groups)
 
@@ -298,6 +303,15 @@ class Mixture:
 
     components: tuple[Component, ...]
     n_components: int
+
+    def __new__(cls, components: Any = (), n_components: int | None = None) -> Mixture:
+        # a component without closed-form statistics: the numerical M-step's class
+        comps = (components,) if isinstance(components, Component) else components
+        numerical = isinstance(comps, Sequence) and any(
+            isinstance(c, Component) and not c.closed_form for c in comps
+        )
+        target = NumericalMixture if numerical and cls is Mixture else cls
+        return object.__new__(target)
 
     def __init__(self, components: Any, n_components: int | None = None) -> None:
         if isinstance(components, Component):
@@ -526,6 +540,8 @@ class Mixture:
             if new is old:
                 return params, messages
             return {"weights": new.weights, "mean": new.means, "cov": new.covariances}, messages
+        if stats is None:  # the numerical M-step keeps no statistics
+            return params, ()
         counts = np.asarray(stats["counts"], dtype=float)
         total = float(counts.sum())
         empty = np.flatnonzero(counts <= 10 * np.finfo(float).eps * total)
@@ -552,3 +568,15 @@ class Mixture:
         for i, dr in enumerate(draws):
             out[z == i] = dr
         return out, z
+
+
+@register_class
+@dataclasses.dataclass(frozen=True, init=False)
+class NumericalMixture(Mixture):
+    """A :class:`Mixture` with a component that has no closed-form statistics
+    (``Mixture(...)`` returns one): the driver maximizes ``Q`` numerically over the
+    unconstrained parameters (``constraints``), warm-started at the current θ."""
+
+    expected_stats = None  # type: ignore[assignment]
+    m_step = None  # type: ignore[assignment]
+    e_step = None  # type: ignore[assignment]

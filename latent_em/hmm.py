@@ -184,6 +184,11 @@ class HiddenMarkovModel:
                 "emission must be a component (latent_em.components); got "
                 f"{type(self.emission).__name__}"
             )
+        if not self.emission.closed_form:
+            raise ValueError(
+                f"emission: {type(self.emission).__name__} has no closed-form statistics; "
+                "the hidden Markov model needs them (its M-step is closed-form)"
+            )
         check_int(self.n_states, "n_states", minimum=1)
 
     # ---- data and parameters

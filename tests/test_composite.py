@@ -29,7 +29,9 @@ from latent_em.components import (
     Gamma,
     Gaussian,
     LogNormal,
+    NegativeBinomial,
     Poisson,
+    StudentT,
 )
 from latent_em.constraints import flatten_params, unflatten_params
 
@@ -330,3 +332,33 @@ def test_bad_construction_is_named():
         latent_em.Independent({0: Poisson()}, missing="drop")
     with pytest.raises(ValueError, match=r"columns \[2\] \(Poisson\)"):
         LCA.check_data(np.array([[0.0, 1.0, -1.0]]))
+
+
+def test_numerical_mixture_of_student_t_and_negative_binomial(tmp_path):
+    """Components without closed-form statistics: the numerical M-step; check_model,
+    a stationary point of the scipy.stats likelihood, and save/load."""
+    rng = np.random.default_rng(12)
+    x = np.concatenate([rng.standard_t(3.0, 300) * 0.5, 6.0 + rng.standard_t(5.0, 300)])
+    model = latent_em.Mixture(StudentT(), n_components=2)
+    assert type(model).__name__ == "NumericalMixture"
+    assert latent_em.check_model(model, x).passed
+    result = latent_em.fit(model, x, n_init=2, random_state=0, tol=1e-10)
+    p = result.params
+    logp = logsumexp(
+        [
+            np.log(p["weights"][k])
+            + stats.t.logpdf(x, p["df"][k, 0], loc=p["loc"][k, 0], scale=p["scale"][k, 0])
+            for k in range(2)
+        ],
+        axis=0,
+    )
+    assert result.log_likelihood == pytest.approx(logp.sum(), rel=1e-12)
+    order = np.argsort(p["loc"][:, 0])
+    np.testing.assert_allclose(p["loc"][order, 0], [0.0, 6.0], atol=0.2)
+    path = result.save(tmp_path / "t.json")
+    again = latent_em.EMResult.load(path)
+    assert again.model == model and type(again.model) is type(model)
+
+    counts = np.concatenate([rng.negative_binomial(2, 0.2, 300), rng.poisson(30.0, 300)])
+    mixed = latent_em.Mixture([NegativeBinomial(), Poisson()])
+    assert latent_em.check_model(mixed, counts).passed

@@ -21,7 +21,7 @@ from scipy import stats
 from scipy.special import logsumexp
 
 import latent_em
-from latent_em.components import Categorical, Gaussian, Poisson
+from latent_em.components import Categorical, Gaussian, Poisson, StudentT
 
 TRUTH = {
     "initial": np.array([0.6, 0.3, 0.1]),
@@ -201,3 +201,5 @@ def test_sequences_indexing_and_inputs():
         hmm.check_data(latent_em.Sequences(np.array([1.0, -2.0])))
     with pytest.raises(TypeError, match="emission must be a component"):
         latent_em.HiddenMarkovModel("poisson", 2)
+    with pytest.raises(ValueError, match="StudentT has no closed-form statistics"):
+        latent_em.HiddenMarkovModel(StudentT(), 2)
