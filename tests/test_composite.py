@@ -362,3 +362,18 @@ def test_numerical_mixture_of_student_t_and_negative_binomial(tmp_path):
     counts = np.concatenate([rng.negative_binomial(2, 0.2, 300), rng.poisson(30.0, 300)])
     mixed = latent_em.Mixture([NegativeBinomial(), Poisson()])
     assert latent_em.check_model(mixed, counts).passed
+
+
+def test_bootstrap_equals_the_built_in_models():
+    """Same resamples (same seed), same fits: the same bootstrap standard errors as the
+    built-in Poisson mixture, label alignment included."""
+    x = _count_data(np.random.default_rng(10))
+    model = latent_em.Mixture(Poisson(), n_components=2)
+    ours = latent_em.fit(model, x, random_state=0, tol=1e-10)
+    builtin = latent_em.PoissonMixtureModel(2)
+    start = latent_em.PoissonMixtureParams(ours.params["weights"], ours.params["rate"])
+    ref = latent_em.fit(builtin, x, params=start, tol=1e-10)
+    a = latent_em.bootstrap(ours, x, n_boot=20, random_state=0)
+    b = latent_em.bootstrap(ref, x, n_boot=20, random_state=0)
+    np.testing.assert_allclose(a.se["rate"], b.se.rates, rtol=1e-6)
+    np.testing.assert_allclose(a.se["weights"], b.se.weights, rtol=1e-6)
