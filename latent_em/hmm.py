@@ -39,10 +39,11 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from ._validation import check_int
+from ._validation import check_choice, check_int
 from .components import Component, Params, as_data_matrix
 from .composite import initial_partition
 from .constraints import Constraint, Simplex
+from .hmm_kernels import forward_backward, numba_available
 from .io import register_class
 
 __all__ = ["HiddenMarkovModel", "HMMPosterior", "Sequences"]
@@ -166,6 +167,11 @@ class HiddenMarkovModel:
         ``Gaussian("diag")``, ``Categorical()``, ``Poisson()`` or an ``Independent``.
     n_states : int
         Number of hidden states ``S``.
+    engine : {"auto", "numpy", "numba"}, default "auto"
+        Forward–backward in NumPy (vectorized over sequences, a Python loop over time)
+        or compiled with Numba (:mod:`latent_em.hmm_kernels`; compiled on first use and
+        cached). ``"auto"`` takes Numba, when installed, for data with few long
+        sequences (at most 100 sequences, the longest of at least 500 steps).
 
     Notes
     -----
@@ -177,8 +183,12 @@ class HiddenMarkovModel:
 
     emission: Component
     n_states: int = 2
+    engine: str = "auto"
 
     def __post_init__(self) -> None:
+        check_choice(self.engine, "engine", ("auto", "numpy", "numba"))
+        if self.engine == "numba" and not numba_available():
+            raise ValueError("engine='numba' needs Numba, which is not installed")
         if not isinstance(self.emission, Component):
             raise TypeError(
                 "emission must be a component (latent_em.components); got "
@@ -260,6 +270,13 @@ class HiddenMarkovModel:
         """Forward–backward in log space: the posterior and ``log p(x_i)`` per sequence."""
         log_pi = _safe_log(params["initial"])
         log_a = _safe_log(params["transition"])
+        if self._use_numba(x):
+            table = self.emission.log_density(self._emission_params(params), x.data)
+            gamma_flat, transitions, entropy, lm_c = forward_backward(
+                log_pi, log_a, table, x.offsets, x.lengths
+            )
+            starts = gamma_flat[x.offsets]
+            return HMMPosterior(gamma_flat, starts, transitions, entropy), lm_c
         log_b, mask, index = self._padded_log_emission(params, x)
         n, t_max, s = log_b.shape
         alpha = self._forward(log_pi, log_a, log_b, mask)
@@ -302,6 +319,13 @@ class HiddenMarkovModel:
             states[index[mask & ~ok[:, None]]] = 1.0 / s
         post = HMMPosterior(states, gamma[:, 0], transitions, entropy)
         return post, log_marginal
+
+    def _use_numba(self, x: Sequences) -> bool:
+        if self.engine == "numba":
+            return True
+        if self.engine == "numpy":
+            return False
+        return len(x) <= 100 and int(x.lengths.max()) >= 500 and numba_available()
 
     # ---- closed-form M-step
     def expected_stats(

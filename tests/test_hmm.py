@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 
 import numpy as np
@@ -82,9 +83,11 @@ def _brute_force(params, logpdf, seq, s):
     return logp, gamma, xi, entropy, best, logj.max()
 
 
+@pytest.mark.parametrize("engine", ["numpy", "numba"])
 @pytest.mark.parametrize("name", list(CASES))
-def test_forward_backward_and_viterbi_equal_brute_force(name):
+def test_forward_backward_and_viterbi_equal_brute_force(name, engine):
     hmm, params, logpdf = CASES[name]()
+    hmm = dataclasses.replace(hmm, engine=engine)
     x, _ = hmm.sample(params, 5, np.random.default_rng(0), length=5)
     lengths = np.array([1, 2, 5, 3, 4])
     seqs = latent_em.Sequences(x.data[: lengths.sum()], lengths)
@@ -201,5 +204,31 @@ def test_sequences_indexing_and_inputs():
         hmm.check_data(latent_em.Sequences(np.array([1.0, -2.0])))
     with pytest.raises(TypeError, match="emission must be a component"):
         latent_em.HiddenMarkovModel("poisson", 2)
+    with pytest.raises(ValueError, match="unknown engine"):
+        latent_em.HiddenMarkovModel(Poisson(), 2, engine="cuda")
     with pytest.raises(ValueError, match="StudentT has no closed-form statistics"):
         latent_em.HiddenMarkovModel(StudentT(), 2)
+
+
+def test_numba_and_numpy_engines_agree_on_long_sequences():
+    hmm, truth, _ = _gaussian_hmm()
+    x, _ = hmm.sample(truth, 3, np.random.default_rng(5), length=2000)
+    seqs = hmm.check_data(latent_em.Sequences(x.data, [1, 3999, 2000]))
+    assert hmm._use_numba(seqs)  # "auto" picks the kernel for few long sequences
+    a_post, a_lm = dataclasses.replace(hmm, engine="numba").posterior(truth, seqs)
+    b_post, b_lm = dataclasses.replace(hmm, engine="numpy").posterior(truth, seqs)
+    np.testing.assert_allclose(a_lm, b_lm, rtol=1e-12)
+    for a, b in zip(a_post, b_post, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-9)
+
+
+def test_long_single_sequence_against_hmmlearn():
+    hmm, truth, _ = _poisson_hmm()
+    x, _ = hmm.sample(truth, 1, np.random.default_rng(6), length=5000)
+    seqs = hmm.check_data(x)
+    p0 = hmm.initialize(seqs, np.random.default_rng(7))
+    ours = latent_em.fit(hmm, seqs, params=p0, max_iter=8, tol=0, warn_not_converged=False)
+    ref = _hmmlearn_model("poisson", p0, 8)
+    ref.fit(x.data.astype(int))
+    np.testing.assert_allclose(ours.history[:8], ref.monitor_.history, rtol=1e-10)
+    assert ours.log_likelihood == pytest.approx(ref.score(x.data.astype(int)), rel=1e-10)
