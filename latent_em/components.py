@@ -74,7 +74,7 @@ __all__ = [
 ]
 
 Params = dict[str, np.ndarray]
-Stats = dict[str, np.ndarray]
+Stats = dict[str, Any]
 
 COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
 _LOG_2PI = math.log(2.0 * math.pi)

@@ -348,7 +348,7 @@ class HiddenMarkovModel:
         }
 
     def m_step(
-        self, params: Mapping[str, np.ndarray], stats: Mapping[str, np.ndarray]
+        self, params: Mapping[str, np.ndarray], stats: Mapping[str, Any]
     ) -> dict[str, np.ndarray]:
         """Normalized counts for ``π`` and ``A`` (a row without counts keeps its old
         value) and the emission's weighted MLE."""
