@@ -35,13 +35,13 @@ True
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
-from scipy import linalg
 from scipy.special import digamma, gammaln, i0e, i1e, polygamma
 
 from ._validation import check_choice
@@ -55,6 +55,7 @@ from .constraints import (
     count_free_parameters,
 )
 from .io import register_class
+from .models import GaussianMixtureModel, GaussianMixtureParams
 
 __all__ = [
     "Component",
@@ -214,6 +215,11 @@ class Component(ABC):
 # ----------------------------------------------------------------------------- Gaussian
 
 
+@functools.lru_cache(maxsize=64)
+def _gaussian_kernels(k: int, covariance_type: str, reg_covar: float) -> Any:
+    return GaussianMixtureModel(k, covariance_type=covariance_type, reg_covar=reg_covar)
+
+
 @register_class
 @dataclasses.dataclass(frozen=True)
 class Gaussian(Component):
@@ -260,48 +266,27 @@ class Gaussian(Component):
             return np.stack([np.diag(c) for c in cov])
         return cov[:, None, None] * np.eye(d)[None]
 
+    def _kernels(self, k: int) -> Any:
+        """The built-in Gaussian mixture's kernels for a batch of ``k`` (its public
+        ``log_weighted_densities`` and ``expected_stats``: blocked, BLAS held at one
+        thread, the same statistics as below)."""
+        return _gaussian_kernels(k, self.covariance_type, self.reg_covar)
+
     def log_density(self, params: Params, x: np.ndarray) -> np.ndarray:
         mean = np.asarray(params["mean"], dtype=float)
-        cov = np.asarray(params["cov"], dtype=float)
-        k, d = mean.shape
-        out = np.empty((x.shape[0], k))
-        if self.covariance_type in ("diag", "spherical"):
-            var = cov if self.covariance_type == "diag" else np.repeat(cov[:, None], d, axis=1)
-            prec = 1.0 / var
-            # Σ_d (x - μ)² / σ² expanded: one (n, D) @ (D, K) product per term
-            maha = (
-                (x**2) @ prec.T - 2.0 * x @ (mean * prec).T + np.sum(mean**2 * prec, axis=1)[None]
-            )
-            return -0.5 * (d * _LOG_2PI + np.sum(np.log(var), axis=1)[None] + maha)
-        covs = self._full_covs(params)
-        for j in range(k):
-            chol = linalg.cholesky(covs[j], lower=True)
-            y = linalg.solve_triangular(chol, (x - mean[j]).T, lower=True)
-            logdet = 2.0 * np.sum(np.log(np.diag(chol)))
-            out[:, j] = -0.5 * (d * _LOG_2PI + logdet + np.sum(y**2, axis=0))
-        return out
+        k = mean.shape[0]
+        theta = GaussianMixtureParams(np.ones(k), mean, np.asarray(params["cov"], dtype=float))
+        # log φ_k = log 1 = 0: the table is the log-densities themselves
+        return self._kernels(k).log_weighted_densities(theta, x)
 
     def stats(self, params: Params | None, x: np.ndarray, resp: np.ndarray) -> Stats:
-        k = resp.shape[1]
-        d = x.shape[1]
+        k, d = resp.shape[1], x.shape[1]
         ref = np.zeros((k, d)) if params is None else np.asarray(params["mean"], dtype=float)
-        counts = resp.sum(axis=0)
-        sum_dx = resp.T @ x - counts[:, None] * ref
-        if self.covariance_type in ("full", "tied"):
-            second = np.empty((k, d, d))
-            for j in range(k):
-                dx = x - ref[j]
-                second[j] = dx.T @ (resp[:, j : j + 1] * dx)
-        elif self.covariance_type == "diag":
-            second = resp.T @ (x**2) - 2.0 * ref * (resp.T @ x) + counts[:, None] * ref**2
-        else:
-            sq = np.sum(x**2, axis=1)
-            second = (
-                resp.T @ sq
-                - 2.0 * np.sum(ref * (resp.T @ x), axis=1)
-                + counts * np.sum(ref**2, axis=1)
-            )
-        return {"count": counts, "sum_dx": sum_dx, "sum_dxdx": second}
+        theta = GaussianMixtureParams(np.ones(k), ref, np.zeros(0))
+        out = self._kernels(k).expected_stats(theta, x, resp, np.ones(x.shape[0]))
+        # sum_dxdx: (K, D, D) full, (D, D) tied (summed over the batch), (K, D) diag,
+        # (K,) spherical, moments about the current means
+        return {"count": out.counts, "sum_dx": out.sum_dx, "sum_dxdx": out.sum_dxdx}
 
     def mle(self, stats: Stats, old: Params | None) -> Params:
         counts = stats["count"]
@@ -317,8 +302,7 @@ class Gaussian(Component):
             cov = second / safe[:, None, None] - delta[:, :, None] * delta[:, None, :]
             cov = 0.5 * (cov + np.swapaxes(cov, 1, 2)) + reg * np.eye(d)[None]
         elif self.covariance_type == "tied":
-            scatter = second - counts[:, None, None] * delta[:, :, None] * delta[:, None, :]
-            cov = scatter.sum(axis=0) / counts.sum()
+            cov = (second - np.einsum("k,kd,ke->de", counts, delta, delta)) / counts.sum()
             cov = 0.5 * (cov + cov.T) + reg * np.eye(d)
             return {"mean": mean, "cov": cov}
         elif self.covariance_type == "diag":

@@ -338,11 +338,11 @@ def test_numerical_mixture_of_student_t_and_negative_binomial(tmp_path):
     """Components without closed-form statistics: the numerical M-step; check_model,
     a stationary point of the scipy.stats likelihood, and save/load."""
     rng = np.random.default_rng(12)
-    x = np.concatenate([rng.standard_t(3.0, 300) * 0.5, 6.0 + rng.standard_t(5.0, 300)])
+    x = np.concatenate([rng.standard_t(3.0, 200) * 0.5, 6.0 + rng.standard_t(5.0, 200)])
     model = latent_em.Mixture(StudentT(), n_components=2)
     assert type(model).__name__ == "NumericalMixture"
     assert latent_em.check_model(model, x).passed
-    result = latent_em.fit(model, x, n_init=2, random_state=0, tol=1e-10)
+    result = latent_em.fit(model, x, random_state=0, tol=1e-8)
     p = result.params
     logp = logsumexp(
         [
@@ -352,14 +352,18 @@ def test_numerical_mixture_of_student_t_and_negative_binomial(tmp_path):
         ],
         axis=0,
     )
-    assert result.log_likelihood == pytest.approx(logp.sum(), rel=1e-12)
+    # scipy's t density differs from ours by round-off (~1e-10 per row)
+    assert result.log_likelihood == pytest.approx(logp.sum(), rel=1e-9)
     order = np.argsort(p["loc"][:, 0])
     np.testing.assert_allclose(p["loc"][order, 0], [0.0, 6.0], atol=0.2)
     path = result.save(tmp_path / "t.json")
     again = latent_em.EMResult.load(path)
     assert again.model == model and type(again.model) is type(model)
 
-    counts = np.concatenate([rng.negative_binomial(2, 0.2, 300), rng.poisson(30.0, 300)])
+
+def test_numerical_heterogeneous_mixture_passes_check_model():
+    rng = np.random.default_rng(13)
+    counts = np.concatenate([rng.negative_binomial(2, 0.2, 150), rng.poisson(30.0, 150)])
     mixed = latent_em.Mixture([NegativeBinomial(), Poisson()])
     assert latent_em.check_model(mixed, counts).passed
 
