@@ -371,6 +371,7 @@ class Categorical(Component):
     ----------
     n_categories : int, optional
         ``C``; by default one more than the largest code in the data at initialization.
+        Set it for data read in chunks, whose initialization sees a subsample only.
     """
 
     n_categories: int | None = None

@@ -427,9 +427,11 @@ class Mixture:
         return self.n_components - 1 + sum(c.n_free(p) for c, p in self._parts(params))
 
     def component_fields(self, params: Mapping[str, np.ndarray]) -> tuple[str, ...]:
-        """Fields whose axis 0 indexes the components (for label alignment)."""
+        """Fields whose axis 0 indexes the components (permuted by the bootstrap's label
+        alignment). None for a heterogeneous mixture: its components are told apart by
+        their position (their parameters cannot be permuted across families)."""
         if len(self.components) != 1:
-            return ("weights",)
+            return ()
         shapes = {k: np.shape(v) for k, v in params.items()}
         return tuple(k for k, s in shapes.items() if len(s) >= 1 and s[0] == self.n_components)
 
