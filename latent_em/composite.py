@@ -396,6 +396,16 @@ class Mixture:
     # ---- data and parameters
     def check_data(self, x: Any) -> np.ndarray:
         """Validate ``x`` (1-D is one column) against every component."""
+        arr = self.check_chunk(x)
+        if arr.shape[0] < self.n_components:
+            raise ValueError(
+                f"X has {arr.shape[0]} row(s) but at least {self.n_components} are needed "
+                "(one per component)"
+            )
+        return arr
+
+    def check_chunk(self, x: Any) -> np.ndarray:
+        """The checks of :meth:`check_data` that apply to a part of the rows."""
         arr = as_data_matrix(x, "X")
         for i, comp in enumerate(self.components):
             try:
@@ -404,11 +414,6 @@ class Mixture:
                 if len(self.components) == 1:
                     raise
                 raise ValueError(f"components[{i}] ({type(comp).__name__}): {exc}") from exc
-        if arr.shape[0] < self.n_components:
-            raise ValueError(
-                f"X has {arr.shape[0]} row(s) but at least {self.n_components} are needed "
-                "(one per component)"
-            )
         return arr
 
     @property

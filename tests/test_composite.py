@@ -381,3 +381,30 @@ def test_bootstrap_equals_the_built_in_models():
     b = latent_em.bootstrap(ref, x, n_boot=20, random_state=0)
     np.testing.assert_allclose(a.se["rate"], b.se.rates, rtol=1e-6)
     np.testing.assert_allclose(a.se["weights"], b.se.weights, rtol=1e-6)
+
+
+def test_chunks_and_data_on_disk_give_the_same_fit(tmp_path):
+    """Statistics add over chunks: chunk_size and a .npy file read chunk by chunk give
+    the in-memory fit (a mixed-type model, chunks smaller than K included)."""
+    x, _ = _lca_data(np.random.default_rng(14), n=500)
+    model = latent_em.Mixture(
+        latent_em.Independent({0: Gaussian(), 1: Categorical(n_categories=3), 2: Poisson()}),
+        n_components=3,
+    )
+    start = model.initialize(model.check_data(x), np.random.default_rng(0))
+    whole = latent_em.fit(model, x, params=start, max_iter=10, tol=0, warn_not_converged=False)
+    chunked = latent_em.fit(
+        model, x, params=start, max_iter=10, tol=0, chunk_size=2, warn_not_converged=False
+    )
+    np.save(tmp_path / "x.npy", x)
+    on_disk = latent_em.fit(
+        model,
+        tmp_path / "x.npy",
+        params=start,
+        max_iter=10,
+        tol=0,
+        chunk_size=128,
+        warn_not_converged=False,
+    )
+    np.testing.assert_allclose(chunked.history, whole.history, rtol=1e-12)
+    np.testing.assert_allclose(on_disk.history, whole.history, rtol=1e-12)
