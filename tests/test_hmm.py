@@ -232,3 +232,27 @@ def test_long_single_sequence_against_hmmlearn():
     ref.fit(x.data.astype(int))
     np.testing.assert_allclose(ours.history[:8], ref.monitor_.history, rtol=1e-10)
     assert ours.log_likelihood == pytest.approx(ref.score(x.data.astype(int)), rel=1e-10)
+
+
+def test_squarem_standard_errors_bootstrap_and_save_load(tmp_path):
+    hmm = latent_em.HiddenMarkovModel(Poisson(), 2)
+    truth = {
+        "initial": np.array([0.5, 0.5]),
+        "transition": np.array([[0.9, 0.1], [0.2, 0.8]]),
+        "rate": np.array([[1.0], [12.0]]),
+    }
+    x, _ = hmm.sample(truth, 20, np.random.default_rng(0), length=50)
+    result = latent_em.fit(hmm, x, random_state=0, tol=1e-10)
+    fast = latent_em.fit(hmm, x, random_state=0, tol=1e-10, accelerate="squarem")
+    assert fast.log_likelihood == pytest.approx(result.log_likelihood, rel=1e-9)
+    # the states are nearly observed here, so the observed information of a rate is
+    # close to the complete-data one: se(λ_s) ≈ sqrt(λ_s / Σ_t γ_t(s))
+    se = latent_em.standard_errors(result, x, method="numerical")
+    occupancy = hmm.predict_proba(result.params, x).sum(axis=0)
+    complete = np.sqrt(result.params["rate"][:, 0] / occupancy)
+    np.testing.assert_allclose(se.se["rate"][:, 0], complete, rtol=0.1)
+    boot = latent_em.bootstrap(result, x, n_boot=8, random_state=0)
+    assert np.all(np.isfinite(boot.se["rate"]))
+    again = latent_em.EMResult.load(result.save(tmp_path / "hmm.json"))
+    assert again.model == hmm
+    np.testing.assert_array_equal(again.params["transition"], result.params["transition"])
