@@ -64,10 +64,12 @@ def _brute_force(params, logpdf, seq, s):
     t = seq.shape[0]
     paths = list(itertools.product(range(s), repeat=t))
     logj = np.empty(len(paths))
+    with np.errstate(divide="ignore"):
+        log_pi, log_a = np.log(params["initial"]), np.log(params["transition"])
     for i, z in enumerate(paths):
-        value = np.log(params["initial"][z[0]])
+        value = log_pi[z[0]]
         for a, b in itertools.pairwise(z):
-            value += np.log(params["transition"][a, b])
+            value += log_a[a, b]
         value += sum(float(logpdf(params, seq[u], z[u])) for u in range(t))
         logj[i] = value
     logp = logsumexp(logj)
@@ -78,7 +80,8 @@ def _brute_force(params, logpdf, seq, s):
         gamma[np.arange(t), z] += w
         for a, b in itertools.pairwise(z):
             xi[a, b] += w
-    entropy = -np.sum(post * np.log(post))
+    live = post > 0
+    entropy = -np.sum(post[live] * np.log(post[live]))
     best = np.array(paths[int(np.argmax(logj))])
     return logp, gamma, xi, entropy, best, logj.max()
 
@@ -256,3 +259,29 @@ def test_squarem_standard_errors_bootstrap_and_save_load(tmp_path):
     again = latent_em.EMResult.load(result.save(tmp_path / "hmm.json"))
     assert again.model == hmm
     np.testing.assert_array_equal(again.params["transition"], result.params["transition"])
+
+
+@pytest.mark.parametrize("engine", ["numpy", "numba"])
+def test_zero_probabilities_left_to_right_hmm(engine):
+    """Structural zeros (a left-to-right chain) stay exact: brute force agrees, no NaN,
+    EM keeps the zeros and stays monotone."""
+    hmm, params, logpdf = _poisson_hmm()
+    hmm = dataclasses.replace(hmm, engine=engine)
+    params = {
+        **params,
+        "initial": np.array([1.0, 0.0, 0.0]),
+        "transition": np.array([[0.7, 0.3, 0.0], [0.0, 0.8, 0.2], [0.0, 0.0, 1.0]]),
+    }
+    x, _ = hmm.sample(params, 4, np.random.default_rng(8), length=5)
+    seqs = hmm.check_data(latent_em.Sequences(x.data[:14], [1, 5, 4, 4]))
+    post, logp = hmm.posterior(params, seqs)
+    for i, (seq, gamma_i) in enumerate(
+        zip(seqs.split(seqs.data), seqs.split(post.states), strict=True)
+    ):
+        want = _brute_force(params, logpdf, seq, 3)
+        assert logp[i] == pytest.approx(want[0], rel=1e-12)
+        np.testing.assert_allclose(gamma_i, want[1], atol=1e-12)
+        np.testing.assert_allclose(post.transitions[i], want[2], atol=1e-12)
+    fitted = latent_em.fit(hmm, seqs, params=params, max_iter=20, tol=0, warn_not_converged=False)
+    assert np.all(fitted.params["transition"][np.tril_indices(3, -1)] == 0.0)
+    assert np.all(np.diff(fitted.history) >= -1e-9)
