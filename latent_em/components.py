@@ -112,9 +112,10 @@ def as_data_matrix(x: Any, name: str = "X") -> np.ndarray:
 def _first_bad(mask: np.ndarray, x: np.ndarray, name: str, what: str, family: str) -> None:
     if np.any(mask):
         row, col = np.argwhere(mask)[0]
+        article = "an" if family[:1].lower() in "aeiou" else "a"
         raise ValueError(
-            f"{name} must hold {what} for a {family} component: column {col} holds "
-            f"{x[row, col]!r} at row {row}"
+            f"{name} must hold {what} for {article} {family} component: column {col} holds "
+            f"{float(x[row, col]):g} at row {row}"
         )
 
 
@@ -178,6 +179,10 @@ class Component(ABC):
         x = as_data_matrix(x, name)
         _check_finite(x, name, type(self).__name__)
         return x
+
+    def invalid(self, x: np.ndarray) -> np.ndarray:
+        """``(n, D)`` mask of the cells outside the family's support (NaN included)."""
+        return ~np.isfinite(x)
 
     @abstractmethod
     def log_density(self, params: Params, x: np.ndarray) -> np.ndarray:
@@ -340,6 +345,10 @@ class Bernoulli(Component):
         _first_bad((x != 0) & (x != 1), x, name, "0/1 values", "Bernoulli")
         return x
 
+    def invalid(self, x: np.ndarray) -> np.ndarray:
+        """Cells outside the support (see :meth:`Component.invalid`)."""
+        return ~np.isfinite(x) | ((x != 0) & (x != 1))
+
     def log_density(self, params: Params, x: np.ndarray) -> np.ndarray:
         p = np.asarray(params["p"], dtype=float)
         log1, log0 = _safe_log(p), _safe_log(1.0 - p)
@@ -395,6 +404,13 @@ class Categorical(Component):
             c = self.n_categories
             _first_bad(x >= c, x, name, f"codes below n_categories={c}", "categorical")
         return x
+
+    def invalid(self, x: np.ndarray) -> np.ndarray:
+        """Cells outside the support (see :meth:`Component.invalid`)."""
+        bad = ~np.isfinite(x) | (x < 0) | (x != np.floor(x))
+        if self.n_categories is not None:
+            bad |= x >= self.n_categories
+        return bad
 
     def _n_categories(self, params: Params | None, x: np.ndarray) -> int:
         if params is not None:
@@ -454,6 +470,10 @@ class Poisson(Component):
         _first_bad((x < 0) | (x != np.floor(x)), x, name, "non-negative integer counts", "Poisson")
         return x
 
+    def invalid(self, x: np.ndarray) -> np.ndarray:
+        """Cells outside the support (see :meth:`Component.invalid`)."""
+        return ~np.isfinite(x) | (x < 0) | (x != np.floor(x))
+
     def log_density(self, params: Params, x: np.ndarray) -> np.ndarray:
         rate = np.asarray(params["rate"], dtype=float)
         zero = rate <= 0
@@ -491,6 +511,10 @@ class Exponential(Component):
         x = super().check_data(x, name)
         _first_bad(x < 0, x, name, "non-negative values", "exponential")
         return x
+
+    def invalid(self, x: np.ndarray) -> np.ndarray:
+        """Cells outside the support (see :meth:`Component.invalid`)."""
+        return ~np.isfinite(x) | (x < 0)
 
     def log_density(self, params: Params, x: np.ndarray) -> np.ndarray:
         rate = np.asarray(params["rate"], dtype=float)
@@ -532,6 +556,10 @@ class Gamma(Component):
         x = super().check_data(x, name)
         _check_positive(x, name, "gamma")
         return x
+
+    def invalid(self, x: np.ndarray) -> np.ndarray:
+        """Cells outside the support (see :meth:`Component.invalid`)."""
+        return ~np.isfinite(x) | (x <= 0)
 
     def log_density(self, params: Params, x: np.ndarray) -> np.ndarray:
         a = np.asarray(params["shape"], dtype=float)
@@ -578,6 +606,10 @@ class LogNormal(Component):
         x = super().check_data(x, name)
         _check_positive(x, name, "log-normal")
         return x
+
+    def invalid(self, x: np.ndarray) -> np.ndarray:
+        """Cells outside the support (see :meth:`Component.invalid`)."""
+        return ~np.isfinite(x) | (x <= 0)
 
     def log_density(self, params: Params, x: np.ndarray) -> np.ndarray:
         mu = np.asarray(params["mu"], dtype=float)
@@ -687,6 +719,10 @@ class Beta(Component):
         x = super().check_data(x, name)
         _first_bad((x <= 0) | (x >= 1), x, name, "values in the open interval (0, 1)", "beta")
         return x
+
+    def invalid(self, x: np.ndarray) -> np.ndarray:
+        """Cells outside the support (see :meth:`Component.invalid`)."""
+        return ~np.isfinite(x) | (x <= 0) | (x >= 1)
 
     def log_density(self, params: Params, x: np.ndarray) -> np.ndarray:
         a = np.asarray(params["a"], dtype=float)
@@ -843,6 +879,10 @@ class NegativeBinomial(_NoClosedForm, Component):
             (x < 0) | (x != np.floor(x)), x, name, "non-negative integer counts", "NegativeBinomial"
         )
         return x
+
+    def invalid(self, x: np.ndarray) -> np.ndarray:
+        """Cells outside the support (see :meth:`Component.invalid`)."""
+        return ~np.isfinite(x) | (x < 0) | (x != np.floor(x))
 
     def log_density(self, params: Params, x: np.ndarray) -> np.ndarray:
         r = np.asarray(params["r"], dtype=float)[None]  # (1, K, D)

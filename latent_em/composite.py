@@ -31,6 +31,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
+import itertools
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -222,6 +223,18 @@ class Independent(Component):
                 out[:, cols] = checked
         return out
 
+    def invalid(self, x: np.ndarray) -> np.ndarray:
+        """Cells outside a group's support (a missing group is not invalid when
+        ``missing="skip"``)."""
+        out = np.zeros(x.shape, dtype=bool)
+        for cols, comp in self.groups:
+            xg, observed = self._view(x, cols)
+            bad = comp.invalid(xg)
+            if observed is not None:
+                bad &= observed[:, None]
+            out[:, cols] = bad
+        return out
+
     def log_density(self, params: Params, x: np.ndarray) -> np.ndarray:
         total = None
         for i, (cols, comp) in enumerate(self.groups):
@@ -405,16 +418,42 @@ class Mixture:
         return arr
 
     def check_chunk(self, x: Any) -> np.ndarray:
-        """The checks of :meth:`check_data` that apply to a part of the rows."""
+        """The checks of :meth:`check_data` that apply to a part of the rows.
+
+        A homogeneous mixture needs every row in its component's support. In a
+        heterogeneous one each row must lie in the support of at least one component
+        (a Gaussian and a gamma: negative values belong to the Gaussian alone); a
+        component gives probability zero to the rows outside its support.
+        """
         arr = as_data_matrix(x, "X")
-        for i, comp in enumerate(self.components):
-            try:
-                arr = comp.check_data(arr, "X")
-            except ValueError as exc:
-                if len(self.components) == 1:
-                    raise
-                raise ValueError(f"components[{i}] ({type(comp).__name__}): {exc}") from exc
+        if len(self.components) == 1:
+            return self.components[0].check_data(arr, "X")
+        supported = self._supports(arr)
+        covered = np.any(supported, axis=0)
+        if not np.all(covered):
+            row = int(np.flatnonzero(~covered)[0])
+            reasons = []
+            for i, comp in enumerate(self.components):
+                try:
+                    comp.check_data(arr[row : row + 1], "X")
+                except ValueError as exc:
+                    reasons.append(f"components[{i}] ({type(comp).__name__}): {exc}")
+            raise ValueError(
+                f"X row {row} lies outside the support of every component: " + "; ".join(reasons)
+            )
         return arr
+
+    def _supports(self, x: np.ndarray) -> np.ndarray:
+        """``(K, n)``: whether each row lies in each component's support."""
+        return np.stack([~np.any(c.invalid(x), axis=1) for c in self.components])
+
+    @staticmethod
+    def _inside(x: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """``x`` with the rows outside a component's support replaced by a row inside
+        it (their weight is zero; this only keeps the arithmetic finite)."""
+        if np.all(mask) or not np.any(mask):
+            return x
+        return np.where(mask[:, None], x, x[int(np.flatnonzero(mask)[0])][None])
 
     @property
     def constraints(self) -> Mapping[str, Constraint]:
@@ -449,20 +488,55 @@ class Mixture:
             return {"weights": p.weights, "mean": p.means, "cov": p.covariances}
         k = self.n_components
         resp = initial_partition(x, k, rng)
-        weights = resp.sum(axis=0) / resp.sum()
         if len(self.components) == 1:
+            weights = resp.sum(axis=0) / resp.sum()
             parts = [self.components[0].initialize(x, resp, rng)]
+            return {"weights": weights, **self._pack(parts)}
+        supports = self._supports(x)
+        for i in np.flatnonzero(~np.any(supports, axis=1)):
+            raise ValueError(
+                f"components[{i}] ({type(self.components[i]).__name__}): no row of X lies "
+                "in its support"
+            )
+        # which cluster of the partition goes to which family matters (a gamma on the
+        # Gaussian's cluster is a poor start): try the assignments (all of them up to
+        # K = 4, else 24 at random) and keep the one with the highest likelihood
+        if k <= 4:
+            orders = [np.array(o) for o in itertools.permutations(range(k))]
         else:
+            orders = [np.arange(k)] + [rng.permutation(k) for _ in range(23)]
+        best: dict[str, np.ndarray] | None = None
+        best_ll = -np.inf
+        for order in orders:
+            r = resp[:, order] * supports.T
+            r /= r.sum(axis=1, keepdims=True)
             parts = [
-                c.initialize(x, resp[:, i : i + 1], rng) for i, c in enumerate(self.components)
+                c.initialize(self._inside(x, supports[i]), r[:, i : i + 1], rng)
+                for i, c in enumerate(self.components)
             ]
-        return {"weights": weights, **self._pack(parts)}
+            candidate = {"weights": r.sum(axis=0) / r.sum(), **self._pack(parts)}
+            with np.errstate(all="ignore"):
+                ll = float(np.sum(log_softmax_rows(self.log_weighted_densities(candidate, x))[1]))
+            if best is None or ll > best_ll:
+                best, best_ll = candidate, ll
+        assert best is not None
+        return best
 
     # ---- the contract
     def log_weighted_densities(self, params: Mapping[str, np.ndarray], x: np.ndarray) -> np.ndarray:
         """``(n, K)`` table of ``log φ_k + log p(x_n | θ_k)``."""
-        tables = [c.log_density(p, x) for c, p in self._parts(params)]
-        table = tables[0] if len(tables) == 1 else np.concatenate(tables, axis=1)
+        parts = self._parts(params)
+        if len(parts) == 1:
+            table = parts[0][0].log_density(parts[0][1], x)
+        else:
+            supports = self._supports(x)
+            table = np.concatenate(
+                [
+                    np.where(m[:, None], c.log_density(p, self._inside(x, m)), -np.inf)
+                    for (c, p), m in zip(parts, supports, strict=True)
+                ],
+                axis=1,
+            )
         with np.errstate(divide="ignore"):
             return table + np.log(np.asarray(params["weights"], dtype=float))[None]
 
@@ -502,8 +576,10 @@ class Mixture:
             comp, p = self._parts(params)[0]
             return {"counts": rw.sum(axis=0), "component": comp.stats(p, x, rw)}
         out: dict[str, Any] = {"counts": rw.sum(axis=0)}
+        supports = self._supports(x)
         for i, (comp, p) in enumerate(self._parts(params)):
-            out[str(i)] = comp.stats(p, x, rw[:, i : i + 1])
+            m = supports[i]
+            out[str(i)] = comp.stats(p, self._inside(x, m), rw[:, i : i + 1] * m[:, None])
         return out
 
     def m_step(self, params: Mapping[str, np.ndarray], stats: Any) -> dict[str, np.ndarray]:

@@ -160,6 +160,9 @@ def test_heterogeneous_mixture_against_scipy_and_a_direct_optimizer():
     result = latent_em.fit(model, x, n_init=4, random_state=0, tol=1e-12)
     p = result.params
     assert result.log_likelihood == pytest.approx(_mixture_logpdf_scipy(p, x).sum(), rel=1e-12)
+    assert p["0.mean"][0] == pytest.approx(12.0, abs=0.3)
+    assert p["1.shape"][0] == pytest.approx(6.0, rel=0.3)
+    assert p["2.rate"][0] == pytest.approx(2.0, rel=0.3)
 
     # the EM solution is a stationary point: a direct optimizer cannot improve it
     cons = model.constraints
@@ -408,3 +411,38 @@ def test_chunks_and_data_on_disk_give_the_same_fit(tmp_path):
     )
     np.testing.assert_allclose(chunked.history, whole.history, rtol=1e-12)
     np.testing.assert_allclose(on_disk.history, whole.history, rtol=1e-12)
+
+
+def test_heterogeneous_supports_a_gaussian_and_a_gamma_on_signed_data():
+    """Negative values belong to the Gaussian alone (the gamma gives them probability
+    zero): the log-likelihood is scipy's mixture density, EM ends at a stationary point."""
+    rng = np.random.default_rng(15)
+    x = np.concatenate([rng.normal(0.0, 1.0, 400), rng.gamma(4.0, 2.0, 300)])
+    model = latent_em.Mixture([Gaussian(reg_covar=0.0), Gamma()])
+    assert latent_em.check_model(model, x).passed
+    result = latent_em.fit(model, x, n_init=3, random_state=0, tol=1e-12)
+    p = result.params
+
+    def loglik(q):
+        with np.errstate(divide="ignore"):
+            parts = [
+                np.log(q["weights"][0])
+                + stats.norm.logpdf(x, q["0.mean"][0], np.sqrt(q["0.cov"][0, 0])),
+                np.log(q["weights"][1])
+                + stats.gamma.logpdf(x, q["1.shape"][0], scale=1 / q["1.rate"][0]),
+            ]
+        return logsumexp(np.stack(parts), axis=0).sum()
+
+    assert result.log_likelihood == pytest.approx(loglik(p), rel=1e-12)
+    assert p["0.mean"][0] == pytest.approx(0.0, abs=0.2)
+    assert p["1.shape"][0] == pytest.approx(4.0, rel=0.25)
+    cons = model.constraints
+    best = optimize.minimize(
+        lambda u: -loglik(unflatten_params(u, p, cons)),
+        flatten_params(p, cons),
+        method="L-BFGS-B",
+        options={"ftol": 1e-15, "gtol": 1e-9},
+    )
+    assert -best.fun <= result.log_likelihood + 1e-6
+    with pytest.raises(ValueError, match="row 1 lies outside the support of every component"):
+        latent_em.Mixture([Gamma(), Exponential()]).check_data(np.array([1.0, -1.0]))
