@@ -42,7 +42,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
-from scipy.special import digamma, gammaln, i0e, i1e, polygamma
+from scipy.special import betaln, digamma, gammaln, i0e, i1e, polygamma
 
 from ._validation import check_choice
 from .constraints import (
@@ -491,6 +491,11 @@ class Poisson(Component):
         rate = stats["sum_x"] / _safe_counts(counts)[:, None]
         return {"rate": _keep(rate, None if old is None else old["rate"], _live(counts))}
 
+    def log_density_grad(self, params: Params, x: np.ndarray, resp: np.ndarray) -> Params:
+        """``Σ_n r_nk ∂ log p(x_n | θ_k) / ∂θ_k``: ``Σ r x / λ - N``."""
+        rate = np.asarray(params["rate"], dtype=float)
+        return {"rate": (resp.T @ x) / rate - resp.sum(axis=0)[:, None]}
+
     def sample(self, params: Params, z: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         return rng.poisson(np.asarray(params["rate"], dtype=float)[z]).astype(float)
 
@@ -529,6 +534,11 @@ class Exponential(Component):
         sum_x = np.maximum(stats["sum_x"], np.finfo(float).tiny)
         rate = _safe_counts(counts)[:, None] / sum_x
         return {"rate": _keep(rate, None if old is None else old["rate"], live)}
+
+    def log_density_grad(self, params: Params, x: np.ndarray, resp: np.ndarray) -> Params:
+        """``Σ_n r_nk ∂ log p(x_n | θ_k) / ∂θ_k``: ``N / λ - Σ r x``."""
+        rate = np.asarray(params["rate"], dtype=float)
+        return {"rate": resp.sum(axis=0)[:, None] / rate - resp.T @ x}
 
     def sample(self, params: Params, z: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         return rng.exponential(1.0 / np.asarray(params["rate"], dtype=float)[z])
@@ -585,6 +595,17 @@ class Gamma(Component):
         return {
             "shape": _keep(shape, None if old is None else old["shape"], live),
             "rate": _keep(rate, None if old is None else old["rate"], live),
+        }
+
+    def log_density_grad(self, params: Params, x: np.ndarray, resp: np.ndarray) -> Params:
+        """``Σ_n r_nk ∂ log p / ∂θ``: shape ``N (log β - ψ(α)) + Σ r log x``, rate
+        ``N α / β - Σ r x``."""
+        a = np.asarray(params["shape"], dtype=float)
+        b = np.asarray(params["rate"], dtype=float)
+        n = resp.sum(axis=0)[:, None]
+        return {
+            "shape": n * (np.log(b) - digamma(a)) + resp.T @ np.log(x),
+            "rate": n * a / b - resp.T @ x,
         }
 
     def sample(self, params: Params, z: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -837,19 +858,52 @@ class StudentT(_NoClosedForm, Component):
         scale = np.asarray(params["scale"], dtype=float)[None]
         df = np.asarray(params["df"], dtype=float)[None]
         y = (x[:, None, :] - loc) / scale
+        # lnΓ((ν+1)/2) - lnΓ(ν/2) - ½ log(πν) = -ln B(½, ν/2) - ½ log ν, without the
+        # cancellation of two large lnΓ values when ν is large
         terms = (
-            gammaln(0.5 * (df + 1.0))
-            - gammaln(0.5 * df)
-            - 0.5 * np.log(np.pi * df)
+            -betaln(0.5, 0.5 * df)
+            - 0.5 * np.log(df)
             - np.log(scale)
             - 0.5 * (df + 1.0) * np.log1p(y**2 / df)
         )
         return terms.sum(axis=2)
 
+    def log_density_grad(self, params: Params, x: np.ndarray, resp: np.ndarray) -> Params:
+        """``Σ_n r_nk ∂ log p(x_n | θ_k) / ∂θ_k`` with ``y = (x - μ)/σ`` and
+        ``w = (ν + 1) / (ν + y²)``: ``∂μ = w y / σ``, ``∂σ = (w y² - 1) / σ``,
+        ``∂ν = ½ψ((ν+1)/2) - ½ψ(ν/2) - 1/(2ν) - ½ log(1 + y²/ν) + w y² / (2ν)``."""
+        loc = np.asarray(params["loc"], dtype=float)[None]
+        scale = np.asarray(params["scale"], dtype=float)[None]
+        df = np.asarray(params["df"], dtype=float)[None]
+        y = (x[:, None, :] - loc) / scale
+        w = (df + 1.0) / (df + y**2)
+        r = resp[:, :, None]
+        d_df = (
+            0.5 * digamma(0.5 * (df + 1.0))
+            - 0.5 * digamma(0.5 * df)
+            - 0.5 / df
+            - 0.5 * np.log1p(y**2 / df)
+            + 0.5 * w * y**2 / df
+        )
+        return {
+            "loc": np.sum(r * w * y / scale, axis=0),
+            "scale": np.sum(r * (w * y**2 - 1.0) / scale, axis=0),
+            "df": np.sum(r * d_df, axis=0),
+        }
+
     def initialize(self, x: np.ndarray, resp: np.ndarray, rng: np.random.Generator) -> Params:
-        mean, var = _weighted_moments(x, resp)
-        scale = np.sqrt(np.maximum(var, 1e-12 * np.maximum(np.var(x, axis=0), 1.0)))
-        return {"loc": mean, "scale": scale, "df": np.full_like(mean, 10.0)}
+        """Robust start: median and scaled MAD of the rows carrying at least half the
+        largest weight of each batch entry (moments would be inflated by the heavy tails
+        and by the other clusters' share of a soft partition), ``df = 5``."""
+        k, d = resp.shape[1], x.shape[1]
+        loc, scale = np.empty((k, d)), np.empty((k, d))
+        floor = 1e-6 * max(float(np.std(x)), 1e-12)
+        for j in range(k):
+            rows = x[resp[:, j] >= 0.5 * resp[:, j].max()]
+            med = np.median(rows, axis=0)
+            loc[j] = med
+            scale[j] = np.maximum(1.4826 * np.median(np.abs(rows - med), axis=0), floor)
+        return {"loc": loc, "scale": scale, "df": np.full((k, d), 5.0)}
 
     def sample(self, params: Params, z: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         df = np.asarray(params["df"], dtype=float)[z]
@@ -890,6 +944,17 @@ class NegativeBinomial(_NoClosedForm, Component):
         xx = x[:, None, :]
         terms = gammaln(xx + r) - gammaln(r) - gammaln(xx + 1.0) + r * np.log(p) + xx * np.log1p(-p)
         return terms.sum(axis=2)
+
+    def log_density_grad(self, params: Params, x: np.ndarray, resp: np.ndarray) -> Params:
+        """``Σ_n r_nk ∂ log p / ∂θ``: ``∂r = ψ(x + r) - ψ(r) + log p``,
+        ``∂p = r / p - x / (1 - p)``."""
+        r = np.asarray(params["r"], dtype=float)
+        p = np.asarray(params["p"], dtype=float)
+        n = resp.sum(axis=0)[:, None]
+        d_r = np.einsum("nk,nkd->kd", resp, digamma(x[:, None, :] + r[None])) + n * (
+            np.log(p) - digamma(r)
+        )
+        return {"r": d_r, "p": n * r / p - (resp.T @ x) / (1.0 - p)}
 
     def initialize(self, x: np.ndarray, resp: np.ndarray, rng: np.random.Generator) -> Params:
         mean, var = _weighted_moments(x, resp)

@@ -32,7 +32,7 @@ import contextlib
 import dataclasses
 import functools
 import itertools
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -97,6 +97,14 @@ def initial_partition(x: np.ndarray, k: int, rng: np.random.Generator) -> np.nda
 
 
 # ----------------------------------------------------------------------------- Independent
+
+
+def _density_grad(comp: Component) -> Callable[[Params, np.ndarray, np.ndarray], Params]:
+    """A component's ``log_density_grad`` (callers check that it has one)."""
+    fn = getattr(comp, "log_density_grad", None)
+    if not callable(fn):
+        raise TypeError(f"{type(comp).__name__} has no log_density_grad")
+    return fn
 
 
 def _columns(spec: Any, name: str) -> tuple[int, ...]:
@@ -233,6 +241,22 @@ class Independent(Component):
             if observed is not None:
                 bad &= observed[:, None]
             out[:, cols] = bad
+        return out
+
+    @property
+    def log_density_grad(self) -> Any:
+        """``Σ_n r_nk ∂ log p / ∂θ`` when every group has it (else ``None``)."""
+        if not all(callable(getattr(c, "log_density_grad", None)) for _, c in self.groups):
+            return None
+        return self._log_density_grad
+
+    def _log_density_grad(self, params: Params, x: np.ndarray, resp: np.ndarray) -> Params:
+        out: dict[str, np.ndarray] = {}
+        for i, (cols, comp) in enumerate(self.groups):
+            xg, observed = self._view(x, cols)
+            r = resp if observed is None else resp * observed[:, None]
+            sub = _unprefixed(f"g{i}.", params)
+            out.update(_prefixed(f"g{i}.", _density_grad(comp)(sub, xg, r)))
         return out
 
     def log_density(self, params: Params, x: np.ndarray) -> np.ndarray:
@@ -549,6 +573,35 @@ class Mixture:
         table = self.log_weighted_densities(params, x)
         z = np.asarray(z, dtype=np.intp).reshape(-1)
         return table[np.arange(table.shape[0]), z]
+
+    @property
+    def log_joint_grad(self) -> Any:
+        """Analytic gradient of ``log_joint`` for the numerical M-step, when every
+        component states ``log_density_grad`` (else ``None``: finite differences)."""
+        if not all(callable(getattr(c, "log_density_grad", None)) for c in self.components):
+            return None
+        return self._log_joint_grad
+
+    def _log_joint_grad(
+        self, params: Mapping[str, np.ndarray], x: np.ndarray, z: Any, weights: np.ndarray
+    ) -> dict[str, np.ndarray]:
+        z = np.asarray(z, dtype=np.intp).reshape(-1)
+        k = self.n_components
+        resp = np.zeros((z.shape[0], k))
+        resp[np.arange(z.shape[0]), z] = np.asarray(weights, dtype=float)
+        w = np.asarray(params["weights"], dtype=float)
+        out: dict[str, np.ndarray] = {"weights": resp.sum(axis=0) / w}
+        parts = self._parts(params)
+        if len(parts) == 1:
+            comp, p = parts[0]
+            out.update(_density_grad(comp)(p, x, resp))
+            return out
+        supports = self._supports(x)
+        for i, (comp, p) in enumerate(parts):
+            m = supports[i]
+            g = _density_grad(comp)(p, self._inside(x, m), resp[:, i : i + 1] * m[:, None])
+            out.update(_prefixed(f"{i}.", {key: v[0] for key, v in g.items()}))
+        return out
 
     def posterior(
         self, params: Mapping[str, np.ndarray], x: np.ndarray
