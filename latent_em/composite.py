@@ -13,6 +13,11 @@ a heterogeneous one prefixes each component's names with its index
 (``{"weights", "0.mean", "0.cov", "1.shape", "1.rate"}``, no batch axis). Inside
 ``Independent`` the names of group ``i`` are prefixed with ``"g{i}."``.
 
+In a heterogeneous mixture a row needs to lie in the support of one component only; the
+others give it probability zero (a Gaussian and a gamma fit data with negative values).
+Components without closed-form statistics (Student-t, negative binomial) make
+``Mixture(...)`` a :class:`NumericalMixture`, fitted by the driver's numerical M-step.
+
 Examples
 --------
 >>> import numpy as np
@@ -20,7 +25,7 @@ Examples
 >>> from latent_em.components import Gamma, Gaussian
 >>> rng = np.random.default_rng(0)
 >>> x = np.concatenate([rng.gamma(2.0, 1.0, 400), rng.normal(10.0, 1.0, 200)])
->>> model = latent_em.Mixture([Gaussian(), Gamma()])  # gamma: x must be positive
+>>> model = latent_em.Mixture([Gaussian(), Gamma()])
 >>> result = latent_em.fit(model, x, n_init=5, random_state=0)
 >>> float(np.round(result.params["0.mean"][0])), float(np.round(result.params["1.shape"][0]))
 (10.0, 2.0)
