@@ -9,6 +9,7 @@ and are imported only when used.
 from . import (
     acceleration,
     components,
+    composite,
     constraints,
     data,
     datasets,
@@ -56,6 +57,29 @@ from .models import (
 )
 from .selection import SelectionResult, select_components
 from .uncertainty import BootstrapResult, StandardErrors, bootstrap, standard_errors
+
+# the composed models and their components can be saved and loaded (io resolves classes
+# by name through its registry); registered here, at the top layer, so that the modules
+# themselves import nothing above them
+for _cls in (
+    components.Gaussian,
+    components.Bernoulli,
+    components.Categorical,
+    components.Poisson,
+    components.Exponential,
+    components.Gamma,
+    components.LogNormal,
+    components.VonMises,
+    components.Beta,
+    components.StudentT,
+    components.NegativeBinomial,
+    Independent,
+    Mixture,
+    composite.NumericalMixture,
+    HiddenMarkovModel,
+):
+    io.register_class(_cls)
+del _cls
 
 __version__ = "0.1.0"
 

@@ -54,7 +54,6 @@ from .constraints import (
     Simplex,
     count_free_parameters,
 )
-from .io import register_class
 from .models import GaussianMixtureModel, GaussianMixtureParams
 
 __all__ = [
@@ -225,7 +224,6 @@ def _gaussian_kernels(k: int, covariance_type: str, reg_covar: float) -> Any:
     return GaussianMixtureModel(k, covariance_type=covariance_type, reg_covar=reg_covar)
 
 
-@register_class
 @dataclasses.dataclass(frozen=True)
 class Gaussian(Component):
     """Multivariate normal over the component's ``D`` columns.
@@ -331,7 +329,6 @@ class Gaussian(Component):
 # ----------------------------------------------------------------------------- discrete
 
 
-@register_class
 @dataclasses.dataclass(frozen=True)
 class Bernoulli(Component):
     """Independent binary columns, ``p(x_d = 1) = p_kd``; MLE ``p = Σ r x / N``."""
@@ -371,7 +368,6 @@ class Bernoulli(Component):
         return (rng.uniform(size=p.shape) < p).astype(float)
 
 
-@register_class
 @dataclasses.dataclass(frozen=True)
 class Categorical(Component):
     """One categorical variable per column, codes ``0 .. C-1``; MLE: normalized counts.
@@ -456,7 +452,6 @@ def _log_factorial(x: np.ndarray) -> np.ndarray:
     return gammaln(x + 1.0)
 
 
-@register_class
 @dataclasses.dataclass(frozen=True)
 class Poisson(Component):
     """Independent Poisson counts per column, rate ``λ_kd``; MLE ``λ = Σ r x / N``."""
@@ -503,7 +498,6 @@ class Poisson(Component):
 # ----------------------------------------------------------------------------- positive
 
 
-@register_class
 @dataclasses.dataclass(frozen=True)
 class Exponential(Component):
     """Independent exponential columns, ``λ e^{-λx}``; MLE ``λ = N / Σ r x``."""
@@ -548,7 +542,6 @@ def _check_positive(x: np.ndarray, name: str, family: str) -> None:
     _first_bad(x <= 0, x, name, "positive values", family)
 
 
-@register_class
 @dataclasses.dataclass(frozen=True)
 class Gamma(Component):
     """Independent gamma columns (shape ``α``, rate ``β``).
@@ -613,7 +606,6 @@ class Gamma(Component):
         return rng.gamma(a, 1.0 / np.asarray(params["rate"], dtype=float)[z])
 
 
-@register_class
 @dataclasses.dataclass(frozen=True)
 class LogNormal(Component):
     """Independent log-normal columns: ``log x ~ N(μ, σ²)``; MLE from the moments of
@@ -677,7 +669,6 @@ def _bessel_ratio(kappa: np.ndarray) -> np.ndarray:
     return i1e(kappa) / i0e(kappa)
 
 
-@register_class
 @dataclasses.dataclass(frozen=True)
 class VonMises(Component):
     """Independent von Mises angles per column (mean direction ``μ``, concentration ``κ``).
@@ -722,7 +713,6 @@ class VonMises(Component):
         return rng.vonmises(mu, np.asarray(params["kappa"], dtype=float)[z])
 
 
-@register_class
 @dataclasses.dataclass(frozen=True)
 class Beta(Component):
     """Independent beta columns on ``(0, 1)`` with shapes ``a``, ``b``.
@@ -837,7 +827,6 @@ class _NoClosedForm:
         )
 
 
-@register_class
 @dataclasses.dataclass(frozen=True)
 class StudentT(_NoClosedForm, Component):
     """Independent Student-t columns (location ``loc``, scale ``scale``, degrees of
@@ -911,7 +900,6 @@ class StudentT(_NoClosedForm, Component):
         return loc + np.asarray(params["scale"], dtype=float)[z] * rng.standard_t(df)
 
 
-@register_class
 @dataclasses.dataclass(frozen=True)
 class NegativeBinomial(_NoClosedForm, Component):
     """Independent negative binomial counts per column, scipy's parameterization:

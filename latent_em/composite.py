@@ -45,7 +45,6 @@ import numpy as np
 from ._validation import check_int
 from .components import Component, Gaussian, Params, Stats, as_data_matrix
 from .constraints import Constraint, Simplex
-from .io import register_class
 from .models import GaussianMixtureModel, GaussianMixtureParams
 
 __all__ = ["Mixture", "NumericalMixture", "Independent", "log_softmax_rows", "initial_partition"]
@@ -130,7 +129,6 @@ def _columns(spec: Any, name: str) -> tuple[int, ...]:
     return cols
 
 
-@register_class
 @dataclasses.dataclass(frozen=True, init=False)
 class Independent(Component):
     """Product of components over disjoint groups of columns (rows of mixed type).
@@ -318,7 +316,6 @@ def _gaussian_params(params: Mapping[str, np.ndarray]) -> GaussianMixtureParams:
     return GaussianMixtureParams(params["weights"], params["mean"], params["cov"])
 
 
-@register_class
 @dataclasses.dataclass(frozen=True, init=False)
 class Mixture:
     """A finite mixture of components, for :func:`latent_em.fit`.
@@ -711,7 +708,6 @@ class Mixture:
         return out, z
 
 
-@register_class
 @dataclasses.dataclass(frozen=True, init=False)
 class NumericalMixture(Mixture):
     """A :class:`Mixture` with a component that has no closed-form statistics

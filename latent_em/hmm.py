@@ -44,7 +44,6 @@ from .components import Component, Params, as_data_matrix
 from .composite import initial_partition
 from .constraints import Constraint, Simplex
 from .hmm_kernels import forward_backward, numba_available
-from .io import register_class
 
 __all__ = ["HiddenMarkovModel", "HMMPosterior", "Sequences"]
 
@@ -155,7 +154,6 @@ class HMMPosterior(NamedTuple):
     entropy: np.ndarray
 
 
-@register_class
 @dataclasses.dataclass(frozen=True)
 class HiddenMarkovModel:
     """Hidden Markov model with ``n_states`` states and an emission component.
