@@ -302,7 +302,8 @@ CASES: list[Case] = [
         "fitted estimator",
         "gm.predict(X[:, :1])",
         "ValueError",
-        "X has 1 features, but GaussianMixture was fitted with 2",
+        "X has 1 features, but GaussianMixture is expecting 2 features as input (the number "
+        "of columns seen in fit)",
     ),
     Case(
         "fitted estimator",

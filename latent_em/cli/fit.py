@@ -261,7 +261,10 @@ def run_fit(
     npz = os.path.splitext(out)[0] + ".npz"
     lines += ["", f"Model saved to {out} (arrays in {npz})"]
     if plot is not None:
-        _plot(best, x, best_key, scores, candidates, plot, names, select, model)
+        with warnings.catch_warnings():
+            # the CSV's names are kept on the model; the values here are the same columns
+            warnings.filterwarnings("ignore", "X does not have valid feature names", UserWarning)
+            _plot(best, x, best_key, scores, candidates, plot, names, select, model)
         lines.append(f"Plot saved to {plot}")
     return "\n".join(lines) + "\n"
 

@@ -56,7 +56,12 @@ def _main(args: argparse.Namespace) -> int:
             f"the columns of {args.data!r} are {data.names}, but the model was fitted on "
             f"{list(expected)}"
         )
-    text = run_predict(est, data.values)
+    import warnings
+
+    with warnings.catch_warnings():
+        # the column names were compared above; the values go in as a plain array
+        warnings.filterwarnings("ignore", "X does not have valid feature names", UserWarning)
+        text = run_predict(est, data.values)
     if args.out is None:
         sys.stdout.write(text)
     else:

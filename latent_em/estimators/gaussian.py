@@ -9,6 +9,14 @@ import numpy as np
 from .._validation import check_int, check_positive_float
 from ..models.gaussian_mixture import GaussianMixtureModel, GaussianMixtureParams
 from ._base import MixtureEstimator
+from .summary import (
+    MCLUST_NAMES,
+    by_feature_block,
+    feature_names,
+    format_table,
+    matrix_block,
+    weights_block,
+)
 
 __all__ = ["GaussianMixture"]
 
@@ -110,6 +118,34 @@ class GaussianMixture(MixtureEstimator):
         self.chunk_size = chunk_size
         self.accelerate = accelerate
         self.dtype = dtype
+
+    def _describe_model(self) -> str:
+        names = MCLUST_NAMES.get(self.covariance_type)
+        if names is None:
+            return f"Gaussian mixture, {self.covariance_type} covariance"
+        d = int(getattr(self, "n_features_in_", 2))
+        code = names[0] if d > 1 else names[1]
+        words = names[2] if d > 1 else ("equal variance" if code == "E" else "unequal variance")
+        return f"Gaussian mixture, {self.covariance_type} covariance (mclust {code}: {words})"
+
+    def _parameter_blocks(self, digits: int) -> list[tuple[str, list[str]]]:
+        k, d = self.means_.shape
+        names = feature_names(self, d)
+        blocks = [weights_block(self, digits), by_feature_block(self, "Means", self.means_, digits)]
+        cov = np.asarray(self.covariances_)
+        if self.covariance_type == "full":
+            for j in range(k):
+                blocks.append((f"Covariance of component {j}", matrix_block(names, cov[j], digits)))
+        elif self.covariance_type == "tied":
+            blocks.append(
+                ("Covariance (tied: shared by all components)", matrix_block(names, cov, digits))
+            )
+        elif self.covariance_type == "diag":
+            blocks.append(by_feature_block(self, "Variances (diagonal covariances)", cov, digits))
+        else:
+            table = format_table(["variance"], list(range(k)), cov[None, :], digits=digits)
+            blocks.append(("Variances (spherical: one per component, every feature)", table))
+        return blocks
 
     def _make_model(self) -> GaussianMixtureModel:
         check_int(self.n_init, "n_init", minimum=1)
