@@ -24,23 +24,24 @@ def register(sub: Any) -> None:
     )
     p.add_argument("model", metavar="MODEL.json", help="a model file written by 'latent-em fit'")
     p.add_argument("data", metavar="DATA", help="a .csv file (header optional) or a .npy file")
+    from .fit import add_reader_options
+
     p.add_argument("--out", default=None, help="output CSV file (default: standard output)")
-    header = p.add_mutually_exclusive_group()
-    header.add_argument(
-        "--header", dest="header", action="store_true", default=None, help="CSV has a header"
-    )
-    header.add_argument(
-        "--no-header", dest="header", action="store_false", help="CSV has no header"
-    )
+    add_reader_options(p)
     p.set_defaults(func=_main)
 
 
 def _main(args: argparse.Namespace) -> int:
+    import os
+
     from ..estimators import MixtureEstimator
     from ..io import load
     from . import CommandError
-    from ._common import read_data
+    from ._common import missing_file_error
+    from .fit import read_args_data
 
+    if not os.path.isfile(args.model):
+        raise missing_file_error(args.model, "model file")
     est = load(args.model)
     if not isinstance(est, MixtureEstimator) or not hasattr(est, "result_"):
         raise CommandError(f"{args.model!r} does not hold a fitted estimator")
@@ -49,7 +50,7 @@ def _main(args: argparse.Namespace) -> int:
     categorical = any(
         spec.categorical and spec.estimator == type(est).__name__ for spec in MODELS.values()
     )
-    data = read_data(args.data, header=args.header, categorical=categorical)
+    data = read_args_data(args, categorical=categorical)
     expected = getattr(est, "feature_names_in_", None)
     if data.names is not None and expected is not None and list(data.names) != list(expected):
         raise CommandError(
