@@ -35,7 +35,7 @@ What is measured
   process and fitted from its path by another (``K = 8``, full, float32); the child's
   peak resident memory (``VmHWM``) is printed. The data alone are 320 MB on disk.
 * profile: cProfile of latent_em's E-step phases (features + density product in
-  ``table`` and ``_features``, normalization in ``_log_normalize``, the moment product
+  ``table`` and ``_features``, normalization in ``log_normalize``, the moment product
   in ``accumulate``).
 
 OpenBLAS on some processors here honours OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE, which

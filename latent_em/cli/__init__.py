@@ -12,14 +12,12 @@ import importlib
 import sys
 from collections.abc import Sequence
 
+from ._common import CommandError
+
 __all__ = ["main", "CommandError", "DefaultsHelpFormatter"]
 
 #: sub-command modules (each defines ``register(subparsers)``)
 COMMANDS = ("demo", "fit", "predict", "compare")
-
-
-class CommandError(Exception):
-    """A user error in a command: printed to stderr, exit code 2."""
 
 
 class DefaultsHelpFormatter(argparse.HelpFormatter):
@@ -44,7 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="latent-em",
         description="Fit latent-variable models by EM and cross-check them with PyMC.",
     )
-    from .. import __version__
+    from .._version import __version__
 
     parser.add_argument("--version", action="version", version=f"latent-em {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")

@@ -11,17 +11,20 @@ from typing import IO, Any
 
 import numpy as np
 
-from . import CommandError
-
 __all__ = [
     "read_data",
     "Data",
     "ProgressBar",
+    "CommandError",
     "DataFileError",
     "MissingFileError",
     "missing_file_error",
     "parse_separator",
 ]
+
+
+class CommandError(Exception):
+    """A user error in a command: printed to stderr, exit code 2."""
 
 
 class Data:

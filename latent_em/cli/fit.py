@@ -199,7 +199,7 @@ def register(sub: Any) -> None:
 
 def _estimator_class(model: str) -> type:
     from .. import estimators
-    from . import CommandError
+    from ._common import CommandError
 
     cls = getattr(estimators, MODELS[model].estimator, None)
     if cls is None:
@@ -208,7 +208,7 @@ def _estimator_class(model: str) -> type:
 
 
 def _main(args: argparse.Namespace) -> int:
-    from . import CommandError
+    from ._common import CommandError
 
     spec = MODELS[args.model]
     if args.covariance is not None and not spec.covariance:
@@ -273,8 +273,7 @@ def run_fit(
     labelled parameters). Fits that stopped at ``max_iter`` are reported on stderr.
     """
     from ..exceptions import ConvergenceWarning
-    from . import CommandError
-    from ._common import ProgressBar
+    from ._common import CommandError, ProgressBar
 
     cls = _estimator_class(model)
     n = x.shape[0]

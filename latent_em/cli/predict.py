@@ -36,8 +36,7 @@ def _main(args: argparse.Namespace) -> int:
 
     from ..estimators import MixtureEstimator
     from ..io import load
-    from . import CommandError
-    from ._common import missing_file_error
+    from ._common import CommandError, missing_file_error
     from .fit import read_args_data
 
     if not os.path.isfile(args.model):
