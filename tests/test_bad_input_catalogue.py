@@ -390,8 +390,8 @@ CASES: list[Case] = [
     Case(
         "saving",
         'latent_em.io.load("missing.json")',
-        "FileNotFoundError",
-        "[Errno 2] No such file or directory: 'missing.json'",
+        "MissingModelFileError",
+        "no such file: 'missing.json'",
     ),
     Case(
         "discrete",
