@@ -67,7 +67,8 @@ def test_fit_chooses_k_by_bic_and_matches_scikit_learn(fitted, faithful):
     assert [r.endswith("*") for r in rows[:3]] == [False, True, False]
     assert "Chosen: K=2, covariance=full" in text
     est = latent_em.io.load(out)
-    assert est.feature_names_in_ == ["eruptions", "waiting"]
+    assert list(est.feature_names_in_) == ["eruptions", "waiting"]
+    assert est.feature_names_in_.dtype == object  # as scikit-learn's
     reference = GaussianMixture(2, tol=1e-10, max_iter=5000, n_init=5, random_state=0)
     reference.fit(faithful)
     # sklearn 1.x: bic = -2 * score * n + p * log n; at its optimum BIC = 2322.19

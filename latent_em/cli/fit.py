@@ -310,7 +310,8 @@ def run_fit(
     best_key = min(scores, key=lambda key: scores[key])
     best = fits[best_key]
     if names is not None:
-        best.feature_names_in_ = list(names)
+        # as scikit-learn keeps a DataFrame's column names (an object array of str)
+        best.feature_names_in_ = np.asarray(names, dtype=object)
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
     best.save(out)
     lines = [
