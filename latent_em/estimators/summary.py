@@ -118,12 +118,13 @@ def summary_text(est: Any, *, parameters: bool = False, digits: int = 6) -> Summ
     lines = [title, "-" * len(title), "", model_words(est) + ":", ""]
     n_text = str(int(n)) if n == int(n) else format_number(n, digits)
     names = ["log-likelihood", "n", "df", "BIC", "ICL"]
+    # the criteria with one more digit, as mclust prints them (-1126.326, -2314.316)
     cells = [
-        format_number(ll, digits),
+        format_number(ll, digits + 1),
         n_text,
         str(df),
-        format_number(bic, digits),
-        "-" if icl is None else format_number(icl, digits),
+        format_number(bic, digits + 1),
+        "-" if icl is None else format_number(icl, digits + 1),
     ]
     widths = [max(len(a), len(b)) for a, b in zip(names, cells, strict=True)]
     lines.append("  ".join(f"{c:>{w}}" for c, w in zip(names, widths, strict=True)))
