@@ -137,7 +137,8 @@ def run_demo(
         full,
         out,
         labels=best.predict(X),
-        feature_names=(names[0], names[1]),
+        # units as the demo's header line states them (load_faithful: minutes)
+        feature_names=(f"{names[0]} (min)", f"{names[1]} (min)"),
         title=f"Old Faithful: {best_t} covariance, K={best_k} (best BIC)",
     )
     lines += ["", f"Plot saved to {out}", ""]

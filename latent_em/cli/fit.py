@@ -431,6 +431,11 @@ def _plot(
         )
         return
     table: dict[str, dict[int, float]] = {}
+    from ..estimators.summary import MCLUST_NAMES
+
     for k, cov in candidates:
-        table.setdefault(cov or model, {})[k] = scores[k, cov]
+        label = MODELS[model].description if cov is None else f"{cov} covariance"
+        if cov in MCLUST_NAMES:
+            label += f" ({MCLUST_NAMES[cov][0 if x.shape[1] > 1 else 1]})"
+        table.setdefault(label, {})[k] = scores[k, cov]
     plot_criterion(table, path, criterion=select.upper(), best=f"K={best_key[0]}")

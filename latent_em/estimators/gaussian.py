@@ -147,6 +147,44 @@ class GaussianMixture(MixtureEstimator):
             blocks.append(("Variances (spherical: one per component, every feature)", table))
         return blocks
 
+    def plot(
+        self,
+        X: Any,
+        what: str = "classification",
+        *,
+        path: str | None = None,
+        feature_names: Any = None,
+    ) -> Any:
+        """mclust's plots of the fit on data ``X``: ``"classification"``, ``"uncertainty"``
+        or ``"density"``; a pairs layout when ``X`` has more than two columns.
+
+        See :func:`latent_em.plotting.plot_mixture`. Axis names default to
+        ``feature_names_in_`` (the DataFrame's columns) when the estimator has them.
+
+        Returns
+        -------
+        matplotlib.figure.Figure or str
+            The figure, or ``path`` when a PNG was written there.
+        """
+        from ..plotting import plot_mixture
+
+        responsibilities = self.predict_proba(X)
+        x = self._check_predict_data(X)
+        k, d = self.means_.shape
+        if feature_names is None and getattr(self, "feature_names_in_", None) is not None:
+            feature_names = [str(n) for n in self.feature_names_in_]
+        return plot_mixture(
+            x,
+            self.weights_,
+            self.means_,
+            self.model_.covariance.to_full(self.covariances_, k, d),
+            what=what,
+            responsibilities=responsibilities,
+            feature_names=feature_names,
+            path=path,
+            title=f"{self.covariance_type} covariance, K={k}: {what}",
+        )
+
     def _make_model(self) -> GaussianMixtureModel:
         check_int(self.n_init, "n_init", minimum=1)
         check_int(self.max_iter, "max_iter", minimum=0)
