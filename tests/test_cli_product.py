@@ -302,12 +302,23 @@ def test_pymc_noise_stays_off_a_non_terminal(monkeypatch, tmp_path, faithful_csv
     monkeypatch.setattr(compare, "run_compare", fake_run_compare)
     assert run(["compare", str(faithful_csv), "--out", str(tmp_path / "o")])[0] == 0
     assert seen["progressbar"] is False  # stderr is not a terminal here
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        with contextlib.redirect_stderr(stdio.StringIO()):
-            compare.quiet_pytensor_off_a_terminal()
-        warnings.warn("PyTensor could not link to a BLAS installation", UserWarning, stacklevel=1)
-    assert caught == []
+    import logging
+
+    pymc_logger = logging.getLogger("pymc")
+    level = pymc_logger.level
+    try:
+        pymc_logger.setLevel(logging.INFO)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            with contextlib.redirect_stderr(stdio.StringIO()):
+                compare.quiet_pytensor_off_a_terminal()
+            warnings.warn(
+                "PyTensor could not link to a BLAS installation", UserWarning, stacklevel=1
+            )
+        assert caught == []
+        assert not pymc_logger.isEnabledFor(logging.INFO)
+    finally:
+        pymc_logger.setLevel(level)
 
 
 def test_no_traceback_from_the_console_script_for_a_huge_k(tmp_path, faithful_csv):

@@ -110,14 +110,18 @@ def _is_terminal(stream: Any) -> bool:
 
 def quiet_pytensor_off_a_terminal() -> None:
     """Off a terminal (logs, pipes, CI), hide PyTensor's "could not link to a BLAS"
-    warning: it concerns the machine's setup, is printed at import and is not about the
-    user's data. On a terminal it is left as is."""
+    warning (it concerns the machine's setup, is printed at import and is not about the
+    user's data) and PyMC's informational log lines. On a terminal both are left as is."""
     if not _is_terminal(sys.stderr):
+        import logging
         import warnings
 
         warnings.filterwarnings(
             "ignore", message="PyTensor could not link to a BLAS", category=UserWarning
         )
+        # PyMC's "Auto-assigning NUTS sampler...", "Sampling 2 chains..." lines: the
+        # command writes its own one-line notes; errors and warnings still show
+        logging.getLogger("pymc").setLevel(logging.WARNING)
 
 
 def _make_estimator(model: str, n_components: int, covariance_type: str, n_init: int, seed: int):
