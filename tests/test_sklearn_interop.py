@@ -24,7 +24,7 @@ from latent_em import (
 
 from .conftest import make_blobs
 
-sklearn = pytest.importorskip("sklearn")
+sklearn = pytest.importorskip("sklearn", minversion="1.6")  # check_estimator(on_fail=None)
 pd = pytest.importorskip("pandas")
 
 from sklearn.base import clone  # noqa: E402
@@ -180,6 +180,10 @@ _BERNOULLI_EXTRA = [
     "check_sample_weights_not_overwritten",
 ]
 
+#: the scikit-learn version whose checks EXPECTED_FAILURES lists exactly (other versions add
+#: or rename checks: there, only undocumented failures fail the test)
+CHECKED_WITH = "1.9."
+
 EXPECTED_FAILURES: dict[str, dict[str, str]] = {
     "GaussianMixture": {
         **_COMMON,
@@ -240,10 +244,11 @@ def test_scikit_learn_check_estimator(est):
         results = check_estimator(est, on_fail=None)
     failed = {r["check_name"] for r in results if r["status"] == "failed"}
     passed = {r["check_name"] for r in results if r["status"] == "passed"}
-    assert failed == set(expected), (
-        f"unexpected failures: {sorted(failed - set(expected))}; "
-        f"now passing: {sorted(set(expected) - failed)}"
-    )
+    assert not failed - set(expected), f"undocumented failures: {sorted(failed - set(expected))}"
+    if sklearn.__version__.startswith(CHECKED_WITH):
+        # with the version the list was made for, it is exact: a check that starts passing
+        # must leave the list
+        assert not set(expected) - failed, f"now passing: {sorted(set(expected) - failed)}"
     # the API checks that matter for pipelines pass for every estimator
     assert {
         "check_estimator_cloneable",

@@ -234,6 +234,8 @@ class MixtureEstimator:
         if len(shape) == 2:
             self.n_features_in_ = shape[1]
         self._set_fitted_attributes(result.params)
+        for stale in ("classification_counts_", "icl_"):  # from an earlier fit
+            vars(self).pop(stale, None)
         if isinstance(x, np.ndarray):
             self._store_classification(x, sample_weight)
 
