@@ -484,10 +484,10 @@ class _ArrayReader:
     bounded by :data:`MAX_ARRAY_BYTES` (all arrays together) and :data:`MAX_EXPANSION`.
     """
 
-    def __init__(self, blob: bytes) -> None:
+    def __init__(self, path: Path) -> None:
         import zipfile
 
-        self.zip = zipfile.ZipFile(_stdio.BytesIO(blob))
+        self.zip = zipfile.ZipFile(path)
         self.cache: dict[str, np.ndarray] = {}
         self.budget = MAX_ARRAY_BYTES
 
@@ -764,15 +764,18 @@ def load(path: str | os.PathLike[str]) -> Any:
             f"{name!r} keeps its arrays in {array_name!r}, which is not next to it: a model "
             "is two files (NAME.json and NAME.npz) that must be copied together"
         )
-    blob = array_path.read_bytes()
-    if hashlib.sha256(blob).hexdigest() != document.get("arrays_sha256"):
+    digest = hashlib.sha256()
+    with open(array_path, "rb") as fh:  # streamed: the archive is not held in memory
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    if digest.hexdigest() != document.get("arrays_sha256"):
         raise UnsupportedFormatError(
             f"the array file {array_name!r} does not belong to {name!r} (checksum "
             "mismatch): it was overwritten, the two files were mixed up, or a save was "
             "interrupted"
         )
     try:
-        reader = _ArrayReader(blob)
+        reader = _ArrayReader(array_path)
     except Exception as exc:  # zipfile.BadZipFile, EOFError, ... from a damaged archive
         raise ModelFileError(
             f"the array file {array_name!r} of {name!r} is not a readable .npz archive "
