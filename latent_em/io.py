@@ -620,7 +620,7 @@ def _check_params(params: Any, model: Any) -> None:
 
 def _check_covariances(cov: np.ndarray, params: Any, model: Any, k: int | None) -> None:
     means = getattr(params, "means", None)
-    structure = getattr(model, "covariance", None)
+    structure: Any = getattr(model, "covariance", None)
     if means is not None and np.ndim(means) == 2 and hasattr(structure, "shape"):
         expected = tuple(structure.shape(k, np.shape(means)[1]))
         if cov.shape != expected:

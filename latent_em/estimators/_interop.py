@@ -105,7 +105,7 @@ def check_feature_names(estimator: Any, X: Any) -> None:
             stacklevel=4,
         )
         return
-    if fitted is None:
+    if fitted is None or given is None:
         warnings.warn(
             f"X has feature names, but {name} was fitted without feature names",
             UserWarning,
