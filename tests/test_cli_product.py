@@ -330,3 +330,23 @@ def test_no_traceback_from_the_console_script_for_a_huge_k(tmp_path, faithful_cs
         env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
     )
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
+
+
+def test_predict_takes_the_model_columns_from_a_wider_file(tmp_path, faithful):
+    path = tmp_path / "ids.csv"
+    rows = [f"id{i},{b},{a}" for i, (a, b) in enumerate(faithful.tolist())]
+    path.write_text("id,waiting,eruptions\n" + "\n".join(rows) + "\n")  # other order
+    out = tmp_path / "m.json"
+    args = ["--columns", "eruptions,waiting", "-k", "2", "--no-plot", "--out", str(out)]
+    assert run(["fit", str(path), *args])[0] == 0
+    code, text, err = run(["predict", str(out), str(path)])
+    assert code == 0, err
+    proba = np.array([[float(v) for v in line.split(",")[1:]] for line in text.splitlines()[1:]])
+    expected = latent_em.io.load(out).predict_proba(
+        pytest.importorskip("pandas").DataFrame(faithful, columns=["eruptions", "waiting"])
+    )
+    np.testing.assert_array_equal(proba, expected)
+    # a file lacking a model column is still a clear error
+    (tmp_path / "short.csv").write_text("id,waiting\nx,1\ny,2\n")
+    code, _, err = run(["predict", str(out), str(tmp_path / "short.csv"), "--drop-columns", "id"])
+    assert code == 2 and "but the model was fitted on ['eruptions', 'waiting']" in err

@@ -20,6 +20,7 @@ __all__ = [
     "MissingFileError",
     "missing_file_error",
     "parse_separator",
+    "header_of",
 ]
 
 
@@ -109,14 +110,36 @@ def _split(line: str, delimiter: str, where: str) -> list[str]:
     return [cell.strip() for cell in row]
 
 
-def _select_columns(
-    spec_keep: str | None, spec_drop: str | None, names: list[str] | None, width: int, path: str
-) -> list[int]:
-    """Column indices chosen by ``--columns`` / ``--drop-columns`` (names or 1-based numbers)."""
+def header_of(path: str, delimiter: str = ",") -> list[str] | None:
+    """The cells of a CSV's first line when it is a header (a cell is not a number),
+    else ``None`` (also for ``.npy`` files and files that cannot be read)."""
+    if path.endswith(".npy") or not os.path.isfile(path):
+        return None
+    try:
+        with open(path, newline=None, encoding="utf-8-sig") as fh:
+            number, first = _first_line(fh)
+    except (OSError, UnicodeDecodeError):
+        return None
+    if first is None:
+        return None
+    cells = _split(first, delimiter, f"{path!r} line {number}")
+    return None if all(_is_number(c) for c in cells) else cells
 
-    def resolve(spec: str, flag: str) -> list[int]:
+
+def _select_columns(
+    spec_keep: str | list[str] | None,
+    spec_drop: str | None,
+    names: list[str] | None,
+    width: int,
+    path: str,
+) -> list[int]:
+    """Column indices chosen by ``--columns`` / ``--drop-columns`` (names or 1-based numbers,
+    comma-separated, or a list of names)."""
+
+    def resolve(spec: str | list[str], flag: str) -> list[int]:
         out = []
-        for item in (part.strip() for part in spec.split(",")):
+        items = spec if isinstance(spec, list) else (part.strip() for part in spec.split(","))
+        for item in items:
             if not item:
                 continue
             if names is not None and item in names:
@@ -145,7 +168,7 @@ def read_data(
     header: bool | None = None,
     categorical: bool = False,
     delimiter: str = ",",
-    columns: str | None = None,
+    columns: str | list[str] | None = None,
     drop_columns: str | None = None,
     block_chars: int = 1 << 22,
 ) -> Data:
@@ -170,7 +193,7 @@ def read_data(
         The field separator.
     columns, drop_columns : str, optional
         Comma-separated column names (from the header) or 1-based numbers to keep, or
-        to leave out.
+        to leave out; ``columns`` may also be a list of names.
     """
     if not os.path.isfile(path):
         raise missing_file_error(path, "data file")
@@ -210,7 +233,7 @@ def _read_numeric(
     path: str,
     header: bool | None,
     delimiter: str,
-    columns: str | None,
+    columns: str | list[str] | None,
     drop_columns: str | None,
     block_chars: int,
 ) -> Data:
@@ -321,7 +344,7 @@ def _read_categorical(
     path: str,
     header: bool | None,
     delimiter: str,
-    columns: str | None,
+    columns: str | list[str] | None,
     drop_columns: str | None,
 ) -> Data:
     reader = csv.reader(fh, delimiter=delimiter)

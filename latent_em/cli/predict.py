@@ -36,7 +36,7 @@ def _main(args: argparse.Namespace) -> int:
 
     from ..estimators import MixtureEstimator
     from ..io import load
-    from ._common import CommandError, missing_file_error
+    from ._common import CommandError, header_of, missing_file_error
     from .fit import read_args_data
 
     if not os.path.isfile(args.model):
@@ -49,12 +49,22 @@ def _main(args: argparse.Namespace) -> int:
     categorical = any(
         spec.categorical and spec.estimator == type(est).__name__ for spec in MODELS.values()
     )
-    data = read_args_data(args, categorical=categorical)
     expected = getattr(est, "feature_names_in_", None)
+    if args.columns is None and args.drop_columns is None and expected is not None:
+        # a file with more columns than the model's (an id, the labels, ...): take the
+        # model's columns by name, in the model's order
+        header = header_of(args.data, args.sep) if args.header is not False else None
+        wanted = [str(n) for n in expected]
+        if header is not None and set(wanted) <= set(header) and header != wanted:
+            args.columns = wanted
+    data = read_args_data(args, categorical=categorical)
     if data.names is not None and expected is not None and list(data.names) != list(expected):
+        hint = ""
+        if set(expected) <= set(data.names):
+            hint = f" (pick them with --columns {','.join(str(n) for n in expected)})"
         raise CommandError(
             f"the columns of {args.data!r} are {data.names}, but the model was fitted on "
-            f"{list(expected)}"
+            f"{[str(n) for n in expected]}{hint}"
         )
     import warnings
 
