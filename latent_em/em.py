@@ -8,7 +8,11 @@ capabilities a model provides (see :mod:`latent_em.protocols`).
 The objective is ``L(θ) = Σ_n w_n log p(x_n | θ)`` (plus ``log p(θ)`` for MAP-EM). By the
 decomposition ``log p(x) = ELBO(q, θ) + KL(q ‖ p(z | x, θ))`` the E-step
 ``q = p(z | x, θ)`` closes the gap and the M-step raises the ELBO, so ``L`` never
-decreases; the driver enforces this instead of assuming it.
+decreases; the driver enforces this instead of assuming it, up to the round-off
+tolerance ``monotone_rtol · (|L| + Σ w)``. Two exceptions, both recorded in the result: a
+repair (``model.repair``) moves the parameters off the EM path and starts a new segment
+of the history (``EMResult.jumps``), and a model stating ``monotone_objective = False``
+has decreases recorded as events instead of raised.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from .em_map import (
     MStep,
     RestartRun,
     check_model_contract,
+    check_step,
     choose_m_step,
     e_pass,
     n_parameters_of,
@@ -37,9 +42,9 @@ from .em_map import (
     validate_m_step_output,
     working_rtol,
 )
-from .exceptions import ConvergenceWarning, MonotonicityError
+from .exceptions import ConvergenceWarning
 from .posteriors import check_sample_weight, log_likelihood, log_prior, posterior
-from .protocols import ClosedFormMStep, HasFitContext, Repairable
+from .protocols import ClosedFormMStep, HasFitContext, Repairable, round_off_of
 from .result import EMResult, Event, RestartOutcome
 
 __all__ = [
@@ -109,9 +114,11 @@ def _run_em(
 ) -> RestartRun:
     total_weight = float(weights.sum())
     history: list[float] = []
+    jumps: list[int] = []
     events: list[Event] = []
     reported: set[str] = set()
     previous: float | None = None  # objective at the parameters the last M-step started from
+    previous_params = params
     jumped = False  # whether a repair moved the parameters after the last M-step
     converged = False
     n_iter = 0
@@ -124,18 +131,22 @@ def _run_em(
             callback(iteration, params, objective)
         if previous is not None:
             change = objective - previous
-            if not jumped and change < -monotone_rtol * (abs(previous) + total_weight):
-                raise MonotonicityError(
-                    iteration,
+            if jumped:
+                # a repair moved the parameters: a new segment of the history begins
+                jumps.append(len(history) - 1)
+            else:
+                decrease = check_step(
+                    model,
                     previous,
                     objective,
-                    f"EM decreased the objective at iteration {iteration} (restart {restart}): "
-                    f"from {previous!r} to {objective!r}, a drop of {-change:.6g} "
-                    f"({-change / max(abs(previous), 1e-300):.3g} relative, tolerance "
-                    f"{monotone_rtol:g}). The M-step of {type(model).__name__} is not a "
-                    "maximizer of the expected complete-data log-likelihood, or its "
-                    "posterior is not exact; run latent_em.check_model to find which.",
+                    rtol=monotone_rtol,
+                    total_weight=total_weight,
+                    iteration=iteration,
+                    restart=restart,
+                    round_off=round_off_of(model, previous_params, params),
                 )
+                if decrease is not None:
+                    events.append(decrease)
             if abs(change) < tol * total_weight:
                 converged = True
                 break
@@ -146,7 +157,7 @@ def _run_em(
         for message in step_messages:
             events.append(Event(restart, n_iter, message))
             logger.info("restart %d, iteration %d: %s", restart, n_iter, message)
-        previous = objective
+        previous, previous_params = objective, params
         jumped = False
         if isinstance(model, Repairable):
             repaired, messages = model.repair(new_params, e.stats, rng)
@@ -168,7 +179,7 @@ def _run_em(
     # The loop always ends right after an E-step at `params`, so the reported
     # log-likelihood belongs to the returned parameters (the final E-step).
     return RestartRun(
-        params, e.log_likelihood, lp, history, n_iter, len(history), converged, events
+        params, e.log_likelihood, lp, history, n_iter, len(history), converged, events, jumps
     )
 
 
@@ -225,8 +236,12 @@ def fit(
         Called as ``callback(iteration, params, objective)`` after every E-step;
         ``iteration`` counts from 0 in every restart.
     monotone_rtol : float, default 1e-10
-        A decrease of the objective larger than ``monotone_rtol * (|L| + Σ w)`` raises
-        :class:`~latent_em.MonotonicityError`.
+        A decrease of the objective larger than ``monotone_rtol * (|L| + Σ w)`` (``L``
+        the objective before the step) raises :class:`~latent_em.MonotonicityError`;
+        smaller decreases are round-off. Not checked on the step right after a repair
+        (its index is in ``EMResult.jumps``), and only recorded as an event for a model
+        that states ``monotone_objective = False``
+        (:class:`~latent_em.protocols.DeclaresObjective`).
     warn_not_converged : bool, default True
         Emit :class:`~latent_em.ConvergenceWarning` when the best restart did not converge.
 
@@ -317,6 +332,7 @@ def fit(
         restarts=outcomes,
         events=tuple(ev for r in runs for ev in r.events),
         model=model,
+        jumps=tuple(run.jumps),
     )
 
 

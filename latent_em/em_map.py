@@ -22,20 +22,23 @@ from typing import Any
 
 import numpy as np
 
+from ._registry import kind_of
 from ._tree import tree_add, tree_allclose, tree_leaves
 from .constraints import count_free_parameters
 from .data import DataSource, as_data_source, check_chunk
-from .exceptions import ModelContractError
+from .exceptions import ModelContractError, MonotonicityError
 from .numerical_mstep import numerical_m_step
 from .posteriors import chunks, posterior_unchecked, validate_posterior
 from .protocols import (
     ChecksData,
+    ChecksParams,
     ClosedFormMStep,
     Constrained,
     CountsParameters,
     EnumerableLatent,
     ExactPosterior,
     FusedEStep,
+    has_monotone_objective,
 )
 from .result import Event
 
@@ -54,6 +57,7 @@ __all__ = [
     "validate_initial_params",
     "validate_m_step_output",
     "working_rtol",
+    "check_step",
 ]
 
 
@@ -253,6 +257,68 @@ def working_rtol(model: Any, monotone_rtol: float) -> float:
     return max(monotone_rtol, 4.0 * eps if eps > np.finfo(np.float64).eps else 0.0)
 
 
+def check_step(
+    model: Any,
+    before: float,
+    after: float,
+    *,
+    rtol: float,
+    total_weight: float,
+    iteration: int,
+    restart: int,
+    where: str = "EM",
+    round_off: float = 0.0,
+) -> Event | None:
+    """The monotonicity check of one EM step from ``before`` to ``after``.
+
+    A decrease larger than ``rtol * (|before| + Σ w)`` (the documented round-off
+    tolerance, plus ``round_off · Σ w`` where the model states that its log-likelihood is
+    less accurate at these parameters: :class:`~latent_em.protocols.StatesRoundOff`)
+    raises :class:`~latent_em.MonotonicityError` for a model whose objective
+    EM provably increases; for a model that states ``monotone_objective = False`` (see
+    :class:`~latent_em.protocols.DeclaresObjective`) it is returned as an
+    :class:`~latent_em.Event` instead. ``None`` when the step did not decrease.
+    """
+    change = after - before
+    allowed = rtol * (abs(before) + total_weight) + round_off * total_weight
+    if not change < -allowed:
+        return None
+    drop = (
+        f"from {before!r} to {after!r}, a drop of {-change:.6g} "
+        f"({-change / max(abs(before), 1e-300):.3g} relative; tolerance {allowed:.3g}, "
+        f"from monotone_rtol={rtol:g}"
+        + (f" and the model's round-off bound {round_off:.3g} per row)" if round_off else ")")
+    )
+    name = type(model).__name__
+    if not has_monotone_objective(model):
+        return Event(
+            restart,
+            iteration,
+            f"the objective decreased at iteration {iteration} ({drop}); {name} states that "
+            "its M-step maximizes no fixed objective (monotone_objective = False), so this "
+            "is not an error",
+        )
+    if kind_of(type(model)) == "builtin":
+        cause = (
+            f"{name} is built into latent_em and its objective cannot decrease beyond "
+            "round-off, so this is a bug in latent_em: please report it with the data and "
+            "the options of the fit"
+        )
+    else:
+        cause = (
+            f"The M-step of {name} is not a maximizer of the expected complete-data "
+            "log-likelihood, or its posterior is not exact; run latent_em.check_model to "
+            "find which"
+        )
+    raise MonotonicityError(
+        iteration,
+        before,
+        after,
+        f"{where} decreased the objective at iteration {iteration} (restart {restart}): "
+        f"{drop}. {cause}.",
+    )
+
+
 # ----------------------------------------------------------------------------- M-step
 
 
@@ -302,6 +368,10 @@ def validate_initial_params(model: Any, params: Any) -> None:
                 f"{name}: the initial parameters contain NaN or infinite values (leaf {i}, "
                 f"shape {arr.shape}); check initialize or the params you passed"
             )
+    if isinstance(model, ChecksParams):
+        # the model's own domain (e.g. a floor on the covariances), where EM's guarantee
+        # holds: a start outside it would make the first step look like a decrease
+        model.check_params(params)
 
 
 def validate_m_step_output(model: Any, old: Any, new: Any) -> None:
@@ -344,3 +414,5 @@ class RestartRun:
     n_evaluations: int
     converged: bool
     events: list[Event]
+    #: indices into ``history`` of the values that follow a repair (see EMResult.jumps)
+    jumps: list[int] = dataclasses.field(default_factory=list)

@@ -283,6 +283,7 @@ def run_fit(
     candidates = [(k, c) for c in covariances for k in ks]
     fits: dict[tuple[int, str | None], Any] = {}
     scores: dict[tuple[int, str | None], float] = {}
+    failures: dict[tuple[int, str | None], str] = {}
     import warnings
 
     with ProgressBar(len(candidates), enabled=None if progress else False) as bar:
@@ -300,13 +301,22 @@ def run_fit(
             if cov is not None:
                 options["covariance_type"] = cov
             est = cls(k, **options)
-            # non-convergence is shown in the table, not as a warning per fit
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", ConvergenceWarning)
-                est.fit(x, callback=callback)
+            try:
+                # non-convergence is shown in the table, not as a warning per fit
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", ConvergenceWarning)
+                    est.fit(x, callback=callback)
+                score = float(getattr(est, select)(x))
+            except _FIT_ERRORS as exc:
+                # one candidate failing must not lose the others: reported in the table
+                failures[k, cov] = f"{type(exc).__name__}: {exc}"
+                continue
             fits[k, cov] = est
-            scores[k, cov] = float(getattr(est, select)(x))
+            scores[k, cov] = score
         bar.update(len(candidates), "done")
+    if not scores:
+        reasons = "; ".join(f"K={k}: {why}" for (k, _), why in failures.items())
+        raise CommandError(f"every candidate failed to fit: {reasons}")
     best_key = min(scores, key=lambda key: scores[key])
     best = fits[best_key]
     if names is not None:
@@ -322,6 +332,9 @@ def run_fit(
         f"{'iter':>5} {'converged':>9}",
     ]
     for key in candidates:
+        if key in failures:
+            lines.append(f"{key[0]:>3} {key[1] or '-':>10}  failed: {failures[key]}")
+            continue
         est = fits[key]
         mark = "*" if key == best_key else " "
         lines.append(
@@ -349,6 +362,13 @@ def run_fit(
             _plot(best, x, best_key, scores, candidates, plot, names, select, model)
         lines.append(f"Plot saved to {plot}")
     return "\n".join(lines) + "\n"
+
+
+#: errors of one candidate's fit that the table reports instead of stopping the command:
+#: bad data for that K (ValueError), numerical failures (ArithmeticError, LinAlgError is a
+#: ValueError), and the driver's checks (ModelContractError is a TypeError,
+#: MonotonicityError a RuntimeError)
+_FIT_ERRORS = (ValueError, ArithmeticError, TypeError, RuntimeError)
 
 
 class _CandidateProgress:
@@ -380,7 +400,7 @@ def _report_non_convergence(
     max_iter: int,
 ) -> None:
     """Say on stderr which fits stopped at ``max_iter`` (the chosen one first)."""
-    stopped = [key for key in candidates if not fits[key].converged_]
+    stopped = [key for key in candidates if key in fits and not fits[key].converged_]
     if not stopped:
         return
 
@@ -434,6 +454,8 @@ def _plot(
     from ..estimators.summary import MCLUST_NAMES
 
     for k, cov in candidates:
+        if (k, cov) not in scores:  # a candidate that failed
+            continue
         label = MODELS[model].description if cov is None else f"{cov} covariance"
         if cov in MCLUST_NAMES:
             label += f" ({MCLUST_NAMES[cov][0 if x.shape[1] > 1 else 1]})"
