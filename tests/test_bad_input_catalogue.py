@@ -307,7 +307,8 @@ CASES: list[Case] = [
         "fitted estimator",
         "gm.predict(X[:, :1])",
         "ValueError",
-        "X has 1 features, but GaussianMixture was fitted with 2",
+        "X has 1 features, but GaussianMixture is expecting 2 features as input (the number "
+        "of columns seen in fit)",
     ),
     Case(
         "fitted estimator",
@@ -436,8 +437,8 @@ CASES: list[Case] = [
     Case(
         "saving",
         'latent_em.io.load("missing.json")',
-        "FileNotFoundError",
-        "[Errno 2] No such file or directory: 'missing.json'",
+        "MissingModelFileError",
+        "no such file: 'missing.json'",
     ),
     Case(
         "discrete",

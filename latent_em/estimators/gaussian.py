@@ -9,6 +9,14 @@ import numpy as np
 from .._validation import check_int, check_positive_float
 from ..models.gaussian import GaussianMixtureModel, GaussianMixtureParams
 from ._base import MixtureEstimator
+from .summary import (
+    MCLUST_NAMES,
+    by_feature_block,
+    feature_names,
+    format_table,
+    matrix_block,
+    weights_block,
+)
 
 __all__ = ["GaussianMixture"]
 
@@ -120,6 +128,72 @@ class GaussianMixture(MixtureEstimator):
         self.accelerate = accelerate
         self.dtype = dtype
         self.covariance_regularization = covariance_regularization
+
+    def _describe_model(self) -> str:
+        names = MCLUST_NAMES.get(self.covariance_type)
+        if names is None:
+            return f"Gaussian mixture, {self.covariance_type} covariance"
+        d = int(getattr(self, "n_features_in_", 2))
+        code = names[0] if d > 1 else names[1]
+        words = names[2] if d > 1 else ("equal variance" if code == "E" else "unequal variance")
+        return f"Gaussian mixture, {self.covariance_type} covariance (mclust {code}: {words})"
+
+    def _parameter_blocks(self, digits: int) -> list[tuple[str, list[str]]]:
+        k, d = self.means_.shape
+        names = feature_names(self, d)
+        blocks = [weights_block(self, digits), by_feature_block(self, "Means", self.means_, digits)]
+        cov = np.asarray(self.covariances_)
+        if self.covariance_type == "full":
+            for j in range(k):
+                blocks.append((f"Covariance of component {j}", matrix_block(names, cov[j], digits)))
+        elif self.covariance_type == "tied":
+            blocks.append(
+                ("Covariance (tied: shared by all components)", matrix_block(names, cov, digits))
+            )
+        elif self.covariance_type == "diag":
+            blocks.append(by_feature_block(self, "Variances (diagonal covariances)", cov, digits))
+        else:
+            table = format_table(["variance"], list(range(k)), cov[None, :], digits=digits)
+            blocks.append(("Variances (spherical: one per component, every feature)", table))
+        return blocks
+
+    def plot(
+        self,
+        X: Any,
+        what: str = "classification",
+        *,
+        path: str | None = None,
+        feature_names: Any = None,
+    ) -> Any:
+        """mclust's plots of the fit on data ``X``: ``"classification"``, ``"uncertainty"``
+        or ``"density"``; a pairs layout when ``X`` has more than two columns.
+
+        See :func:`latent_em.plotting.plot_mixture`. Axis names default to
+        ``feature_names_in_`` (the DataFrame's columns) when the estimator has them.
+
+        Returns
+        -------
+        matplotlib.figure.Figure or str
+            The figure, or ``path`` when a PNG was written there.
+        """
+        from ..plotting import plot_mixture
+
+        responsibilities = self.predict_proba(X)
+        x = self._check_predict_data(X)
+        k, d = self.means_.shape
+        if feature_names is None and getattr(self, "feature_names_in_", None) is not None:
+            feature_names = [str(n) for n in self.feature_names_in_]
+        return plot_mixture(
+            x,
+            self.weights_,
+            self.means_,
+            self.model_.covariance.to_full(self.covariances_, k, d),
+            what=what,
+            responsibilities=responsibilities,
+            feature_names=feature_names,
+            path=path,
+            title=f"{self.covariance_type} covariance, K={k}: {what}",
+        )
 
     def _make_model(self) -> GaussianMixtureModel:
         check_int(self.n_init, "n_init", minimum=1)
