@@ -1,0 +1,396 @@
+"""Compiled fused E-step of the Gaussian mixture: one pass per block of rows.
+
+For a block of ``B`` rows (transposed into a ``(D, B)`` float64 buffer, so that rows
+lie on SIMD lanes and float32 data are widened as they are read), every component k
+gets its differences ``x - μ_k``, its log-density ``log φ_k + log N(x; μ_k, Σ_k)``
+(full and tied: ``y = Pₖᵀ(x - μ_k)`` on the upper-triangular Cholesky factor of the
+precision, four rows of the triangle at a time; diag and spherical: per coordinate),
+then one log-sum-exp per row (with :func:`latent_em.compiled.fastexp.exp_inplace`),
+the weighted responsibilities ``w_n r_nk`` and, while the block is still in cache,
+the M-step statistics about the current means: ``N_k``, ``Σ w r (x - μ_k)`` and the
+second moments in the covariance type's shape. Differences are taken before any
+product, so nothing cancels: the values are those of the textbook formulas (scipy's,
+scikit-learn's) up to round-off.
+
+Parallelism and determinism. The rows are cut into *segments* whose size depends only
+on ``N`` (``segment_rows``); each segment accumulates its own partial statistics, and
+the partials are added in segment order at the end. Segments are handed to a thread
+pool dynamically (whichever thread is free takes the next one, which copes with cores
+shared with other processes), and the kernels release the GIL. So the result is the
+same, bit for bit, for any number of threads. There is no BLAS inside the kernels.
+
+Spherical covariances run the diag kernel (the same precision in every coordinate, the
+per-coordinate second moments summed at the end); tied covariances run the full kernel
+with the one factor for every component and the second moments summed over k.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import numpy as np
+
+from .fastexp import exp_inplace
+from .jit import jit
+
+__all__ = ["BLOCK_ROWS", "gaussian_e_step", "segment_rows"]
+
+#: rows per block: the (D, B) differences of one component (32 KB for D = 16) and a few
+#: B-vectors stay in the 48 KB L1 data cache
+BLOCK_ROWS = 256
+#: at most this many segments (partial statistics) per call, at least this many rows each
+_MAX_SEGMENTS = 256
+_MIN_SEGMENT_ROWS = 16 * BLOCK_ROWS
+_LANES = 4  # rows of the triangle / of the second moments handled together
+
+
+def segment_rows(n: int) -> int:
+    """Rows per segment for ``n`` rows: a multiple of ``BLOCK_ROWS``, depending only on
+    ``n`` (never on the thread count), with at most ``_MAX_SEGMENTS`` segments."""
+    rows = max(_MIN_SEGMENT_ROWS, -(-n // _MAX_SEGMENTS))
+    return -(-rows // BLOCK_ROWS) * BLOCK_ROWS
+
+
+# ------------------------------------------------------------------ block helpers
+
+
+@jit()
+def _load_block(x, b0, nb, xt):  # pragma: no cover - compiled
+    d = x.shape[1]
+    for b in range(nb):
+        for i in range(d):
+            xt[i, b] = x[b0 + b, i]
+
+
+@jit()
+def _differences(xt, mean, nb, diff):  # pragma: no cover - compiled
+    for i in range(mean.shape[0]):
+        m = mean[i]
+        for b in range(nb):
+            diff[i, b] = xt[i, b] - m
+
+
+@jit()
+def _triangle_mahalanobis(diff, pc, nb, y, maha):  # pragma: no cover - compiled
+    """``maha[b] = ‖Pᵀ diff[:, b]‖²`` with ``pc`` the upper-triangular factor padded with
+    zero rows to a multiple of 4 (``diff`` likewise, zero rows beyond D)."""
+    d = pc.shape[1]
+    for b in range(nb):
+        maha[b] = 0.0
+    for j in range(d):
+        for b in range(nb):
+            y[b] = 0.0
+        for i in range(0, j + 1, 4):
+            p0 = pc[i, j]
+            p1 = pc[i + 1, j]
+            p2 = pc[i + 2, j]
+            p3 = pc[i + 3, j]
+            d0 = diff[i]
+            d1 = diff[i + 1]
+            d2 = diff[i + 2]
+            d3 = diff[i + 3]
+            for b in range(nb):
+                y[b] += p0 * d0[b] + p1 * d1[b] + p2 * d2[b] + p3 * d3[b]
+        for b in range(nb):
+            maha[b] += y[b] * y[b]
+
+
+@jit()
+def _normalize(tab, nb, w, b0, log_marginal, top, total, scale_bits):  # pragma: no cover
+    """Rows of ``tab`` (``(K, B)`` log weights) -> ``w_n r_nk`` in place; ``log p(x_n)``
+    into ``log_marginal[b0:b0 + nb]``. A row whose largest entry is not finite (all
+    ``-inf``, or NaN) gets that value as its log-marginal and NaN responsibilities, as
+    ``latent_em``'s NumPy normalization does."""
+    k = tab.shape[0]
+    for b in range(nb):
+        top[b] = tab[0, b]
+    for j in range(1, k):
+        for b in range(nb):
+            v = tab[j, b]
+            t = top[b]
+            top[b] = v if (v > t or v != v) else t
+    bad = 0
+    for b in range(nb):
+        t = top[b]
+        bad += (t - t) != 0.0  # inf - inf and NaN - NaN are NaN
+    worst = top
+    if bad:
+        worst = top[:nb].copy()
+        for b in range(nb):
+            t = top[b]
+            if (t - t) != 0.0:
+                top[b] = 0.0
+    for j in range(k):
+        for b in range(nb):
+            tab[j, b] -= top[b]
+    exp_inplace(tab.reshape(tab.size), scale_bits)
+    for b in range(nb):
+        total[b] = 0.0
+    for j in range(k):
+        for b in range(nb):
+            total[b] += tab[j, b]
+    for b in range(nb):
+        log_marginal[b0 + b] = math.log(total[b]) + top[b]
+        total[b] = w[b0 + b] / total[b]  # now the scale of the row
+    if bad:
+        for b in range(nb):
+            t = worst[b]
+            if (t - t) != 0.0:
+                total[b] = np.nan
+                log_marginal[b0 + b] = t
+    for j in range(k):
+        for b in range(nb):
+            tab[j, b] *= total[b]
+
+
+@jit()
+def _moments(diff, r, nb, rd, sum_dx, second):  # pragma: no cover - compiled
+    """Add ``Σ r``, ``Σ r·diff`` and the upper triangle (4-row panels, rows padded) of
+    ``Σ r·diff·diffᵀ`` of one component; returns ``Σ r``."""
+    dp = diff.shape[0]
+    d = sum_dx.shape[0]
+    count = 0.0
+    for b in range(nb):
+        count += r[b]
+    for i in range(dp):
+        s = 0.0
+        for b in range(nb):
+            v = r[b] * diff[i, b]
+            rd[i, b] = v
+            s += v
+        if i < d:
+            sum_dx[i] += s
+    for i in range(0, d, 4):
+        r0 = rd[i]
+        r1 = rd[i + 1]
+        r2 = rd[i + 2]
+        r3 = rd[i + 3]
+        for j in range(i, d):
+            dj = diff[j]
+            s0 = 0.0
+            s1 = 0.0
+            s2 = 0.0
+            s3 = 0.0
+            for b in range(nb):
+                v = dj[b]
+                s0 += r0[b] * v
+                s1 += r1[b] * v
+                s2 += r2[b] * v
+                s3 += r3[b] * v
+            second[i, j] += s0
+            second[i + 1, j] += s1
+            second[i + 2, j] += s2
+            second[i + 3, j] += s3
+    return count
+
+
+# ------------------------------------------------------------------ segment kernels
+
+
+@jit()
+def _segment_cholesky(
+    x, w, start, stop, means, pc, const, log_marginal, counts, sum_dx, second, per_component
+):  # pragma: no cover - compiled
+    """Full (``per_component = 1``) or tied (``0``: one ``second[0]`` for all k)
+    covariances over rows ``start:stop``. ``pc`` is ``(K, Dp, D)``: each component's
+    upper-triangular precision factor, zero rows beyond D (``Dp`` a multiple of 4);
+    ``second`` is ``(K or 1, Dp, Dp)``, upper triangles."""
+    k, d = means.shape
+    dp = pc.shape[1]
+    bsize = 256
+    xt = np.zeros((d, bsize))
+    diff = np.zeros((dp, bsize))
+    rd = np.zeros((dp, bsize))
+    flat = np.zeros(k * bsize)
+    tab = flat.reshape((k, bsize))
+    y = np.zeros(bsize)
+    maha = np.zeros(bsize)
+    top = np.zeros(bsize)
+    total = np.zeros(bsize)
+    scale_bits = np.zeros(k * bsize, dtype=np.int64)
+    for b0 in range(start, stop, bsize):
+        nb = min(bsize, stop - b0)
+        _load_block(x, b0, nb, xt)
+        for j in range(k):
+            _differences(xt, means[j], nb, diff)
+            _triangle_mahalanobis(diff, pc[j], nb, y, maha)
+            c = const[j]
+            row = tab[j]
+            for b in range(nb):
+                row[b] = c - 0.5 * maha[b]
+        _normalize(tab, nb, w, b0, log_marginal, top, total, scale_bits)
+        for j in range(k):
+            _differences(xt, means[j], nb, diff)
+            counts[j] += _moments(diff, tab[j], nb, rd, sum_dx[j], second[j * per_component])
+
+
+@jit()
+def _segment_diagonal(
+    x, w, start, stop, means, pc, const, log_marginal, counts, sum_dx, second
+):  # pragma: no cover - compiled
+    """Diagonal (and spherical) covariances over rows ``start:stop``: ``pc`` is
+    ``(K, D)``, the inverse standard deviations; ``second`` is ``(K, D)``."""
+    k, d = means.shape
+    bsize = 256
+    xt = np.zeros((d, bsize))
+    flat = np.zeros(k * bsize)
+    tab = flat.reshape((k, bsize))
+    maha = np.zeros(bsize)
+    top = np.zeros(bsize)
+    total = np.zeros(bsize)
+    scale_bits = np.zeros(k * bsize, dtype=np.int64)
+    for b0 in range(start, stop, bsize):
+        nb = min(bsize, stop - b0)
+        _load_block(x, b0, nb, xt)
+        for j in range(k):
+            for b in range(nb):
+                maha[b] = 0.0
+            for i in range(d):
+                m = means[j, i]
+                p = pc[j, i]
+                xi = xt[i]
+                for b in range(nb):
+                    t = (xi[b] - m) * p
+                    maha[b] += t * t
+            c = const[j]
+            row = tab[j]
+            for b in range(nb):
+                row[b] = c - 0.5 * maha[b]
+        _normalize(tab, nb, w, b0, log_marginal, top, total, scale_bits)
+        for j in range(k):
+            r = tab[j]
+            s = 0.0
+            for b in range(nb):
+                s += r[b]
+            counts[j] += s
+            for i in range(d):
+                m = means[j, i]
+                xi = xt[i]
+                s1 = 0.0
+                s2 = 0.0
+                for b in range(nb):
+                    t = xi[b] - m
+                    v = r[b] * t
+                    s1 += v
+                    s2 += v * t
+                sum_dx[j, i] += s1
+                second[j, i] += s2
+
+
+# ------------------------------------------------------------------ the driver
+
+
+def _padded(n: int) -> int:
+    return -(-n // _LANES) * _LANES
+
+
+def gaussian_e_step(
+    covariance_type: str,
+    x: np.ndarray,
+    weights: np.ndarray,
+    means: np.ndarray,
+    prec_chol: np.ndarray,
+    const: np.ndarray,
+    n_threads: int = 1,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Fused E-step statistics of a Gaussian mixture, compiled.
+
+    Parameters
+    ----------
+    covariance_type : {"full", "tied", "diag", "spherical"}
+    x : (N, D) float64 or float32, C-contiguous
+        Data; float32 rows are widened to float64 block by block.
+    weights : (N,) float64
+        Row (sample) weights ``w_n``.
+    means : (K, D)
+        Current means ``μ_k``; the statistics are moments about them.
+    prec_chol : array
+        Cholesky factors of the precisions in scikit-learn's convention: ``(K, D, D)``
+        upper triangular (full), ``(D, D)`` (tied), ``(K, D)`` (diag), ``(K,)``
+        (spherical): ``‖(x - μ_k) P_k‖²`` is the squared Mahalanobis distance.
+    const : (K,)
+        ``log φ_k - ½ D log 2π + log det P_k``.
+    n_threads : int
+        Threads to run the row segments on; does not change the result.
+
+    Returns
+    -------
+    counts : (K,)
+        ``Σ_n w_n r_nk``.
+    sum_dx : (K, D)
+        ``Σ_n w_n r_nk (x_n - μ_k)``.
+    sum_dxdx : array
+        ``Σ_n w_n r_nk (x_n - μ_k)(x_n - μ_k)ᵀ`` as ``(K, D, D)`` (full), summed over k
+        ``(D, D)`` (tied), its diagonal ``(K, D)`` (diag), its trace ``(K,)``
+        (spherical).
+    log_marginal : (N,)
+        ``log p(x_n)``.
+    """
+    x = np.ascontiguousarray(x)
+    if x.dtype not in (np.float32, np.float64):
+        x = x.astype(np.float64)
+    w = np.ascontiguousarray(weights, dtype=np.float64)
+    means = np.ascontiguousarray(means, dtype=np.float64)
+    const = np.ascontiguousarray(const, dtype=np.float64)
+    n, d = x.shape
+    k = means.shape[0]
+    seg = segment_rows(n)
+    n_seg = max(1, -(-n // seg))
+    log_marginal = np.empty(n)
+    counts = np.zeros((n_seg, k))
+    sum_dx = np.zeros((n_seg, k, d))
+    run: Callable[[int, int, int], Any]
+    if covariance_type in ("full", "tied"):
+        dp = _padded(d)
+        pc = np.zeros((k, dp, d))
+        pc[:, :d, :] = prec_chol if covariance_type == "full" else prec_chol[None]
+        per = 1 if covariance_type == "full" else 0
+        second = np.zeros((n_seg, k if per else 1, dp, dp))
+
+        def run(s: int, lo: int, hi: int) -> None:
+            _segment_cholesky(
+                x, w, lo, hi, means, pc, const, log_marginal, counts[s], sum_dx[s], second[s], per
+            )
+
+    else:
+        pc = np.empty((k, d))
+        pc[...] = prec_chol if covariance_type == "diag" else np.asarray(prec_chol)[:, None]
+        second = np.zeros((n_seg, k, d))
+
+        def run(s: int, lo: int, hi: int) -> None:
+            _segment_diagonal(
+                x, w, lo, hi, means, pc, const, log_marginal, counts[s], sum_dx[s], second[s]
+            )
+
+    bounds = [(s, s * seg, min(n, (s + 1) * seg)) for s in range(n_seg)]
+    threads = max(1, min(int(n_threads), n_seg))
+    if threads == 1:
+        for s, lo, hi in bounds:
+            run(s, lo, hi)
+    else:
+        with ThreadPoolExecutor(threads) as pool:
+            for future in [pool.submit(run, *item) for item in bounds]:
+                future.result()
+    # partial statistics added in segment order: independent of the thread count
+    total_counts = _ordered_sum(counts)
+    total_dx = _ordered_sum(sum_dx)
+    total_second = _ordered_sum(second)
+    if covariance_type in ("full", "tied"):
+        upper = np.triu(total_second[:, :d, :d])
+        full = upper + np.swapaxes(np.triu(upper, 1), -1, -2)
+        sum_dxdx = full[0] if covariance_type == "tied" else full
+    elif covariance_type == "diag":
+        sum_dxdx = total_second
+    else:
+        sum_dxdx = total_second.sum(axis=1)
+    return total_counts, total_dx, sum_dxdx, log_marginal
+
+
+def _ordered_sum(parts: np.ndarray) -> np.ndarray:
+    out = parts[0].copy()
+    for part in parts[1:]:
+        out += part
+    return out
