@@ -58,7 +58,6 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
-from scipy import linalg
 
 from .constraints import flatten_params, get_field, replace_fields, unflatten_params
 from .exceptions import ModelContractError, MonotonicityError
@@ -74,8 +73,7 @@ _EVALUATION_ERRORS = (
     ValueError,
     FloatingPointError,
     ZeroDivisionError,
-    linalg.LinAlgError,
-    np.linalg.LinAlgError,
+    np.linalg.LinAlgError,  # scipy.linalg.LinAlgError is this class
 )
 
 
