@@ -21,7 +21,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import math
-import os
 import threading
 from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -30,6 +29,7 @@ from typing import Any, NamedTuple
 import numpy as np
 from scipy import linalg
 
+from .. import compiled
 from .._validation import as_float_matrix, check_choice, check_int, check_positive_float
 from ..constraints import Constraint, Positive, PositiveDefinite, Real, Simplex
 from ._kmeans import kmeans_plusplus, lloyd
@@ -439,6 +439,10 @@ class _Spherical(_Covariance):
 #: with 1713 and 0.16 s with 3426 (per-call overheads against cache misses)
 _KERNEL_ELEMENTS = 1 << 18
 
+
+#: ``N·K`` from which :meth:`GaussianMixtureModel.e_step` runs the compiled (Numba) kernel
+#: of :mod:`latent_em.compiled.gaussian`; below, the NumPy kernels here (nothing compiles)
+COMPILED_MIN_SIZE = 100_000
 
 #: a thread gets at least this many blocks, or the threads' start-up is not worth it
 _MIN_BLOCKS_PER_THREAD = 4
@@ -946,12 +950,16 @@ class GaussianMixtureModel(FiniteMixture):
         ``1e-5`` relative in the parameters and ``1e-6`` in the mean log-likelihood
         (``tests/test_float32.py``).
     n_threads : int, optional
-        Threads for the fused E-step over a large chunk (default: the CPUs this process
-        may use). Each thread runs single-threaded BLAS on its own run of cache-sized
-        blocks; needs ``threadpoolctl`` (otherwise one thread). BLAS stays limited to
-        one thread for the whole of a :func:`latent_em.fit` (``fit_context``), callbacks
-        included. The result depends on ``n_threads`` only through the order of
-        floating-point additions.
+        Threads for the fused E-step over a large chunk (default: the environment
+        variable ``LATENT_EM_NUM_THREADS`` if set, else the CPUs this process may use).
+        From ``N·K ≥ 10⁵`` rows times components the E-step runs the compiled (Numba)
+        kernel of :mod:`latent_em.compiled.gaussian`, whose result does not depend on
+        ``n_threads`` at all; below, the NumPy kernels, where each thread runs
+        single-threaded BLAS on its own run of cache-sized blocks (needs
+        ``threadpoolctl``, otherwise one thread) and the result depends on
+        ``n_threads`` only through the order of floating-point additions. BLAS stays
+        limited to one thread for the whole of a :func:`latent_em.fit`
+        (``fit_context``), callbacks included.
 
     Notes
     -----
@@ -1151,15 +1159,21 @@ class GaussianMixtureModel(FiniteMixture):
                 "reg_covar or check covariances_init"
             ) from exc
 
-    def _kernel(self, params: GaussianMixtureParams, d: int) -> _ExpandedKernel:
+    def _log_terms(
+        self, params: GaussianMixtureParams, d: int
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Means, precision Cholesky factors and ``log φ_k - ½ D log 2π + log det P_k``."""
         means = np.asarray(params.means, dtype=float)
         prec_chol = self._precisions_cholesky(params)
         with np.errstate(divide="ignore"):
             log_w = np.log(np.asarray(params.weights, dtype=float))
+        const = -0.5 * d * _LOG_2PI + self.covariance.log_det_precisions_cholesky(prec_chol, d)
+        return means, prec_chol, np.broadcast_to(const, log_w.shape) + log_w
+
+    def _kernel(self, params: GaussianMixtureParams, d: int) -> _ExpandedKernel:
+        means, prec_chol, const = self._log_terms(params, d)
         # centre on the mixture's mean so expanded quadratic forms do not cancel badly
         centre = np.asarray(params.weights, dtype=float) @ means
-        const = -0.5 * d * _LOG_2PI + self.covariance.log_det_precisions_cholesky(prec_chol, d)
-        const = np.broadcast_to(const, log_w.shape) + log_w
         return self.covariance.kernel(means, prec_chol, const, centre)
 
     def _as_working(self, x: Any) -> np.ndarray:
@@ -1199,6 +1213,14 @@ class GaussianMixtureModel(FiniteMixture):
         """
         x = self._as_working(x)
         n, d = x.shape
+        if n * self.n_components >= COMPILED_MIN_SIZE and compiled.available():
+            with _single_threaded_blas():
+                means, prec_chol, const = self._log_terms(params, d)
+                w = np.asarray(weights, dtype=float)
+                *stats, lm = compiled.gaussian_e_step(
+                    self.covariance_type, x, w, means, prec_chol, const, self._threads()
+                )
+            return GaussianMixtureStats(*stats), lm
         log_marginal = np.empty(n)
         with _single_threaded_blas() as limited:
             kernel = self._kernel(params, d)
@@ -1246,10 +1268,7 @@ class GaussianMixtureModel(FiniteMixture):
     def _threads(self) -> int:
         if self.n_threads is not None:
             return int(self.n_threads)
-        try:
-            return len(os.sched_getaffinity(0))
-        except AttributeError:  # not on Linux
-            return os.cpu_count() or 1
+        return compiled.default_threads()  # LATENT_EM_NUM_THREADS, else the usable CPUs
 
     def posterior(
         self, params: GaussianMixtureParams, x: np.ndarray
