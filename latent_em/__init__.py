@@ -6,6 +6,7 @@ scikit-learn-style estimators. PyMC and ArviZ bridges live in :mod:`latent_em.br
 and are imported only when used.
 """
 
+from ._version import __version__  # noqa: I001 (first: every layer may read it)
 from . import acceleration, constraints, data, datasets, io, protocols, selection, uncertainty
 from .acceleration import Squarem
 from .checking import CheckReport, LawResult, check_model
@@ -45,7 +46,6 @@ from .models import (
 from .selection import SelectionResult, select_components
 from .uncertainty import BootstrapResult, StandardErrors, bootstrap, standard_errors
 
-__version__ = "0.1.0"
 
 __all__ = [
     "fit",

@@ -60,8 +60,11 @@ from typing import Any
 import numpy as np
 
 from .constraints import flatten_params, get_field, replace_fields, unflatten_params
+from .em_map import EPass, MStep, RestartRun, e_pass, validate_m_step_output
 from .exceptions import ModelContractError, MonotonicityError
+from .posteriors import log_prior
 from .protocols import Constrained, Repairable
+from .result import Event
 
 __all__ = ["Squarem", "resolve_accelerate"]
 
@@ -177,7 +180,7 @@ class _Point:
     """Parameters together with their E-step (objective and statistics)."""
 
     params: Any
-    e: Any
+    e: EPass
     log_prior: float
 
     @property
@@ -197,12 +200,12 @@ def run_squarem(
     tol: float,
     max_iter: int,
     chunk_size: int | None,
-    m_step: Callable[[Any, Any], tuple[Any, tuple[str, ...]]],
+    m_step: MStep,
     closed_form: bool,
     monotone_rtol: float,
     callback: Callable[[int, Any, float], Any] | None,
-) -> Any:
-    """One restart of SQUAREM-accelerated EM; returns the driver's private run record.
+) -> RestartRun:
+    """One restart of SQUAREM-accelerated EM, as a :class:`~latent_em.em_map.RestartRun`.
 
     ``n_iter`` counts SQUAREM cycles (two EM steps, then an extrapolation with its
     stabilizing step and any backtracking) and ``n_evaluations`` counts E-step passes
@@ -210,8 +213,6 @@ def run_squarem(
     history holds the objective at the accepted points (non-decreasing). Convergence uses
     the driver's criterion on the first EM step of a cycle: ``|L(F(u₀)) - L(u₀)| < tol Σw``.
     """
-    from .em import Event, _e_pass, _log_prior, _Run, _validate_m_step_output
-
     constraints = model.constraints
     to_vector: Callable[..., np.ndarray] = flatten_params
     from_vector: Callable[..., Any] = unflatten_params
@@ -226,8 +227,8 @@ def run_squarem(
     def evaluate(p: Any, validate: bool = False) -> _Point:
         nonlocal n_evals
         n_evals += 1
-        e = _e_pass(model, p, x, weights, chunk_size, closed_form, validate=validate)
-        return _Point(p, e, _log_prior(model, p))
+        e = e_pass(model, p, x, weights, chunk_size, closed_form, validate=validate)
+        return _Point(p, e, log_prior(model, p))
 
     def try_evaluate(p: Any) -> _Point | None:
         # an extrapolated point may leave the region where the model is defined
@@ -338,7 +339,7 @@ def run_squarem(
         p1, jumped = em_step(current)
         if n_iter == 0:
             # the same check of the first M-step's output as plain EM makes
-            _validate_m_step_output(model, current.params, p1)
+            validate_m_step_output(model, current.params, p1)
         point1 = evaluate(p1)
         if not jumped:
             check_monotone(current, point1, n_iter + 1)
@@ -365,7 +366,7 @@ def run_squarem(
             callback(n_iter, current.params, current.objective)
     # `current` was evaluated at its own parameters, so the reported log-likelihood
     # belongs to the returned parameters (the final E-step).
-    return _Run(
+    return RestartRun(
         current.params,
         current.e.log_likelihood,
         current.log_prior,

@@ -36,15 +36,10 @@ from scipy.special import logsumexp
 
 from ._tree import tree_add, tree_leaves
 from .constraints import count_free_parameters, flatten_params, get_field, unflatten_params
-from .em import (
-    _check_model,
-    _enumerate_log_joint,
-    _log_prior,
-    _posterior_unchecked,
-    check_sample_weight,
-    fit,
-)
+from .em import fit
+from .em_map import check_model_contract
 from .exceptions import ModelContractError, MonotonicityError
+from .posteriors import check_sample_weight, enumerate_log_joint, log_prior, posterior_unchecked
 from .protocols import (
     ChecksData,
     ClosedFormMStep,
@@ -154,7 +149,7 @@ class _Checker:
 
     def law_posterior(self, rtol: float) -> bool:
         try:
-            post, lm = _posterior_unchecked(self.model, self.params, self.x, self.n)
+            post, lm = posterior_unchecked(self.model, self.params, self.x, self.n)
         except ModelContractError as exc:
             self.add("posterior", "failed", str(exc))
             return False
@@ -222,7 +217,7 @@ class _Checker:
                 "against log_joint by summation",
             )
             return
-        table = _enumerate_log_joint(self.model, self.params, self.x, self.n)
+        table = enumerate_log_joint(self.model, self.params, self.x, self.n)
         lse = logsumexp(table, axis=1)
         gap = np.abs(lse - self.lm)
         i = int(np.argmax(gap))
@@ -252,7 +247,7 @@ class _Checker:
         tol = rtol * self.scale(self.lm)
         if self.enumerable:
             resp = np.asarray(self.post, dtype=float)
-            table = _enumerate_log_joint(self.model, self.params, self.x, self.n)
+            table = enumerate_log_joint(self.model, self.params, self.x, self.n)
             with np.errstate(divide="ignore", invalid="ignore"):
                 log_q = np.log(np.where(resp > 0, resp, 1.0))
                 elbo = np.sum(np.where(resp > 0, resp * (table - log_q), 0.0), axis=1)
@@ -305,7 +300,7 @@ class _Checker:
         parts = []
         for sl in (slice(0, k), slice(k, self.n)):
             xs = self.x[sl]
-            post, _ = _posterior_unchecked(m, self.params, xs, len(self.weights[sl]))
+            post, _ = posterior_unchecked(m, self.params, xs, len(self.weights[sl]))
             parts.append(m.expected_stats(self.params, xs, post, self.weights[sl]))
         summed = tree_add(parts[0], parts[1])
         names = _leaf_names(whole)
@@ -362,17 +357,17 @@ class _Checker:
             resp = np.asarray(self.post, dtype=float)
 
             def q_enum(theta: Any) -> float:
-                table = _enumerate_log_joint(m, theta, self.x, self.n)
+                table = enumerate_log_joint(m, theta, self.x, self.n)
                 with np.errstate(invalid="ignore"):
                     terms = np.where(resp > 0, resp * table, 0.0)
-                return float(np.dot(self.weights, terms.sum(axis=1))) + _log_prior(m, theta)
+                return float(np.dot(self.weights, terms.sum(axis=1))) + log_prior(m, theta)
 
             return q_enum
         if self.has_q:
 
             def q_model(theta: Any) -> float:
                 value = m.expected_log_joint(theta, self.x, self.post, self.weights)
-                return float(value) + _log_prior(m, theta)
+                return float(value) + log_prior(m, theta)
 
             return q_model
         return None
@@ -656,7 +651,7 @@ def check_model(
     checker: _Checker | None = None
     results: list[LawResult]
     try:
-        _check_model(model)
+        check_model_contract(model)
     except ModelContractError as exc:
         results = [LawResult("methods", "failed", str(exc))]
     else:

@@ -53,6 +53,10 @@ from typing import Any
 
 import numpy as np
 
+from . import _registry
+from ._version import __version__
+from .result import EMResult
+
 __all__ = [
     "save",
     "load",
@@ -67,8 +71,6 @@ __all__ = [
 FORMAT_NAME = "latent_em"
 #: version of the file format written by this module (see the version history above)
 FORMAT_VERSION = 1
-
-_USER_CLASSES: dict[str, type] = {}
 
 
 class UnsupportedFormatError(ValueError):
@@ -96,31 +98,12 @@ def register_class(cls: type) -> type:
     type
         ``cls`` itself.
     """
-    if not isinstance(cls, type):
-        raise TypeError(f"register_class expects a class; got {type(cls).__name__}")
-    existing = registered_classes().get(cls.__name__)
-    if existing is not None and existing is not cls:
-        raise ValueError(
-            f"another class named {cls.__name__!r} is already registered "
-            f"({existing.__module__}.{existing.__qualname__}); class names must be unique"
-        )
-    _USER_CLASSES[cls.__name__] = cls
-    return cls
+    return _registry.register(cls, "user")
 
 
 def registered_classes() -> dict[str, type]:
     """Every class :func:`load` may instantiate, by name."""
-    from . import estimators, models
-    from .em import EMResult, Event, RestartOutcome
-
-    out: dict[str, type] = {c.__name__: c for c in (EMResult, Event, RestartOutcome)}
-    for package in (models, estimators):
-        for name in getattr(package, "__all__", ()):
-            obj = getattr(package, name, None)
-            if isinstance(obj, type):
-                out[obj.__name__] = obj
-    out.update(_USER_CLASSES)
-    return out
+    return _registry.registered()
 
 
 def _is_namedtuple(obj: Any) -> bool:
@@ -128,9 +111,9 @@ def _is_namedtuple(obj: Any) -> bool:
 
 
 def _is_estimator(obj: Any) -> bool:
-    from .estimators import MixtureEstimator
-
-    return isinstance(obj, MixtureEstimator)
+    # the estimator classes registered themselves (and user subclasses registered as user
+    # classes are estimators too)
+    return isinstance(obj, _registry.classes_of_kind("estimator"))
 
 
 # ----------------------------------------------------------------------------- encoding
@@ -204,7 +187,7 @@ class _Encoder:
                 if f.init
             }
             return {"__dataclass__": name, "fields": fields}
-        if type(value).__name__ in _USER_CLASSES and hasattr(value, "__dict__"):
+        if _registry.kind_of(type(value)) == "user" and hasattr(value, "__dict__"):
             name = self._class_name(value, where)
             state = {k: self.encode(v, f"{where}.{k}") for k, v in vars(value).items()}
             return {"__object__": name, "state": state}
@@ -365,8 +348,6 @@ def save(obj: Any, path: str | os.PathLike[str]) -> Path:
     TypeError
         If ``obj`` (or a value inside it) is of a class that is not registered.
     """
-    from .em import EMResult
-
     if not (isinstance(obj, EMResult) or _is_estimator(obj)):
         raise TypeError("save expects a fitted estimator or an EMResult; got " + type(obj).__name__)
     meta_path, array_path = _paths(path)
@@ -375,8 +356,6 @@ def save(obj: Any, path: str | os.PathLike[str]) -> Path:
     buffer = _stdio.BytesIO()
     np.savez(buffer, allow_pickle=False, **encoder.arrays)
     blob = buffer.getvalue()
-    from . import __version__
-
     document = {
         "format": FORMAT_NAME,
         "format_version": FORMAT_VERSION,

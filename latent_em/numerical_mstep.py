@@ -45,6 +45,7 @@ from scipy.optimize import minimize
 from ._tree import tree_add
 from .constraints import flatten_params, unflatten_params, unflatten_params_vjp
 from .exceptions import ModelContractError
+from .posteriors import chunks, enumerate_log_joint, log_prior
 
 __all__ = [
     "NumericalMStepInfo",
@@ -106,11 +107,6 @@ class NumericalMStepInfo:
         )
 
 
-def _chunk_slices(n: int, chunk_size: int | None) -> list[slice]:
-    step = n if chunk_size is None else chunk_size
-    return [slice(s, min(n, s + step)) for s in range(0, n, step)]
-
-
 def uses_model_gradient(model: Any) -> bool:
     """Whether the numerical M-step uses the model's analytic gradient (see module doc)."""
     if not callable(getattr(model, "log_joint_grad", None)):
@@ -132,17 +128,16 @@ def expected_complete_log_likelihood(
     ``posteriors`` holds one ``(n_chunk, m)`` responsibility array per chunk of
     ``chunk_size`` rows.
     """
-    from .em import _enumerate_log_joint, _log_prior
 
     total = 0.0
-    for sl, post in zip(_chunk_slices(len(weights), chunk_size), posteriors, strict=True):
+    for sl, post in zip(chunks(len(weights), chunk_size), posteriors, strict=True):
         wc = weights[sl]
-        table = _enumerate_log_joint(model, params, x[sl], wc.shape[0])
+        table = enumerate_log_joint(model, params, x[sl], wc.shape[0])
         # 0 · log 0 = 0: a support point with zero responsibility does not count
         with np.errstate(invalid="ignore"):
             terms = np.where(post > 0, post * table, 0.0)
         total += float(np.dot(wc, terms.sum(axis=1)))
-    return total + _log_prior(model, params)
+    return total + log_prior(model, params)
 
 
 def _expected_gradient_tree(
@@ -156,7 +151,7 @@ def _expected_gradient_tree(
     """``∂Q/∂θ`` as a tree of field gradients, from ``log_joint_grad`` (and ``log_prior_grad``)."""
     support = np.asarray(model.latent_support())
     total: Any = None
-    for sl, post in zip(_chunk_slices(len(weights), chunk_size), posteriors, strict=True):
+    for sl, post in zip(chunks(len(weights), chunk_size), posteriors, strict=True):
         wc = weights[sl]
         n = wc.shape[0]
         for j, s in enumerate(support):

@@ -9,7 +9,8 @@ import numpy as np
 __all__ = ["plot_gaussian_mixture", "plot_criterion"]
 
 
-def _pyplot() -> Any:
+def pyplot() -> Any:
+    """matplotlib.pyplot, switched to the non-interactive Agg backend unless inline."""
     import matplotlib
 
     if matplotlib.get_backend().lower() not in ("agg", "module://matplotlib_inline.backend_inline"):
@@ -34,7 +35,7 @@ def plot_gaussian_mixture(
 
     ``covariances_full`` has shape ``(K, D, D)``. Writes a PNG to ``path`` and returns it.
     """
-    plt = _pyplot()
+    plt = pyplot()
     from matplotlib.patches import Ellipse
 
     fig, ax = plt.subplots(figsize=(6.4, 4.8), dpi=110)
@@ -72,7 +73,7 @@ def plot_criterion(
     table: dict[str, dict[int, float]], path: str, *, criterion: str = "BIC", best: Any = None
 ) -> str:
     """Line plot of a criterion against K, one line per model family; writes a PNG."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=110)
     for name, values in table.items():
         ks = sorted(values)

@@ -50,7 +50,7 @@ import numpy as np
 from .constraints import flatten_params, get_field, replace_fields, unflatten_params
 from .em import EMResult, check_sample_weight, fit, posterior
 from .exceptions import ModelContractError
-from .models.gaussian_mixture import GaussianMixtureModel
+from .models.gaussian import GaussianMixtureModel
 from .protocols import ChecksData, Constrained, EnumerableLatent, HasLogPrior, Samples
 
 __all__ = [

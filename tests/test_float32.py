@@ -143,7 +143,7 @@ def test_bad_dtype_names_the_argument(bad):
 
 
 def test_monotonicity_tolerance_follows_the_working_precision():
-    from latent_em.em import _working_rtol
+    from latent_em.em_map import working_rtol as _working_rtol
 
     class Float32Model:  # computes in float32: round-off ~1e-7 relative
         dtype = np.float32

@@ -15,7 +15,7 @@ pytest.importorskip("numba")
 import latent_em  # noqa: E402
 import latent_em.compiled as compiled  # noqa: E402
 from latent_em.models import GaussianMixtureModel  # noqa: E402
-from latent_em.models import gaussian_mixture as gm  # noqa: E402
+from latent_em.models.gaussian import kernels as gm  # noqa: E402
 
 TYPES = ("full", "tied", "diag", "spherical")
 

@@ -17,7 +17,7 @@ import pytest
 from scipy import stats as scipy_stats
 from scipy.special import logsumexp
 
-import latent_em.models.gaussian_mixture as gm
+import latent_em.models.gaussian.kernels as gm
 from latent_em.models import GaussianMixtureModel
 
 from .conftest import make_blobs

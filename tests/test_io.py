@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import latent_em
-from latent_em import io
+from latent_em import _registry, io
 
 from ._exponential import ExponentialMixture, ExpParams
 
@@ -122,7 +122,8 @@ def test_custom_model_needs_registration(tmp_path, monkeypatch):
     with pytest.raises(TypeError) as info:
         io.save(result, tmp_path / "r.json")
     assert "is not registered; call latent_em.io.register_class on it" in str(info.value)
-    monkeypatch.setattr(io, "_USER_CLASSES", {})
+    # user registrations made here are undone after the test
+    monkeypatch.setattr(_registry, "_CLASSES", dict(_registry._CLASSES))
     for cls in (ExponentialMixture, ExpParams):
         io.register_class(cls)
     io.save(result, tmp_path / "r.json")
@@ -225,7 +226,8 @@ class LabelledMixture(latent_em.GaussianMixture):
 
 
 def test_extra_fitted_attributes_round_trip_generically(tmp_path, monkeypatch, faithful):
-    monkeypatch.setattr(io, "_USER_CLASSES", {})
+    # user registrations made here are undone after the test
+    monkeypatch.setattr(_registry, "_CLASSES", dict(_registry._CLASSES))
     io.register_class(LabelledMixture)
     est = LabelledMixture(2, random_state=0).fit(faithful)
     est.save(tmp_path / "l.json")

@@ -14,7 +14,7 @@ __all__ = ["plot_em_trace", "plot_forest_comparison", "plot_membership"]
 
 
 def _pyplot() -> Any:
-    from ..plotting import _pyplot as pyplot
+    from ..plotting import pyplot
 
     return pyplot()
 

@@ -423,7 +423,7 @@ def gaussian_mixture_builder(
     )
 
 
-register_pymc("latent_em.models.gaussian_mixture.GaussianMixtureModel", gaussian_mixture_builder)
+register_pymc("latent_em.models.gaussian.model.GaussianMixtureModel", gaussian_mixture_builder)
 
 
 # ----------------------------------------------------------------------------- discrete

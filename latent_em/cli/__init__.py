@@ -27,7 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="latent-em",
         description="Fit latent-variable models by EM and cross-check them with PyMC.",
     )
-    from .. import __version__
+    from .._version import __version__
 
     parser.add_argument("--version", action="version", version=f"latent-em {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")

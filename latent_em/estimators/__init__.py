@@ -1,5 +1,6 @@
 """scikit-learn-style estimators for the built-in models."""
 
+from .._registry import register_all
 from ._base import MixtureEstimator
 from .bernoulli import BernoulliMixture
 from .categorical import CategoricalMixture
@@ -13,3 +14,6 @@ __all__ = [
     "CategoricalMixture",
     "PoissonMixture",
 ]
+
+# the classes :mod:`latent_em.io` may save and load
+register_all(globals(), __all__, "estimator")

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from .._validation import check_int, check_positive_float
-from ..models.gaussian_mixture import GaussianMixtureModel, GaussianMixtureParams
+from ..models.gaussian import GaussianMixtureModel, GaussianMixtureParams
 from ._base import MixtureEstimator
 
 __all__ = ["GaussianMixture"]

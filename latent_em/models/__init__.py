@@ -1,5 +1,6 @@
 """Built-in models (immutable configuration objects for the generic driver)."""
 
+from .._registry import register_all
 from .bernoulli_mixture import (
     BernoulliMixtureModel,
     BernoulliMixtureParams,
@@ -10,7 +11,7 @@ from .categorical_mixture import (
     CategoricalMixtureParams,
     CategoricalMixtureStats,
 )
-from .gaussian_mixture import (
+from .gaussian import (
     GaussianMixtureModel,
     GaussianMixtureParams,
     GaussianMixtureStats,
@@ -36,3 +37,6 @@ __all__ = [
     "PoissonMixtureParams",
     "PoissonMixtureStats",
 ]
+
+# the classes :mod:`latent_em.io` may save and load
+register_all(globals(), __all__, "builtin")
