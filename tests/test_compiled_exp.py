@@ -56,3 +56,13 @@ def test_shape_and_dtype_are_kept_and_input_untouched():
     assert got.shape == (3, 4) and got.dtype == np.float64
     np.testing.assert_array_equal(x, before)
     np.testing.assert_allclose(got, np.exp(x.astype(np.float64)), rtol=3e-16)
+
+
+def test_floor_flushes_to_zero_and_leaves_the_rest():
+    from latent_em.compiled.fastexp import exp_inplace
+
+    x = np.array([0.0, -1.0, -499.9, -500.0, -500.1, -700.0, -np.inf])
+    a = x.copy()
+    exp_inplace(a, np.empty(a.size, dtype=np.int64), -500.0)
+    np.testing.assert_allclose(a[:4], np.exp(x[:4]), rtol=3e-16)
+    assert np.all(a[4:] == 0.0)

@@ -37,8 +37,9 @@ _P5 = 4.13813679705723846039e-08
 
 
 @jit(fastmath=EXACT)
-def exp_inplace(a, scale_bits):  # pragma: no cover - compiled
-    """``a[i] = exp(a[i])`` for a 1-D float64 array of non-positive values, in place.
+def exp_inplace(a, scale_bits, floor):  # pragma: no cover - compiled
+    """``a[i] = exp(a[i])`` for a 1-D float64 array of non-positive values, in place;
+    0 for values below ``floor`` (``≥ LOWEST``; ``LOWEST`` for ``exp`` itself).
 
     ``scale_bits`` is int64 scratch of at least ``a.size`` elements. Two vectorizable
     passes: the reduced argument's ``exp`` and the bits of ``2ᵏ``, then their product.
@@ -46,8 +47,8 @@ def exp_inplace(a, scale_bits):  # pragma: no cover - compiled
     n = a.shape[0]
     for i in range(n):
         x = a[i]
-        inside = x >= LOWEST
-        xc = x if inside else LOWEST
+        inside = x >= floor
+        xc = x if inside else floor
         kd = (xc * _INV_LN2 + _SHIFT) - _SHIFT
         hi = xc - kd * _LN2_HI
         lo = kd * _LN2_LO
@@ -57,7 +58,7 @@ def exp_inplace(a, scale_bits):  # pragma: no cover - compiled
         y = 1.0 - ((lo - (r * c) / (2.0 - c)) - hi)
         scale_bits[i] = (np.int64(kd) + 1023) << 52
         # below the domain: 0 (and -inf -> 0); NaN passes through
-        a[i] = y if inside else (0.0 if x < LOWEST else x)
+        a[i] = y if inside else (0.0 if x < floor else x)
     scale = scale_bits[:n].view(np.float64)
     for i in range(n):
         a[i] *= scale[i]
@@ -79,5 +80,5 @@ def exp_nonpositive(x: np.ndarray) -> np.ndarray:
     out = np.array(x, dtype=np.float64, copy=True, order="C")
     flat = out.reshape(-1)
     if flat.size:
-        exp_inplace(flat, np.empty(flat.size, dtype=np.int64))
+        exp_inplace(flat, np.empty(flat.size, dtype=np.int64), LOWEST)
     return out

@@ -50,6 +50,14 @@ _DIAGONAL_BLOCK = 256
 _MAX_SEGMENTS = 256
 _MIN_SEGMENT_ROWS = 16 * BLOCK_ROWS
 _LANES = 4  # rows of the triangle / of the second moments handled together
+#: log-ratios (to a row's largest log-density) below this give responsibility 0 rather
+#: than exp(·) < 7e-218: products of such responsibilities with the data would reach
+#: subnormal numbers, on which the moment loops run several times slower (measured:
+#: 0.14 s instead of 0.045 s per E-step, full, D = K = 16, N = 200 000, after a few
+#: iterations). A row's total loses less than K·7e-218 relative (nothing, in float64),
+#: and a component's statistics lose less than 7e-218 per row: nothing unless its count
+#: is itself below N·7e-218, far below the M-step's empty-component threshold.
+FLUSH_BELOW = -500.0
 
 
 def segment_rows(n: int) -> int:
@@ -142,7 +150,7 @@ def _normalize(tab, nb, w, b0, log_marginal, top, total, scale_bits):  # pragma:
     for j in range(k):
         for b in range(nb):
             tab[j, b] -= top[b]
-    exp_inplace(tab.reshape(tab.size), scale_bits)
+    exp_inplace(tab.reshape(tab.size), scale_bits, FLUSH_BELOW)
     for b in range(nb):
         total[b] = 0.0
     for j in range(k):
