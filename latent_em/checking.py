@@ -32,8 +32,8 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-from scipy.special import logsumexp
 
+from ._lazy import lazy_functions
 from ._tree import tree_add, tree_leaves
 from .constraints import count_free_parameters, flatten_params, get_field, unflatten_params
 from .em import fit
@@ -48,6 +48,8 @@ from .protocols import (
     EnumerableLatent,
     ExpectedLogJoint,
 )
+
+(logsumexp,) = lazy_functions("scipy.special", "logsumexp")
 
 __all__ = ["check_model", "CheckReport", "LawResult"]
 

@@ -22,8 +22,8 @@ from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 import numpy as np
-from scipy.special import gammaln, xlogy
 
+from .._lazy import lazy_functions
 from .._validation import check_choice, check_int
 from ..constraints import Constraint, Positive, Simplex
 from ._discrete import (
@@ -41,6 +41,8 @@ from ._discrete import (
     weights_m_step,
 )
 from ._mixture import FiniteMixture
+
+gammaln, xlogy = lazy_functions("scipy.special", "gammaln", "xlogy")
 
 __all__ = ["PoissonMixtureModel", "PoissonMixtureParams", "PoissonMixtureStats"]
 

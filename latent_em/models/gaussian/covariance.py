@@ -10,10 +10,12 @@ on the ``covariance_type`` string: it looks the structure up in ``COVARIANCES``.
 from __future__ import annotations
 
 import numpy as np
-from scipy import linalg
 
+from ..._lazy import lazy_module
 from ...constraints import Constraint, Positive, PositiveDefinite
 from .kernels import KERNELS, ExpandedKernel
+
+linalg = lazy_module("scipy.linalg")
 
 
 class Covariance:

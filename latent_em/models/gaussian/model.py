@@ -26,9 +26,9 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
-from scipy import linalg
 
 from ... import compiled
+from ..._lazy import lazy_module
 from ..._validation import as_float_matrix, check_choice, check_int, check_positive_float
 from ...constraints import Constraint, Real, Simplex
 from .._kmeans import kmeans_plusplus, lloyd
@@ -37,6 +37,8 @@ from .covariance import COVARIANCE_TYPES, COVARIANCES, Covariance
 from .kernels import ExpandedKernel, compiled_e_step, log_normalize, run_blocks, use_compiled
 from .params import INIT_METHODS, GaussianMixtureParams, GaussianMixtureStats
 from .threads import MIN_BLOCKS_PER_THREAD, single_threaded_blas
+
+linalg = lazy_module("scipy.linalg")
 
 __all__ = ["GaussianMixtureModel"]
 
