@@ -3,6 +3,7 @@ were most of a 0.75 s import), no Numba, PyMC or ArviZ; they are imported where 
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -32,4 +33,21 @@ def test_lazy_names_work_and_import_on_first_use():
         "assert covariance.linalg.LinAlgError is np.linalg.LinAlgError\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+
+
+def test_fit_context_limits_every_blas_even_those_loaded_lazily():
+    # scipy.linalg (with its own OpenBLAS) is no longer imported by ``import latent_em``;
+    # the BLAS limit of the Gaussian mixture's fit must still cover it
+    code = (
+        "import latent_em\n"
+        "from threadpoolctl import threadpool_info\n"
+        "with latent_em.GaussianMixtureModel(2).fit_context():\n"
+        "    import scipy.linalg  # as the E-step's Cholesky factors do, lazily\n"
+        "    threads = [p['num_threads'] for p in threadpool_info() if p['user_api'] == 'blas']\n"
+        "assert threads and all(t == 1 for t in threads), threads\n"
+    )
+    # BLAS libraries start with 2 threads (the test session sets 1 for PyMC's sake)
+    env = dict(os.environ, OPENBLAS_NUM_THREADS="2", MKL_NUM_THREADS="2")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
     assert out.returncode == 0, out.stderr
