@@ -27,6 +27,9 @@ What is measured
   (full: 4·N·K·D² + 3·N·K·D; diag: 8·N·K·D + 3·N·K, what scikit-learn does and, up to
   O(N·K·D), latent_em's compiled kernel too) by latent_em's time. Finally, the speed-up
   of latent_em from the first to the second thread setting, per run pair.
+* cpu: CPU seconds (``time.process_time``) of one E-step + M-step at one thread, both
+  libraries from the same parameters (scikit-learn's ``_e_step`` and ``_m_step``),
+  alternating: on a shared machine this counts the work, not the waiting for a core.
 * compile: the first-call cost of the compiled kernel that one fit needs (each covariance
   type and dtype in a fresh process; ``first E-step - second E-step`` on N = 20 000),
   cold (an empty ``NUMBA_CACHE_DIR``) and from Numba's cache (a second process, same
@@ -311,6 +314,57 @@ def bench_speed(args) -> list[dict]:
     return rows
 
 
+def bench_cpu(args) -> None:
+    """CPU seconds (``time.process_time``) of one iteration (E-step + M-step) at one
+    thread, both libraries, from the same parameters: less sensitive than wall time to
+    other processes on a shared machine (time spent waiting for a core is not counted;
+    cache and memory-bandwidth contention still are)."""
+    from sklearn.mixture import GaussianMixture
+
+    n, d, k = args.n, 16, 16
+    x = make_data(n, d, k)
+    w = np.ones(n)
+    print(
+        "\nCPU seconds per iteration (E-step + M-step), one thread, median [range] of "
+        f"{args.cpu_repeats} alternating repeats; load average {os.getloadavg()[0]:.2f}\n"
+        f"{'cov':5s} {'dtype':8s} {'latent_em':>24s} {'scikit-learn':>24s} {'ratio':>7s}"
+    )
+    with _thread_limit(1):
+        for cov in ("full", "diag"):
+            start = start_params(x, k, cov)
+            for dtype in (np.float64, np.float32):
+                model = GaussianMixtureModel(k, cov, dtype=dtype, n_threads=1)
+                xw = model.check_data(x)
+                cv = start.covariances
+                sk = GaussianMixture(
+                    k,
+                    covariance_type=cov,
+                    weights_init=start.weights,
+                    means_init=start.means,
+                    precisions_init=np.linalg.inv(cv) if cov == "full" else 1.0 / cv,
+                )
+                sk._initialize_parameters(xw, np.random.RandomState(0))
+                ours, theirs = [], []
+                with model.fit_context():
+                    for _ in range(args.cpu_repeats + 1):
+                        t = time.process_time()
+                        stats, _ = model.e_step(start, xw, w)
+                        model.m_step(start, stats)
+                        ours.append(time.process_time() - t)
+                        t = time.process_time()
+                        _, log_resp = sk._e_step(xw)
+                        sk._m_step(xw, log_resp)
+                        theirs.append(time.process_time() - t)
+                        # the same parameters every time for scikit-learn too
+                        sk._initialize_parameters(xw, np.random.RandomState(0))
+                ours, theirs = ours[1:], theirs[1:]
+                print(
+                    f"{cov:5s} {np.dtype(dtype).name:8s} {_spread(ours):>24s} "
+                    f"{_spread(theirs):>24s} {np.median(theirs) / np.median(ours):6.1f}x",
+                    flush=True,
+                )
+
+
 _COMPILE = """
 import json, sys, time
 t = time.perf_counter()
@@ -514,10 +568,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="smaller sizes (smoke test)")
     parser.add_argument(
-        "--only", choices=["speed", "compile", "phases", "scaling", "ooc"], default=None
+        "--only", choices=["speed", "cpu", "compile", "phases", "scaling", "ooc"], default=None
     )
     parser.add_argument("--iters", type=int, default=4, help="timed EM iterations per run")
     parser.add_argument("--runs", type=int, default=3, help="alternating runs per library")
+    parser.add_argument("--cpu-repeats", type=int, default=5, help="repeats of the CPU timing")
     parser.add_argument("--ooc-iters", type=int, default=3)
     parser.add_argument(
         "--threads",
@@ -530,6 +585,8 @@ def main() -> None:
     print("machine:", json.dumps(machine_description(), indent=1))
     if args.only in (None, "speed"):
         bench_speed(args)
+    if args.only in (None, "cpu"):
+        bench_cpu(args)
     if args.only in (None, "compile"):
         bench_compile(args)
     if args.only in (None, "phases"):
