@@ -274,9 +274,11 @@ def _segment_diagonal(
     x, w, start, stop, means, pc, const, log_marginal, counts, sum_dx, second, bsize
 ):  # pragma: no cover - compiled
     """Diagonal (and spherical) covariances over rows ``start:stop``: ``pc`` is
-    ``(K, D)``, the inverse standard deviations; ``second`` is ``(K, D)``."""
-    k, d = means.shape
-    xt = np.zeros((d, bsize))
+    ``(K, Dp)``, the inverse standard deviations, ``means`` ``(K, Dp)``, both zero beyond
+    D (``Dp`` a multiple of 4); ``sum_dx`` and ``second`` are ``(K, Dp)``. Four
+    coordinates per pass over the block."""
+    k, dp = means.shape
+    xt = np.zeros((dp, bsize))
     flat = np.zeros(k * bsize)
     tab = flat.reshape((k, bsize))
     maha = np.zeros(bsize)
@@ -289,13 +291,25 @@ def _segment_diagonal(
         for j in range(k):
             for b in range(nb):
                 maha[b] = 0.0
-            for i in range(d):
-                m = means[j, i]
-                p = pc[j, i]
-                xi = xt[i]
+            for i in range(0, dp, 4):
+                m0 = means[j, i]
+                m1 = means[j, i + 1]
+                m2 = means[j, i + 2]
+                m3 = means[j, i + 3]
+                p0 = pc[j, i]
+                p1 = pc[j, i + 1]
+                p2 = pc[j, i + 2]
+                p3 = pc[j, i + 3]
+                x0 = xt[i]
+                x1 = xt[i + 1]
+                x2 = xt[i + 2]
+                x3 = xt[i + 3]
                 for b in range(nb):
-                    t = (xi[b] - m) * p
-                    maha[b] += t * t
+                    t0 = (x0[b] - m0) * p0
+                    t1 = (x1[b] - m1) * p1
+                    t2 = (x2[b] - m2) * p2
+                    t3 = (x3[b] - m3) * p3
+                    maha[b] += t0 * t0 + t1 * t1 + t2 * t2 + t3 * t3
             c = const[j]
             row = tab[j]
             for b in range(nb):
@@ -307,18 +321,49 @@ def _segment_diagonal(
             for b in range(nb):
                 s += r[b]
             counts[j] += s
-            for i in range(d):
-                m = means[j, i]
-                xi = xt[i]
-                s1 = 0.0
-                s2 = 0.0
+            for i in range(0, dp, 4):
+                m0 = means[j, i]
+                m1 = means[j, i + 1]
+                m2 = means[j, i + 2]
+                m3 = means[j, i + 3]
+                x0 = xt[i]
+                x1 = xt[i + 1]
+                x2 = xt[i + 2]
+                x3 = xt[i + 3]
+                a0 = 0.0
+                a1 = 0.0
+                a2 = 0.0
+                a3 = 0.0
+                q0 = 0.0
+                q1 = 0.0
+                q2 = 0.0
+                q3 = 0.0
                 for b in range(nb):
-                    t = xi[b] - m
-                    v = r[b] * t
-                    s1 += v
-                    s2 += v * t
-                sum_dx[j, i] += s1
-                second[j, i] += s2
+                    rb = r[b]
+                    t0 = x0[b] - m0
+                    t1 = x1[b] - m1
+                    t2 = x2[b] - m2
+                    t3 = x3[b] - m3
+                    v0 = rb * t0
+                    v1 = rb * t1
+                    v2 = rb * t2
+                    v3 = rb * t3
+                    a0 += v0
+                    a1 += v1
+                    a2 += v2
+                    a3 += v3
+                    q0 += v0 * t0
+                    q1 += v1 * t1
+                    q2 += v2 * t2
+                    q3 += v3 * t3
+                sum_dx[j, i] += a0
+                sum_dx[j, i + 1] += a1
+                sum_dx[j, i + 2] += a2
+                sum_dx[j, i + 3] += a3
+                second[j, i] += q0
+                second[j, i + 1] += q1
+                second[j, i + 2] += q2
+                second[j, i + 3] += q3
 
 
 # ------------------------------------------------------------------ the driver
@@ -409,9 +454,13 @@ def gaussian_e_step(
             )
 
     else:
-        pc = np.empty((k, d))
-        pc[...] = prec_chol if covariance_type == "diag" else np.asarray(prec_chol)[:, None]
-        second = np.zeros((n_seg, k, d))
+        dp = _padded(d)
+        pc = np.zeros((k, dp))
+        pc[:, :d] = prec_chol if covariance_type == "diag" else np.asarray(prec_chol)[:, None]
+        padded_means = np.zeros((k, dp))
+        padded_means[:, :d] = means
+        sum_dx = np.zeros((n_seg, k, dp))
+        second = np.zeros((n_seg, k, dp))
 
         def run(s: int, lo: int, hi: int) -> None:
             _segment_diagonal(
@@ -419,7 +468,7 @@ def gaussian_e_step(
                 w,
                 lo,
                 hi,
-                means,
+                padded_means,
                 pc,
                 const,
                 log_marginal,
@@ -440,16 +489,16 @@ def gaussian_e_step(
                 future.result()
     # partial statistics added in segment order: independent of the thread count
     total_counts = _ordered_sum(counts)
-    total_dx = _ordered_sum(sum_dx)
+    total_dx = _ordered_sum(sum_dx)[:, :d]
     total_second = _ordered_sum(second)
     if covariance_type in ("full", "tied"):
         upper = np.triu(total_second[:, :d, :d])
         full = upper + np.swapaxes(np.triu(upper, 1), -1, -2)
         sum_dxdx = full[0] if covariance_type == "tied" else full
     elif covariance_type == "diag":
-        sum_dxdx = total_second
+        sum_dxdx = total_second[:, :d]
     else:
-        sum_dxdx = total_second.sum(axis=1)
+        sum_dxdx = total_second[:, :d].sum(axis=1)
     return total_counts, total_dx, sum_dxdx, log_marginal
 
 
