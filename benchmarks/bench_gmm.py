@@ -166,8 +166,13 @@ def time_latent_em(
     """Seconds per EM iteration: the wall time between consecutive E-steps (the
     driver's ``callback``), i.e. one M-step plus one E-step plus the driver's
     bookkeeping; initialization, validation and the final E-step are outside."""
+    # scikit-learn's update (additive reg_covar), so that both libraries do the same M-step
     model = GaussianMixtureModel(
-        start.means.shape[0], covariance_type, dtype=dtype, n_threads=n_threads
+        start.means.shape[0],
+        covariance_type,
+        dtype=dtype,
+        n_threads=n_threads,
+        covariance_regularization="additive",
     )
     xw = model.check_data(x)  # conversion to the working dtype is not timed
     lapses: list[float] = []
@@ -333,7 +338,9 @@ def bench_cpu(args) -> None:
         for cov in ("full", "diag"):
             start = start_params(x, k, cov)
             for dtype in (np.float64, np.float32):
-                model = GaussianMixtureModel(k, cov, dtype=dtype, n_threads=1)
+                model = GaussianMixtureModel(
+                    k, cov, dtype=dtype, n_threads=1, covariance_regularization="additive"
+                )
                 xw = model.check_data(x)
                 cv = start.covariances
                 sk = GaussianMixture(
@@ -542,7 +549,7 @@ def bench_phases(args) -> None:
     w = np.ones(n)
     print(f"\nphases of one iteration, one thread, CPU seconds, N = {n:,}, D = K = 16")
     for cov in ("full", "diag"):
-        model = GaussianMixtureModel(k, cov, n_threads=1)
+        model = GaussianMixtureModel(k, cov, n_threads=1, covariance_regularization="additive")
         params = start_params(x, k, cov)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", latent_em.ConvergenceWarning)

@@ -9,10 +9,19 @@ no estimator or model module.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from typing import Literal
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, Literal
 
-__all__ = ["Kind", "register", "register_all", "registered", "classes_of_kind", "kind_of"]
+__all__ = [
+    "Kind",
+    "register",
+    "register_all",
+    "registered",
+    "classes_of_kind",
+    "kind_of",
+    "set_file_format",
+    "file_format",
+]
 
 #: what a class is to the file format: a built-in value, an estimator (saved through its
 #: constructor arguments and fitted attributes), or a user class
@@ -59,3 +68,25 @@ def kind_of(cls: type) -> Kind | None:
     """The kind ``cls`` was registered with, or ``None``."""
     entry = _CLASSES.get(cls.__name__)
     return entry[1] if entry is not None and entry[0] is cls else None
+
+
+_FILE_FORMAT: dict[str, Callable[..., Any]] = {}
+
+
+def set_file_format(save: Callable[..., Any], load: Callable[..., Any]) -> None:
+    """Install the functions behind ``EMResult.save``/``load`` (called by :mod:`latent_em.io`).
+
+    The records sit below the file format in the layers; they reach it through this hook
+    instead of importing it, so no import runs back up.
+    """
+    _FILE_FORMAT["save"] = save
+    _FILE_FORMAT["load"] = load
+
+
+def file_format() -> tuple[Callable[..., Any], Callable[..., Any]]:
+    """``(save, load)`` of :mod:`latent_em.io` (installed when it is imported)."""
+    if not _FILE_FORMAT:
+        # latent_em/__init__ imports io, so this happens only while the package is half
+        # initialized
+        raise RuntimeError("latent_em.io is not imported yet; import latent_em first")
+    return _FILE_FORMAT["save"], _FILE_FORMAT["load"]

@@ -422,3 +422,7 @@ def load(path: str | os.PathLike[str]) -> Any:
     with np.load(_stdio.BytesIO(blob), allow_pickle=False) as npz:
         arrays = {key: npz[key] for key in npz.files}
     return _Decoder(arrays).decode(document["content"])
+
+
+# EMResult.save/load reach this module through the registry (see latent_em.result)
+_registry.set_file_format(save, load)

@@ -1,9 +1,9 @@
 """The record of a fit: :class:`EMResult`, with :class:`Event` and :class:`RestartOutcome`.
 
 Frozen, documented values that the driver (:func:`latent_em.fit`) and SQUAREM return and
-that :mod:`latent_em.io` saves and loads. This module imports nothing of latent_em: saving
-and loading live a layer above, in :mod:`latent_em.io` (``EMResult.save``/``load`` reach it
-lazily).
+that :mod:`latent_em.io` saves and loads. Saving and loading live a layer above, in
+:mod:`latent_em.io`; ``EMResult.save``/``load`` reach it through the hook that io installs
+in :mod:`latent_em._registry`, so no import runs back up.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from ._registry import register
+from ._registry import file_format, register
 
 __all__ = ["EMResult", "RestartOutcome", "Event"]
 
@@ -86,8 +86,10 @@ class EMResult:
     objective : float
         ``log_likelihood + log_prior``, the quantity EM maximizes.
     history : numpy.ndarray
-        Objective after every E-step of the best restart, shape ``(n_iter + 1,)``;
-        non-decreasing by construction (checked).
+        Objective after every E-step of the best restart, shape ``(n_iter + 1,)``.
+        Non-decreasing (checked, up to the round-off tolerance ``monotone_rtol · (|L| +
+        Σ w)`` of :func:`latent_em.fit`) within each segment of :attr:`history_segments`;
+        a repair starts a new segment (see ``jumps``).
     n_iter : int
         Number of EM iterations (M-steps) of the best restart.
     n_evaluations : int
@@ -106,6 +108,12 @@ class EMResult:
         Repairs and other events of every restart.
     model : Any
         The model that was fitted.
+    jumps : tuple of int
+        Indices ``i`` into ``history`` where a repair (a re-seeded component, a jittered
+        covariance: see ``events``) moved the parameters off the EM path between
+        ``history[i - 1]`` and ``history[i]``. EM's guarantee does not cover that one
+        step, so ``history[i]`` may be lower than ``history[i - 1]``; it does cover every
+        step within a segment.
     """
 
     params: Any
@@ -122,11 +130,21 @@ class EMResult:
     restarts: tuple[RestartOutcome, ...]
     events: tuple[Event, ...]
     model: Any
+    jumps: tuple[int, ...] = ()
 
     @property
     def mean_log_likelihood(self) -> float:
         """Log-likelihood per observation, ``log_likelihood / n_observations``."""
         return self.log_likelihood / self.n_observations
+
+    @property
+    def history_segments(self) -> list[np.ndarray]:
+        """``history`` cut at ``jumps``: the pieces over which EM never decreased."""
+        history = np.asarray(self.history)
+        return [
+            history[a:b]
+            for a, b in zip((0, *self.jumps), (*self.jumps, history.shape[0]), strict=True)
+        ]
 
     @property
     def bic(self) -> float:
@@ -140,15 +158,13 @@ class EMResult:
 
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Save to ``path`` (JSON) and its ``.npz`` sibling; see :mod:`latent_em.io`."""
-        from .io import save
-
+        save, _ = file_format()
         return save(self, path)
 
     @staticmethod
     def load(path: str | os.PathLike[str]) -> EMResult:
         """Load an :class:`EMResult` written by :meth:`save`."""
-        from .io import load
-
+        _, load = file_format()
         obj = load(path)
         if not isinstance(obj, EMResult):
             raise TypeError(f"{str(path)!r} holds a {type(obj).__name__}, not an EMResult")

@@ -62,9 +62,11 @@ def test_compiled_e_step_matches_the_numpy_kernels(
 
 @pytest.mark.parametrize("covariance_type", ["full", "diag"])
 def test_one_iteration_matches_scikit_learn(big, calls, covariance_type):
-    # scikit-learn's _e_step and _m_step from the same parameters (reg_covar the same)
+    # scikit-learn's _e_step and _m_step from the same parameters (its additive reg_covar)
     mixture = pytest.importorskip("sklearn.mixture")
-    model = GaussianMixtureModel(16, covariance_type, reg_covar=1e-6)
+    model = GaussianMixtureModel(
+        16, covariance_type, reg_covar=1e-6, covariance_regularization="additive"
+    )
     params = model.initialize(big, np.random.default_rng(0))
     stats, lm = model.e_step(params, big, np.ones(len(big)))
     new = model.m_step(params, stats)

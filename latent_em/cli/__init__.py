@@ -12,14 +12,12 @@ import importlib
 import sys
 from collections.abc import Sequence
 
+from ._common import CommandError
+
 __all__ = ["main", "CommandError"]
 
 #: sub-command modules (each defines ``register(subparsers)``)
 COMMANDS = ("demo", "fit", "predict", "compare")
-
-
-class CommandError(Exception):
-    """A user error in a command: printed to stderr, exit code 2."""
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -10,7 +10,11 @@ from typing import IO, Any
 
 import numpy as np
 
-__all__ = ["read_data", "Data", "ProgressBar"]
+__all__ = ["read_data", "Data", "ProgressBar", "CommandError"]
+
+
+class CommandError(Exception):
+    """A user error in a command: printed to stderr, exit code 2."""
 
 
 class Data:
@@ -51,7 +55,6 @@ def read_data(path: str, *, header: bool | None = None, categorical: bool = Fals
     categorical : bool
         Keep non-numeric cells as category labels instead of refusing them.
     """
-    from . import CommandError
 
     if not os.path.exists(path):
         raise CommandError(f"no such file: {path!r}")

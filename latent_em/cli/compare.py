@@ -78,7 +78,7 @@ def load_csv(path: str) -> np.ndarray:
 
 
 def _main(args: argparse.Namespace) -> int:
-    from . import CommandError
+    from ._common import CommandError
 
     for name in ("n_components", "draws", "chains", "n_init"):
         if getattr(args, name) < 1:
@@ -107,7 +107,7 @@ def _main(args: argparse.Namespace) -> int:
 
 def _make_estimator(model: str, n_components: int, covariance_type: str, n_init: int, seed: int):
     from .. import estimators
-    from . import CommandError
+    from ._common import CommandError
 
     if model not in MODELS:
         raise CommandError(f"--model must be one of {sorted(MODELS)}; got {model!r}")

@@ -46,7 +46,7 @@ def register(sub: Any) -> None:
 
 
 def _main(args: argparse.Namespace) -> int:
-    from . import CommandError
+    from ._common import CommandError
 
     if args.kmax < 1:
         raise CommandError(f"--kmax must be >= 1; got {args.kmax}")

@@ -125,7 +125,7 @@ def register(sub: Any) -> None:
 
 def _estimator_class(model: str) -> type:
     from .. import estimators
-    from . import CommandError
+    from ._common import CommandError
 
     cls = getattr(estimators, MODELS[model].estimator, None)
     if cls is None:
@@ -134,8 +134,7 @@ def _estimator_class(model: str) -> type:
 
 
 def _main(args: argparse.Namespace) -> int:
-    from . import CommandError
-    from ._common import read_data
+    from ._common import CommandError, read_data
 
     spec = MODELS[args.model]
     if args.covariance is not None and not spec.covariance:
@@ -193,8 +192,7 @@ def run_fit(
 ) -> str:
     """Fit every (K, covariance) candidate, save the best, return the summary as text."""
     from ..exceptions import ConvergenceWarning
-    from . import CommandError
-    from ._common import ProgressBar
+    from ._common import CommandError, ProgressBar
 
     cls = _estimator_class(model)
     n = x.shape[0]
@@ -204,6 +202,7 @@ def run_fit(
     candidates = [(k, c) for c in covariances for k in ks]
     fits: dict[tuple[int, str | None], Any] = {}
     scores: dict[tuple[int, str | None], float] = {}
+    failures: dict[tuple[int, str | None], str] = {}
     import warnings
 
     with ProgressBar(len(candidates), enabled=None if progress else False) as bar:
@@ -221,13 +220,22 @@ def run_fit(
             if cov is not None:
                 options["covariance_type"] = cov
             est = cls(k, **options)
-            # non-convergence is shown in the table, not as a warning per fit
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", ConvergenceWarning)
-                est.fit(x, callback=callback)
+            try:
+                # non-convergence is shown in the table, not as a warning per fit
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", ConvergenceWarning)
+                    est.fit(x, callback=callback)
+                score = float(getattr(est, select)(x))
+            except _FIT_ERRORS as exc:
+                # one candidate failing must not lose the others: reported in the table
+                failures[k, cov] = f"{type(exc).__name__}: {exc}"
+                continue
             fits[k, cov] = est
-            scores[k, cov] = float(getattr(est, select)(x))
+            scores[k, cov] = score
         bar.update(len(candidates), "done")
+    if not scores:
+        reasons = "; ".join(f"K={k}: {why}" for (k, _), why in failures.items())
+        raise CommandError(f"every candidate failed to fit: {reasons}")
     best_key = min(scores, key=lambda key: scores[key])
     best = fits[best_key]
     if names is not None:
@@ -242,6 +250,9 @@ def run_fit(
         f"{'iter':>5} {'converged':>9}",
     ]
     for key in candidates:
+        if key in failures:
+            lines.append(f"{key[0]:>3} {key[1] or '-':>10}  failed: {failures[key]}")
+            continue
         est = fits[key]
         mark = "*" if key == best_key else " "
         lines.append(
@@ -264,6 +275,13 @@ def run_fit(
         _plot(best, x, best_key, scores, candidates, plot, names, select, model)
         lines.append(f"Plot saved to {plot}")
     return "\n".join(lines) + "\n"
+
+
+#: errors of one candidate's fit that the table reports instead of stopping the command:
+#: bad data for that K (ValueError), numerical failures (ArithmeticError, LinAlgError is a
+#: ValueError), and the driver's checks (ModelContractError is a TypeError,
+#: MonotonicityError a RuntimeError)
+_FIT_ERRORS = (ValueError, ArithmeticError, TypeError, RuntimeError)
 
 
 class _CandidateProgress:
@@ -342,5 +360,6 @@ def _plot(
         return
     table: dict[str, dict[int, float]] = {}
     for k, cov in candidates:
-        table.setdefault(cov or model, {})[k] = scores[k, cov]
+        if (k, cov) in scores:
+            table.setdefault(cov or model, {})[k] = scores[k, cov]
     plot_criterion(table, path, criterion=select.upper(), best=f"K={best_key[0]}")

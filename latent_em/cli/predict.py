@@ -38,8 +38,7 @@ def register(sub: Any) -> None:
 def _main(args: argparse.Namespace) -> int:
     from ..estimators import MixtureEstimator
     from ..io import load
-    from . import CommandError
-    from ._common import read_data
+    from ._common import CommandError, read_data
 
     est = load(args.model)
     if not isinstance(est, MixtureEstimator) or not hasattr(est, "result_"):

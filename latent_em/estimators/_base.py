@@ -83,7 +83,12 @@ class MixtureEstimator:
 
     def _check_predict_data(self, X: Any) -> Any:
         self._check_fitted()
-        x = self.model_.check_data(X) if hasattr(self.model_, "check_data") else X
+        # data to predict need no minimum number of rows (one per component is a rule for
+        # fitting): a model's check_chunk, when it has one, checks without it
+        check = getattr(self.model_, "check_chunk", None) or getattr(
+            self.model_, "check_data", None
+        )
+        x = check(X) if callable(check) else X
         n_features = getattr(self, "n_features_in_", None)
         shape = np.shape(x)
         if n_features is not None and len(shape) == 2 and shape[1] != n_features:

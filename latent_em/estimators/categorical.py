@@ -6,6 +6,7 @@ the mapping from category labels to the model's integer codes ``0 .. C_j - 1``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -14,6 +15,9 @@ from ..models.categorical_mixture import CategoricalMixtureModel, CategoricalMix
 from ._discrete import DiscreteMixtureEstimator
 
 __all__ = ["CategoricalMixture"]
+
+#: the attributes ``fit`` learns from the data before the model is fitted
+_ENCODING = ("categories_", "feature_names_in_")
 
 
 def _is_missing(value: Any) -> bool:
@@ -167,6 +171,10 @@ class CategoricalMixture(DiscreteMixtureEstimator):
     def _prepare_fit_data(self, X: Any) -> np.ndarray:
         """Learn the categories of every column and return the integer codes."""
         names, values, declared = _columns(X)
+        if not values:
+            raise ValueError("X has 0 columns")
+        if len(values[0]) == 0:
+            raise ValueError("X is empty: it has 0 rows")
         categories = []
         for name, vals, decl in zip(names, values, declared, strict=True):
             _check_missing(name, vals)
@@ -219,6 +227,31 @@ class CategoricalMixture(DiscreteMixtureEstimator):
         for name, vals in zip(names, values, strict=True):
             _check_missing(name, vals)
         return self.model_.check_data(self._encode(names, values))
+
+    def fit(
+        self,
+        X: Any,
+        y: Any = None,
+        sample_weight: Any = None,
+        frequency: Any = None,
+        *,
+        callback: Callable[[int, Any, float], Any] | None = None,
+    ) -> CategoricalMixture:
+        """Fit by EM (see :class:`DiscreteMixtureEstimator`'s ``fit``).
+
+        The encoding learned from ``X`` (``categories_``, ``feature_names_in_``) replaces
+        the fitted one only when the fit succeeds: a failed refit leaves a fitted
+        estimator able to predict as before.
+        """
+        kept = {k: self.__dict__[k] for k in _ENCODING if k in self.__dict__}
+        try:
+            super().fit(X, sample_weight=sample_weight, frequency=frequency, callback=callback)
+        except BaseException:
+            for key in _ENCODING:
+                self.__dict__.pop(key, None)
+            self.__dict__.update(kept)
+            raise
+        return self
 
     # ------------------------------------------------------------------ model
     def _make_model(self) -> CategoricalMixtureModel:

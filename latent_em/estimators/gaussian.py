@@ -25,7 +25,15 @@ class GaussianMixture(MixtureEstimator):
     tol : float, default 1e-6
         Convergence threshold on the change of the mean log-likelihood per iteration.
     reg_covar : float, default 1e-6
-        Non-negative constant added to the diagonal of the covariances.
+        Non-negative floor on every eigenvalue of every covariance (every variance for
+        diag and spherical), in the squared units of the data: the fit maximizes the
+        likelihood over the covariances that respect it, a bounded objective that EM
+        provably increases. Covariances above the floor are the unregularized maximum
+        likelihood estimates. See :class:`~latent_em.models.GaussianMixtureModel`.
+    covariance_regularization : {"floor", "additive"}, default "floor"
+        ``"additive"`` reproduces scikit-learn's update (``reg_covar`` added to the
+        diagonal of every covariance estimate), which maximizes no fixed objective: EM
+        may then lower the log-likelihood, which is recorded as an event, not an error.
     max_iter : int, default 1000
         Maximum EM iterations per restart.
     n_init : int, default 1
@@ -95,6 +103,7 @@ class GaussianMixture(MixtureEstimator):
         chunk_size: int | None = None,
         accelerate: str | None = None,
         dtype: Any = np.float64,
+        covariance_regularization: str = "floor",
     ) -> None:
         self.n_components = n_components
         self.covariance_type = covariance_type
@@ -110,6 +119,7 @@ class GaussianMixture(MixtureEstimator):
         self.chunk_size = chunk_size
         self.accelerate = accelerate
         self.dtype = dtype
+        self.covariance_regularization = covariance_regularization
 
     def _make_model(self) -> GaussianMixtureModel:
         check_int(self.n_init, "n_init", minimum=1)
@@ -124,6 +134,7 @@ class GaussianMixture(MixtureEstimator):
             means_init=self.means_init,
             covariances_init=self.covariances_init,
             dtype=self.dtype,
+            covariance_regularization=self.covariance_regularization,
         )
 
     def _set_fitted_attributes(self, params: GaussianMixtureParams) -> None:
