@@ -235,3 +235,12 @@ def test_import_latent_em_does_not_import_numba():
     code = "import sys, latent_em; assert 'numba' not in sys.modules, 'numba imported'"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
+
+
+def test_bad_arguments_are_named():
+    x = np.zeros((10, 2))
+    args = (np.ones(10), np.zeros((1, 2)), np.ones((1, 2)), np.zeros(1))
+    with pytest.raises(ValueError, match="covariance_type must be one of"):
+        gaussian_e_step("diagonal", x, *args)
+    with pytest.raises(ValueError, match="x must be 2-D"):
+        gaussian_e_step("diag", np.zeros(10), *args)
