@@ -17,8 +17,10 @@ from ... import compiled
 
 #: ``N·K`` (rows times components of one E-step call) from which the model's fused E-step
 #: runs the compiled kernel (:mod:`latent_em.compiled.gaussian`: exact differences, no
-#: expanded forms, 10-20x faster at N = 200 000, D = K = 16) rather than the NumPy
-#: kernels below; smaller problems compile nothing (and never import Numba)
+#: expanded forms; at N = 200 000, D = K = 16 on the 2-core AVX-512 development machine,
+#: 1.5x (full) and 2.3x (diag) faster than the NumPy kernels below in CPU time, see
+#: docs/scaling.md) rather than the NumPy kernels; smaller problems compile nothing (and
+#: never import Numba)
 COMPILED_MIN_SIZE = 100_000
 
 
