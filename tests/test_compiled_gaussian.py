@@ -244,3 +244,14 @@ def test_bad_arguments_are_named():
         gaussian_e_step("diagonal", x, *args)
     with pytest.raises(ValueError, match="x must be 2-D"):
         gaussian_e_step("diag", np.zeros(10), *args)
+
+
+def test_partial_statistics_stay_within_their_memory_budget():
+    # D = 100, K = 50 full: 4 MB of partial statistics per segment, 16 segments at most
+    floats = 50 * 100 * 100
+    for n in (10_000, 1_000_000, 10_000_000):
+        rows = segment_rows(n, floats)
+        assert rows % BLOCK_ROWS == 0 and rows * 16 >= n
+        assert -(-n // rows) * floats * 8 <= 64 << 20
+    assert segment_rows(10_000_000) * 256 >= 10_000_000  # small statistics: 256 segments
+    assert segment_rows(100, 10**9) >= 100  # one segment when even one is over budget

@@ -13,11 +13,12 @@ product, so nothing cancels: the values are those of the textbook formulas (scip
 scikit-learn's) up to round-off.
 
 Parallelism and determinism. The rows are cut into *segments* whose size depends only
-on ``N`` (``segment_rows``); each segment accumulates its own partial statistics, and
-the partials are added in segment order at the end. Segments are handed to a thread
-pool dynamically (whichever thread is free takes the next one, which copes with cores
-shared with other processes), and the kernels release the GIL. So the result is the
-same, bit for bit, for any number of threads. There is no BLAS inside the kernels.
+on ``N`` and the size of the statistics (``segment_rows``); each segment accumulates
+its own partial statistics, and the partials are added in segment order at the end.
+Segments are handed to a thread pool dynamically (whichever thread is free takes the
+next one, which copes with cores shared with other processes), and the kernels release
+the GIL. So the result is the same, bit for bit, for any number of threads. There is no
+BLAS inside the kernels.
 
 Spherical covariances run the diag kernel (the same precision in every coordinate, the
 per-coordinate second moments summed at the end); tied covariances run the full kernel
@@ -49,6 +50,8 @@ _DIAGONAL_BLOCK = 256
 #: at most this many segments (partial statistics) per call, at least this many rows each
 _MAX_SEGMENTS = 256
 _MIN_SEGMENT_ROWS = 16 * BLOCK_ROWS
+#: bytes of per-segment partial statistics allowed per call (fewer, longer segments above)
+_PARTIALS_BUDGET = 64 << 20
 _LANES = 4  # rows of the triangle / of the second moments handled together
 #: log-ratios (to a row's largest log-density) below this give responsibility 0 rather
 #: than exp(·) < 7e-218, a precaution: products of such responsibilities with the data
@@ -60,10 +63,14 @@ _LANES = 4  # rows of the triangle / of the second moments handled together
 FLUSH_BELOW = -500.0
 
 
-def segment_rows(n: int) -> int:
-    """Rows per segment for ``n`` rows: a multiple of ``BLOCK_ROWS``, depending only on
-    ``n`` (never on the thread count), with at most ``_MAX_SEGMENTS`` segments."""
-    rows = max(_MIN_SEGMENT_ROWS, -(-n // _MAX_SEGMENTS))
+def segment_rows(n: int, partial_floats: int = 0) -> int:
+    """Rows per segment for ``n`` rows when one segment's partial statistics hold
+    ``partial_floats`` numbers: a multiple of ``BLOCK_ROWS``, depending only on these two
+    (never on the thread count), with at most ``_MAX_SEGMENTS`` segments and at most
+    ``_PARTIALS_BUDGET`` bytes of partial statistics in all (``K·D²`` numbers each for
+    full covariances: 2 KB at D = K = 16, 4 MB at D = 100, K = 50)."""
+    most = max(1, min(_MAX_SEGMENTS, _PARTIALS_BUDGET // max(1, 8 * partial_floats)))
+    rows = max(_MIN_SEGMENT_ROWS, -(-n // most))
     return -(-rows // BLOCK_ROWS) * BLOCK_ROWS
 
 
@@ -430,14 +437,17 @@ def gaussian_e_step(
     const = np.ascontiguousarray(const, dtype=np.float64)
     n, d = x.shape
     k = means.shape[0]
-    seg = segment_rows(n)
+    dp = _padded(d)
+    width = (
+        k * dp * dp if covariance_type == "full" else dp * dp if covariance_type == "tied" else 0
+    )
+    seg = segment_rows(n, k + 2 * k * dp + width)
     n_seg = max(1, -(-n // seg))
     log_marginal = np.empty(n)
     counts = np.zeros((n_seg, k))
     sum_dx = np.zeros((n_seg, k, d))
     run: Callable[[int, int, int], Any]
     if covariance_type in ("full", "tied"):
-        dp = _padded(d)
         pc = np.zeros((k, dp, dp))
         pc[:, :d, :d] = prec_chol if covariance_type == "full" else prec_chol[None]
         per = 1 if covariance_type == "full" else 0
@@ -461,7 +471,6 @@ def gaussian_e_step(
             )
 
     else:
-        dp = _padded(d)
         pc = np.zeros((k, dp))
         pc[:, :d] = prec_chol if covariance_type == "diag" else np.asarray(prec_chol)[:, None]
         padded_means = np.zeros((k, dp))
