@@ -103,7 +103,7 @@ def test_matches_scipy_reference(rng, covariance_type, dtype):
 
 
 @pytest.mark.parametrize("covariance_type", TYPES)
-@pytest.mark.parametrize("d", [1, 3, 4, 9])
+@pytest.mark.parametrize("d", [1, 3, 4, 9, 37])
 def test_dimensions_that_are_not_a_multiple_of_the_panel_width(rng, covariance_type, d):
     x, w, means, pc, const, weights, covs = _problem(rng, covariance_type, n=700, d=d, k=3)
     got = gaussian_e_step(covariance_type, x, w, means, pc, const, 1)
