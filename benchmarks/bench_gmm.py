@@ -1,42 +1,45 @@
-"""Benchmark: Gaussian mixture EM, latent_em against scikit-learn, plus scaling and
-out-of-core memory.
+"""Benchmark: Gaussian mixture EM, latent_em against scikit-learn, plus compile time,
+scaling and out-of-core memory.
 
 Run from a checkout (needs scikit-learn and threadpoolctl, from the ``test`` extra)::
 
-    PYTHONPATH=. python benchmarks/bench_gmm.py            # everything (~5 min on 2 cores)
-    PYTHONPATH=. python benchmarks/bench_gmm.py --quick    # smaller, for a smoke test
-    PYTHONPATH=. python benchmarks/bench_gmm.py --only speed   # or: scaling, ooc, profile
+    PYTHONPATH=. python benchmarks/bench_gmm.py                 # everything
+    PYTHONPATH=. python benchmarks/bench_gmm.py --quick         # smaller, for a smoke test
+    PYTHONPATH=. python benchmarks/bench_gmm.py --only speed    # or: compile, phases,
+                                                                #     scaling, ooc
 
 What is measured
 ----------------
-* speed: N = 200 000, D = 16, K = 16, covariance "full" and "diag", float64 and float32.
-  Same data and same initial parameters for both libraries (scikit-learn gets them as
-  ``weights_init``/``means_init``/``precisions_init`` with the cheap
-  ``init_params="random_from_data"``), ``tol=0`` and a fixed number of iterations.
-  Seconds per iteration: the median, over ``--repeats`` runs of ``1 + --iters``
-  iterations with the first iteration of each run left out, of the wall time of one
-  iteration (M-step + E-step), as each library measures it: between consecutive
-  E-steps (the driver's ``callback``) for latent_em, scikit-learn's own per-iteration
-  "time lapse" (``verbose=2, verbose_interval=1``). Initialization, input validation
-  and final E-steps are outside both. (Earlier versions subtracted a 1-iteration fit
-  from a longer one; on this shared machine the 1-iteration fit alone varied by
-  ±0.3 s, which made per-iteration numbers unreliable.) Both libraries run under the
-  same BLAS thread limit (1 thread and the machine's default). "GFLOP/s" and
-  "% matmul" count the floating-point work latent_em's kernels actually do
-  (``flops_done``: 4·N·K·P for the two products, with P = (D+1)(D+2)/2 rows for full
-  and 2D+1 for diag, plus features and normalization), all in float64 whatever the
-  data's dtype, against the float64 matrix-multiply throughput measured in the same
-  run and thread setting. "effective" divides the textbook algorithm's work (full:
-  4·N·K·D² + 3·N·K·D; diag: 8·N·K·D + 3·N·K, what scikit-learn does) by our time: it
-  is not a throughput, and is printed only to compare with earlier reports.
+* speed: N = 200 000, D = 16, K = 16, covariance "full" and "diag", float64 and float32,
+  under a thread limit of 1 and 2 (``--threads``; "default" = all cores). Same data and
+  same initial parameters for both libraries (scikit-learn gets them as
+  ``weights_init``/``means_init``/``precisions_init``), ``tol=0`` and a fixed number of
+  iterations. Both run under the same limit: threadpoolctl limits every native thread
+  pool (BLAS, OpenMP) to it for scikit-learn, and latent_em gets it as ``n_threads``
+  (its compiled kernel runs that many threads; BLAS stays at one thread). Seconds per
+  iteration: one run is ``1 + --iters`` iterations; its value is the median of the
+  wall times of its iterations after the first, as each library measures them: between
+  consecutive E-steps (the driver's ``callback``) for latent_em, scikit-learn's own
+  "time lapse" (``verbose=2``). ``--runs`` runs of each library alternate, and the
+  table gives the median over runs with the range [min-max] over runs, for the times
+  and for the per-run ratio (scikit-learn / latent_em). The machine is shared: the load
+  average is printed before and after. "GFLOP/s" divides the textbook algorithm's work
+  (full: 4·N·K·D² + 3·N·K·D; diag: 8·N·K·D + 3·N·K, what scikit-learn does and, up to
+  O(N·K·D), latent_em's compiled kernel too) by latent_em's time. Finally, the speed-up
+  of latent_em from the first to the second thread setting, per run pair.
+* cpu: CPU seconds (``time.process_time``) of one E-step + M-step at one thread, both
+  libraries from the same parameters (scikit-learn's ``_e_step`` and ``_m_step``),
+  alternating: on a shared machine this counts the work, not the waiting for a core.
+* compile: the first-call cost of the compiled kernel that one fit needs (each covariance
+  type and dtype in a fresh process; ``first E-step - second E-step`` on N = 20 000),
+  cold (an empty ``NUMBA_CACHE_DIR``) and from Numba's cache (a second process, same
+  directory), and ``import numba`` alone.
+* phases: where an iteration's time goes at one thread (E-step kernel, M-step, rest).
 * scaling: seconds per iteration and the peak of memory allocated during one iteration
   (tracemalloc, beyond the data) for N = 10⁴ .. 10⁶ with ``chunk_size=65 536``.
 * ooc: a float32 ``.npy`` file of N = 10⁷ rows x 8 columns is written by one child
   process and fitted from its path by another (``K = 8``, full, float32); the child's
   peak resident memory (``VmHWM``) is printed. The data alone are 320 MB on disk.
-* profile: cProfile of latent_em's E-step phases (features + density product in
-  ``table`` and ``_features``, normalization in ``log_normalize``, the moment product
-  in ``accumulate``).
 
 OpenBLAS on some processors here honours OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE, which
 slow a current NumPy; unset both together for the benchmark command only
@@ -48,12 +51,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import cProfile
 import io
 import json
 import os
 import platform
-import pstats
 import re
 import resource
 import subprocess
@@ -90,6 +91,18 @@ def machine_description() -> dict:
     except OSError:
         info["cpu"] = platform.processor()
     try:
+        with open("/proc/cpuinfo") as f:
+            flags = next(line for line in f if line.startswith("flags")).split()
+        info["simd"] = [f for f in ("avx2", "fma", "avx512f", "avx512dq") if f in flags]
+    except (OSError, StopIteration):
+        pass
+    try:
+        import numba
+
+        info["numba"] = numba.__version__
+    except ImportError:
+        info["numba"] = "not installed"
+    try:
         info["load_average"] = os.getloadavg()
     except OSError:
         pass
@@ -106,19 +119,6 @@ def machine_description() -> dict:
     except ImportError:
         info["blas"] = "threadpoolctl not installed"
     return info
-
-
-def matmul_gflops(dtype: type, n: int = 1500, repeats: int = 5) -> float:
-    rng = np.random.default_rng(0)
-    a = rng.standard_normal((n, n)).astype(dtype)
-    b = rng.standard_normal((n, n)).astype(dtype)
-    a @ b
-    best = float("inf")
-    for _ in range(repeats):
-        t = time.perf_counter()
-        a @ b
-        best = min(best, time.perf_counter() - t)
-    return 2.0 * n**3 / best / 1e9
 
 
 # ----------------------------------------------------------------------- data
@@ -152,20 +152,6 @@ def flops_per_iteration(n: int, d: int, k: int, covariance_type: str) -> float:
     return 8.0 * n * k * d + 3.0 * n * k
 
 
-def flops_done(n: int, d: int, k: int, covariance_type: str) -> float:
-    """The floating-point work latent_em's kernels actually do per iteration.
-
-    Both kernels write a block as P rows ``[x - c, 1, features]`` and do two products
-    ``(K, P) @ (P, B)`` and ``(K, B) @ (B, P)``: 4·N·K·P; plus forming the features and
-    ~6·N·K for the normalization (max, subtract, clip, exp, sum, scale).
-    """
-    if covariance_type == "full":
-        p, features = (d + 1) * (d + 2) // 2, d * (d + 1) // 2
-    else:
-        p, features = 2 * d + 1, d
-    return 4.0 * n * k * p + n * (features + d) + 6.0 * n * k
-
-
 # ----------------------------------------------------------------------- timing
 
 
@@ -180,8 +166,13 @@ def time_latent_em(
     """Seconds per EM iteration: the wall time between consecutive E-steps (the
     driver's ``callback``), i.e. one M-step plus one E-step plus the driver's
     bookkeeping; initialization, validation and the final E-step are outside."""
+    # scikit-learn's update (additive reg_covar), so that both libraries do the same M-step
     model = GaussianMixtureModel(
-        start.means.shape[0], covariance_type, dtype=dtype, n_threads=n_threads
+        start.means.shape[0],
+        covariance_type,
+        dtype=dtype,
+        n_threads=n_threads,
+        covariance_regularization="additive",
     )
     xw = model.check_data(x)  # conversion to the working dtype is not timed
     lapses: list[float] = []
@@ -240,40 +231,45 @@ def time_sklearn(x, start, covariance_type, dtype, n_iter, repeats):
 def _thread_limit(threads):
     from threadpoolctl import threadpool_limits
 
-    return threadpool_limits(limits=threads, user_api="blas")
+    return threadpool_limits(limits=threads)  # BLAS and OpenMP
+
+
+def _spread(values) -> str:
+    v = np.asarray(values, dtype=float)
+    return f"{np.median(v):.4f} [{v.min():.4f}-{v.max():.4f}]"
 
 
 def bench_speed(args) -> list[dict]:
     n, d, k = args.n, 16, 16
     x = make_data(n, d, k)
+    starts = {cov: start_params(x, k, cov) for cov in ("full", "diag")}
     rows = []
     for threads in args.threads:
         with _thread_limit(threads):
-            peak = {dt: matmul_gflops(dt) for dt in (np.float64, np.float32)}
             print(
-                f"\nthreads = {threads or 'default'} (scikit-learn: BLAS threads; latent_em: "
-                "n_threads, BLAS single-threaded per block): measured matmul "
-                f"{peak[np.float64]:.1f} GFLOP/s (float64), {peak[np.float32]:.1f} (float32)"
+                f"\nthread limit = {threads or 'default (all cores)'}: scikit-learn under "
+                "threadpool_limits, latent_em with n_threads (BLAS at one thread); "
+                f"load average {os.getloadavg()[0]:.2f}\n"
+                f"{'cov':5s} {'dtype':8s} {'latent_em s/it [range]':>26s} "
+                f"{'scikit-learn s/it [range]':>26s} {'ratio [range]':>22s} {'GFLOP/s':>8s}"
             )
-            header = (
-                f"{'cov':5s} {'dtype':8s} {'latent_em s/it':>15s} {'sklearn s/it':>13s} "
-                f"{'speed-up':>9s} {'GFLOP/s':>8s} {'% matmul':>9s} {'effective':>10s}"
-            )
-            print(header)
             for cov in ("full", "diag"):
-                start = start_params(x, k, cov)
                 for dtype in (np.float64, np.float32):
-                    ours = time_latent_em(
-                        x, start, cov, dtype, args.iters, args.repeats, n_threads=threads
-                    )
-                    theirs = time_sklearn(x, start, cov, dtype, args.iters, args.repeats)
-                    # work actually done, in float64 whatever the data's dtype
-                    gflops = flops_done(n, d, k, cov) / ours / 1e9
-                    pct = 100.0 * gflops / peak[np.float64]
-                    effective = flops_per_iteration(n, d, k, cov) / ours / 1e9
+                    ours, theirs = [], []
+                    for _ in range(args.runs):
+                        ours.append(
+                            time_latent_em(
+                                x, starts[cov], cov, dtype, args.iters, 1, n_threads=threads
+                            )
+                        )
+                        theirs.append(time_sklearn(x, starts[cov], cov, dtype, args.iters, 1))
+                    ratio = np.array(theirs) / np.array(ours)
+                    gflops = flops_per_iteration(n, d, k, cov) / np.median(ours) / 1e9
                     print(
-                        f"{cov:5s} {np.dtype(dtype).name:8s} {ours:15.4f} {theirs:13.4f} "
-                        f"{theirs / ours:8.1f}x {gflops:8.1f} {pct:8.0f}% {effective:10.1f}",
+                        f"{cov:5s} {np.dtype(dtype).name:8s} {_spread(ours):>26s} "
+                        f"{_spread(theirs):>26s} "
+                        f"{np.median(ratio):6.1f}x [{ratio.min():.1f}-{ratio.max():.1f}]"
+                        f"{'':4s} {gflops:8.1f}",
                         flush=True,
                     )
                     rows.append(
@@ -283,13 +279,145 @@ def bench_speed(args) -> list[dict]:
                             dtype=np.dtype(dtype).name,
                             latent_em=ours,
                             sklearn=theirs,
-                            speedup=theirs / ours,
-                            gflops=gflops,
-                            effective_gflops=effective,
-                            matmul_gflops=peak[np.float64],
                         )
                     )
+    if len(args.threads) > 1:
+        first, second = args.threads[:2]
+        print(
+            f"\nlatent_em, thread limit {first or 'default'} -> {second or 'default'}: "
+            "speed-up per run pair, median [range]"
+        )
+        for cov in ("full", "diag"):
+            for dtype in ("float64", "float32"):
+                a, b = (
+                    np.array(r["latent_em"])
+                    for r in rows
+                    if r["cov"] == cov and r["dtype"] == dtype and r["threads"] in (first, second)
+                )
+                gain = a / b
+                print(
+                    f"  {cov:5s} {dtype:8s} {np.median(gain):.2f}x "
+                    f"[{gain.min():.2f}-{gain.max():.2f}]"
+                )
+        # on a shared machine scikit-learn with more BLAS threads can be much slower
+        # than with one: compare every latent_em setting with its best setting too
+        print("\nlatent_em against scikit-learn at its best thread setting (median of runs)")
+        for cov in ("full", "diag"):
+            for dtype in ("float64", "float32"):
+                mine = [r for r in rows if r["cov"] == cov and r["dtype"] == dtype]
+                best = min(mine, key=lambda r: np.median(r["sklearn"]))
+                parts = ", ".join(
+                    f"{r['threads'] or 'default'} thread(s): "
+                    f"{np.median(best['sklearn']) / np.median(r['latent_em']):.1f}x"
+                    for r in mine
+                )
+                print(
+                    f"  {cov:5s} {dtype:8s} scikit-learn best with {best['threads'] or 'default'}"
+                    f" thread(s), {np.median(best['sklearn']):.4f} s/it; latent_em {parts}"
+                )
+    print(f"load average after: {os.getloadavg()}")
     return rows
+
+
+def bench_cpu(args) -> None:
+    """CPU seconds (``time.process_time``) of one iteration (E-step + M-step) at one
+    thread, both libraries, from the same parameters: less sensitive than wall time to
+    other processes on a shared machine (time spent waiting for a core is not counted;
+    cache and memory-bandwidth contention still are)."""
+    from sklearn.mixture import GaussianMixture
+
+    n, d, k = args.n, 16, 16
+    x = make_data(n, d, k)
+    w = np.ones(n)
+    print(
+        "\nCPU seconds per iteration (E-step + M-step), one thread, median [range] of "
+        f"{args.cpu_repeats} alternating repeats; load average {os.getloadavg()[0]:.2f}\n"
+        f"{'cov':5s} {'dtype':8s} {'latent_em':>24s} {'scikit-learn':>24s} {'ratio':>7s}"
+    )
+    with _thread_limit(1):
+        for cov in ("full", "diag"):
+            start = start_params(x, k, cov)
+            for dtype in (np.float64, np.float32):
+                model = GaussianMixtureModel(
+                    k, cov, dtype=dtype, n_threads=1, covariance_regularization="additive"
+                )
+                xw = model.check_data(x)
+                cv = start.covariances
+                sk = GaussianMixture(
+                    k,
+                    covariance_type=cov,
+                    weights_init=start.weights,
+                    means_init=start.means,
+                    precisions_init=np.linalg.inv(cv) if cov == "full" else 1.0 / cv,
+                )
+                sk._initialize_parameters(xw, np.random.RandomState(0))
+                ours, theirs = [], []
+                with model.fit_context():
+                    for _ in range(args.cpu_repeats + 1):
+                        t = time.process_time()
+                        stats, _ = model.e_step(start, xw, w)
+                        model.m_step(start, stats)
+                        ours.append(time.process_time() - t)
+                        t = time.process_time()
+                        _, log_resp = sk._e_step(xw)
+                        sk._m_step(xw, log_resp)
+                        theirs.append(time.process_time() - t)
+                        # the same parameters every time for scikit-learn too
+                        sk._initialize_parameters(xw, np.random.RandomState(0))
+                ours, theirs = ours[1:], theirs[1:]
+                print(
+                    f"{cov:5s} {np.dtype(dtype).name:8s} {_spread(ours):>24s} "
+                    f"{_spread(theirs):>24s} {np.median(theirs) / np.median(ours):6.1f}x",
+                    flush=True,
+                )
+
+
+_COMPILE = """
+import json, sys, time
+t = time.perf_counter()
+import numba
+import_numba = time.perf_counter() - t
+import numpy as np
+from latent_em.models import GaussianMixtureModel
+cov, dtype = sys.argv[1], sys.argv[2]
+x = np.random.default_rng(0).normal(size=(20_000, 16)).astype(dtype)
+model = GaussianMixtureModel(16, cov, dtype=dtype, n_threads=1, init_params="random")
+params = model.initialize(x[:2_000], np.random.default_rng(1))
+w = np.ones(len(x))
+times = []
+for _ in range(3):
+    t = time.perf_counter()
+    model.e_step(params, x, w)
+    times.append(time.perf_counter() - t)
+print(json.dumps({"import_numba": import_numba, "first": times[0], "steady": min(times[1:])}))
+"""
+
+
+def bench_compile(args) -> None:
+    env = dict(os.environ, PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    print(
+        "\ncompile time of the kernel one fit needs (first E-step minus a later one, "
+        "N = 20 000, D = K = 16, one thread), each in a fresh process"
+    )
+    print(f"{'cov':10s} {'dtype':8s} {'cold s':>8s} {'cached s':>9s} {'import numba s':>15s}")
+    for cov in ("full", "diag", "tied", "spherical"):
+        for dtype in ("float64", "float32"):
+            with tempfile.TemporaryDirectory() as cache:
+                out = []
+                for _ in range(2):  # cold, then from the cache
+                    proc = subprocess.run(
+                        [sys.executable, "-c", _COMPILE, cov, dtype],
+                        env=dict(env, NUMBA_CACHE_DIR=cache),
+                        check=True,
+                        capture_output=True,
+                        text=True,
+                    )
+                    out.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+            cold, cached = (o["first"] - o["steady"] for o in out)
+            print(
+                f"{cov:10s} {dtype:8s} {cold:8.2f} {cached:9.3f} {out[1]['import_numba']:15.3f}",
+                flush=True,
+            )
 
 
 def bench_scaling(args) -> None:
@@ -412,62 +540,75 @@ def bench_out_of_core(args) -> None:
     )
 
 
-def bench_profile(args) -> None:
-    """cProfile of the E-step phases at the start and after 5 iterations (where, on this
-    benchmark's data, some components have nearly collapsed and take the direct path)."""
-    n, d, k = min(args.n, 200_000), 16, 16
+def bench_phases(args) -> None:
+    """Where an iteration's time goes at one thread, in CPU seconds (``process_time``,
+    robust to a loaded machine): the compiled E-step (Cholesky of the precisions
+    included), the M-step, and the rest of the driver's iteration (medians)."""
+    n, d, k = args.n, 16, 16
     x = make_data(n, d, k)
-    start = start_params(x, k, "full")
-    # one thread: cProfile sees only the calling thread
-    model = GaussianMixtureModel(k, "full", n_threads=1)
-    weights = np.ones(n)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", latent_em.ConvergenceWarning)
-        later = latent_em.fit(model, x, params=start, max_iter=5, tol=0.0).params
-    for label, params in (("at the start", start), ("after 5 iterations", later)):
-        kernel = model._kernel(params, d)
-        direct = set()
-        for begin in range(0, n, kernel.rows):
-            kernel.table(x[begin : begin + kernel.rows])
-            direct.update(kernel.direct_components)
-        smallest = [float(np.sqrt(np.linalg.eigvalsh(params.covariances[j])[0])) for j in direct]
-        model.e_step(params, x, weights)
-        profiler = cProfile.Profile()
-        profiler.enable()
-        for _ in range(3):
-            stats, _ = model.e_step(params, x, weights)
-            model.m_step(params, stats)
-        profiler.disable()
-        buf = io.StringIO()
-        pstats.Stats(profiler, stream=buf).sort_stats("tottime").print_stats(10)
+    w = np.ones(n)
+    print(f"\nphases of one iteration, one thread, CPU seconds, N = {n:,}, D = K = 16")
+    for cov in ("full", "diag"):
+        model = GaussianMixtureModel(k, cov, n_threads=1, covariance_regularization="additive")
+        params = start_params(x, k, cov)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", latent_em.ConvergenceWarning)
+            params = latent_em.fit(model, x, params=params, max_iter=3, tol=0.0).params
+            stamps: list[float] = []
+            latent_em.fit(
+                model,
+                x,
+                params=params,
+                max_iter=8,
+                tol=0.0,
+                callback=lambda *_, stamps=stamps: stamps.append(time.process_time()),
+            )
+        per_iter = float(np.median(np.diff(stamps)[1:]))
+        e_times, m_times = [], []
+        with model.fit_context():
+            for _ in range(7):
+                t = time.process_time()
+                stats, _ = model.e_step(params, x, w)
+                e_times.append(time.process_time() - t)
+                t = time.process_time()
+                model.m_step(params, stats)
+                m_times.append(time.process_time() - t)
+        e, m = float(np.median(e_times)), float(np.median(m_times))
         print(
-            f"\nprofile of 3 fused E-steps + M-steps {label} (full, float64, one thread, "
-            f"N = {n:,}, D = K = 16); components on the direct path: {len(direct)} of {k}"
-            + (f" (smallest std {np.round(smallest, 4).tolist()})" if direct else "")
+            f"  {cov:5s} iteration {per_iter:.4f} s: E-step {e:.4f} s, M-step {m:.5f} s, "
+            f"rest {per_iter - e - m:.4f} s; E-step {1e9 * e / (n * k):.1f} ns per row and "
+            f"component, {flops_per_iteration(n, d, k, cov) / e / 1e9:.1f} GFLOP/s "
+            "(textbook count)"
         )
-        print(buf.getvalue())
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="smaller sizes (smoke test)")
-    parser.add_argument("--only", choices=["speed", "scaling", "ooc", "profile"], default=None)
-    parser.add_argument("--iters", type=int, default=8, help="timed EM iterations per run")
-    parser.add_argument("--repeats", type=int, default=2, help="runs per configuration")
+    parser.add_argument(
+        "--only", choices=["speed", "cpu", "compile", "phases", "scaling", "ooc"], default=None
+    )
+    parser.add_argument("--iters", type=int, default=4, help="timed EM iterations per run")
+    parser.add_argument("--runs", type=int, default=3, help="alternating runs per library")
+    parser.add_argument("--cpu-repeats", type=int, default=5, help="repeats of the CPU timing")
     parser.add_argument("--ooc-iters", type=int, default=3)
     parser.add_argument(
         "--threads",
         type=lambda s: [None if t == "default" else int(t) for t in s.split(",")],
-        default=[1, None],
-        help="BLAS thread limits to run the speed test under, e.g. 1,default",
+        default=[1, 2],
+        help="thread limits to run the speed test under, e.g. 1,2,default",
     )
     args = parser.parse_args()
     args.n = 20_000 if args.quick else 200_000
     print("machine:", json.dumps(machine_description(), indent=1))
     if args.only in (None, "speed"):
         bench_speed(args)
-    if args.only in (None, "profile"):
-        bench_profile(args)
+    if args.only in (None, "cpu"):
+        bench_cpu(args)
+    if args.only in (None, "compile"):
+        bench_compile(args)
+    if args.only in (None, "phases"):
+        bench_phases(args)
     if args.only in (None, "scaling"):
         bench_scaling(args)
     if args.only in (None, "ooc"):

@@ -58,7 +58,6 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
-from scipy import linalg
 
 from .constraints import flatten_params, get_field, replace_fields, unflatten_params
 from .em_map import (
@@ -85,8 +84,7 @@ _EVALUATION_ERRORS = (
     ValueError,
     FloatingPointError,
     ZeroDivisionError,
-    linalg.LinAlgError,
-    np.linalg.LinAlgError,
+    np.linalg.LinAlgError,  # scipy.linalg.LinAlgError is this class
 )
 
 
@@ -301,7 +299,11 @@ def run_squarem(
         backtracks = 0
         while abs(alpha - 1.0) > 0.01:
             with np.errstate(over="ignore", under="ignore", invalid="ignore", divide="ignore"):
-                u_new = u0 + 2.0 * alpha * r + alpha**2 * v
+                # in float64 arithmetic: a huge step length (step_max grows by mstep at
+                # every cycle that reaches it, e.g. past convergence with tol=0) gives an
+                # infinite point, refused below, not a Python OverflowError from alpha**2
+                a = np.float64(alpha)
+                u_new = u0 + 2.0 * a * r + a * a * v
             candidate = None
             if np.all(np.isfinite(u_new)):
                 with np.errstate(over="ignore", under="ignore", invalid="ignore"):

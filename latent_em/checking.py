@@ -38,8 +38,8 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-from scipy.special import logsumexp
 
+from ._lazy import lazy_functions
 from ._tree import tree_add, tree_leaves
 from ._validation import check_int, check_positive_float
 from .constraints import (
@@ -62,6 +62,8 @@ from .protocols import (
     ExpectedLogJoint,
     Repairable,
 )
+
+(logsumexp,) = lazy_functions("scipy.special", "logsumexp")
 
 __all__ = ["check_model", "CheckReport", "LawResult"]
 

@@ -30,7 +30,10 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
-from scipy.special import expit, logit
+
+from ._lazy import lazy_functions
+
+expit, logit = lazy_functions("scipy.special", "expit", "logit")
 
 __all__ = [
     "Constraint",

@@ -40,12 +40,14 @@ import dataclasses
 from typing import Any
 
 import numpy as np
-from scipy.optimize import minimize
 
+from ._lazy import lazy_functions
 from ._tree import tree_add
 from .constraints import flatten_params, unflatten_params, unflatten_params_vjp
 from .exceptions import ModelContractError
 from .posteriors import chunks, enumerate_log_joint, log_prior
+
+(minimize,) = lazy_functions("scipy.optimize", "minimize")
 
 __all__ = [
     "NumericalMStepInfo",

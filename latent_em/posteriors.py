@@ -15,10 +15,12 @@ from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
-from scipy.special import logsumexp
 
+from ._lazy import lazy_functions
 from .exceptions import ModelContractError
 from .protocols import EnumerableLatent, ExactPosterior, HasLogPrior
+
+(logsumexp,) = lazy_functions("scipy.special", "logsumexp")
 
 __all__ = [
     "posterior",

@@ -23,6 +23,7 @@ LAYERS: dict[str, int] = {
     "latent_em._validation": 0,
     "latent_em._registry": 0,
     "latent_em._version": 0,
+    "latent_em._lazy": 0,
     "latent_em.exceptions": 0,
     "latent_em.constraints": 0,
     "latent_em.protocols": 0,

@@ -12,7 +12,10 @@ import numbers
 from typing import Any
 
 import numpy as np
-from scipy.special import gammaln, xlogy
+
+from .._lazy import lazy_functions
+
+gammaln, xlogy = lazy_functions("scipy.special", "gammaln", "xlogy")
 
 __all__ = [
     "check_concentration",

@@ -21,8 +21,8 @@ from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 import numpy as np
-from scipy.special import betaln, xlog1py, xlogy
 
+from .._lazy import lazy_functions
 from .._validation import check_choice, check_int, check_param_shapes
 from ..constraints import Constraint, Interval, Simplex
 from ._discrete import (
@@ -40,6 +40,8 @@ from ._discrete import (
     weights_m_step,
 )
 from ._mixture import FiniteMixture
+
+betaln, xlog1py, xlogy = lazy_functions("scipy.special", "betaln", "xlog1py", "xlogy")
 
 __all__ = ["BernoulliMixtureModel", "BernoulliMixtureParams", "BernoulliMixtureStats"]
 

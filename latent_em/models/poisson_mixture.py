@@ -23,8 +23,8 @@ from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 import numpy as np
-from scipy.special import gammaln, xlogy
 
+from .._lazy import lazy_functions
 from .._validation import check_choice, check_int, check_param_shapes
 from ..constraints import Constraint, Positive, Simplex
 from ._discrete import (
@@ -42,6 +42,8 @@ from ._discrete import (
     weights_m_step,
 )
 from ._mixture import FiniteMixture
+
+gammaln, xlogy = lazy_functions("scipy.special", "gammaln", "xlogy")
 
 __all__ = ["PoissonMixtureModel", "PoissonMixtureParams", "PoissonMixtureStats"]
 

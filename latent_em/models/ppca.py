@@ -25,10 +25,12 @@ from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 import numpy as np
-from scipy import linalg
 
+from .._lazy import lazy_module
 from .._validation import as_float_matrix, check_int
 from ..constraints import Constraint, Positive, Real
+
+linalg = lazy_module("scipy.linalg")
 
 __all__ = ["PPCAModel", "PPCAParams", "PPCAStats", "PPCAPosterior"]
 

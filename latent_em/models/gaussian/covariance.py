@@ -12,10 +12,12 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy import linalg
 
+from ..._lazy import lazy_module
 from ...constraints import Constraint, Positive, PositiveDefinite
 from .kernels import KERNELS, ExpandedKernel
+
+linalg = lazy_module("scipy.linalg")
 
 
 class Covariance:

@@ -25,14 +25,14 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import math
-import os
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
-from scipy import linalg
 
+from ... import compiled
+from ..._lazy import lazy_module
 from ..._validation import (
     as_float_matrix,
     check_choice,
@@ -44,7 +44,7 @@ from ...constraints import Constraint, Real, Simplex
 from .._kmeans import kmeans_plusplus, lloyd
 from .._mixture import FiniteMixture
 from .covariance import COVARIANCE_TYPES, COVARIANCES, Covariance
-from .kernels import ExpandedKernel, log_normalize, run_blocks
+from .kernels import ExpandedKernel, compiled_e_step, log_normalize, run_blocks, use_compiled
 from .params import (
     INIT_METHODS,
     REGULARIZATIONS,
@@ -52,6 +52,8 @@ from .params import (
     GaussianMixtureStats,
 )
 from .threads import MIN_BLOCKS_PER_THREAD, single_threaded_blas
+
+linalg = lazy_module("scipy.linalg")
 
 __all__ = ["GaussianMixtureModel"]
 
@@ -102,12 +104,16 @@ class GaussianMixtureModel(FiniteMixture):
         ``1e-5`` relative in the parameters and ``1e-6`` in the mean log-likelihood
         (``tests/test_float32.py``).
     n_threads : int, optional
-        Threads for the fused E-step over a large chunk (default: the CPUs this process
-        may use). Each thread runs single-threaded BLAS on its own run of cache-sized
-        blocks; needs ``threadpoolctl`` (otherwise one thread). BLAS stays limited to
-        one thread for the whole of a :func:`latent_em.fit` (``fit_context``), callbacks
-        included. The result depends on ``n_threads`` only through the order of
-        floating-point additions.
+        Threads for the fused E-step over a large chunk (default: the environment
+        variable ``LATENT_EM_NUM_THREADS`` if set, else the CPUs this process may use).
+        From ``N·K ≥ 10⁵`` (rows times components) the E-step runs the compiled (Numba)
+        kernel of :mod:`latent_em.compiled.gaussian`, whose result does not depend on
+        ``n_threads`` at all; below, the NumPy kernels, where each thread runs
+        single-threaded BLAS on its own run of cache-sized blocks (needs
+        ``threadpoolctl``, otherwise one thread) and the result depends on
+        ``n_threads`` only through the order of floating-point additions. BLAS stays
+        limited to one thread for the whole of a :func:`latent_em.fit`
+        (``fit_context``), callbacks included.
 
     Notes
     -----
@@ -386,15 +392,21 @@ class GaussianMixtureModel(FiniteMixture):
                 "reg_covar or check covariances_init"
             ) from exc
 
-    def _kernel(self, params: GaussianMixtureParams, d: int) -> ExpandedKernel:
+    def _log_terms(
+        self, params: GaussianMixtureParams, d: int
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Means, precision Cholesky factors and ``log φ_k - ½ D log 2π + log det P_k``."""
         means = np.asarray(params.means, dtype=float)
         prec_chol = self._precisions_cholesky(params)
         with np.errstate(divide="ignore"):
             log_w = np.log(np.asarray(params.weights, dtype=float))
+        const = -0.5 * d * _LOG_2PI + self.covariance.log_det_precisions_cholesky(prec_chol, d)
+        return means, prec_chol, np.broadcast_to(const, log_w.shape) + log_w
+
+    def _kernel(self, params: GaussianMixtureParams, d: int) -> ExpandedKernel:
+        means, prec_chol, const = self._log_terms(params, d)
         # centre on the mixture's mean so expanded quadratic forms do not cancel badly
         centre = np.asarray(params.weights, dtype=float) @ means
-        const = -0.5 * d * _LOG_2PI + self.covariance.log_det_precisions_cholesky(prec_chol, d)
-        const = np.broadcast_to(const, log_w.shape) + log_w
         return self.covariance.kernel(means, prec_chol, const, centre)
 
     def _as_working(self, x: Any) -> np.ndarray:
@@ -422,7 +434,9 @@ class GaussianMixtureModel(FiniteMixture):
         and ``log p(x_n)``, without materializing the ``(n, K)`` responsibilities.
 
         Every block of rows is read once: its log-densities, responsibilities and
-        statistics come from the same cache-resident intermediates (see ``ExpandedKernel``).
+        statistics come from the same cache-resident intermediates: in the compiled
+        kernel (:mod:`latent_em.compiled.gaussian`) from ``N·K ≥ 10⁵``, in the NumPy
+        kernels (see ``ExpandedKernel``) below.
 
         Returns
         -------
@@ -434,6 +448,14 @@ class GaussianMixtureModel(FiniteMixture):
         """
         x = self._as_working(x)
         n, d = x.shape
+        if use_compiled(n, self.n_components):
+            with single_threaded_blas():
+                means, prec_chol, const = self._log_terms(params, d)
+                w = np.asarray(weights, dtype=float)
+                *stats, lm = compiled_e_step(
+                    self.covariance.name, x, w, means, prec_chol, const, self._threads()
+                )
+            return GaussianMixtureStats(*stats), lm
         log_marginal = np.empty(n)
         with single_threaded_blas() as limited:
             kernel = self._kernel(params, d)
@@ -481,10 +503,7 @@ class GaussianMixtureModel(FiniteMixture):
     def _threads(self) -> int:
         if self.n_threads is not None:
             return int(self.n_threads)
-        try:
-            return len(os.sched_getaffinity(0))
-        except AttributeError:  # not on Linux
-            return os.cpu_count() or 1
+        return compiled.default_threads()  # LATENT_EM_NUM_THREADS, else the usable CPUs
 
     def posterior(
         self, params: GaussianMixtureParams, x: np.ndarray

@@ -1,0 +1,81 @@
+"""Compiled (Numba) kernels, imported lazily.
+
+``import latent_em`` does not import Numba: this package's ``__init__`` only knows how
+to find the kernels; :mod:`latent_em.compiled.gaussian` (and through it
+:mod:`latent_em.compiled.jit`) is imported, and the kernels compiled, on the first
+call that needs them. Compiled code is cached on disk by Numba (``cache=True``), so a
+later process loads it instead of compiling; without a writable cache directory it is
+compiled once per process.
+
+Threads
+-------
+One knob: the environment variable ``LATENT_EM_NUM_THREADS`` (a positive integer) sets
+how many threads the compiled kernels use when a model's ``n_threads`` is not given;
+without it, all CPUs the process may use. The kernels themselves call no BLAS; the
+models keep BLAS at one thread while they run (no oversubscription).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "THREADS_VARIABLE",
+    "available",
+    "default_threads",
+    "exp_nonpositive",
+    "gaussian_e_step",
+]
+
+THREADS_VARIABLE = "LATENT_EM_NUM_THREADS"
+
+
+def available() -> bool:
+    """Whether Numba can be imported (without importing it)."""
+    return importlib.util.find_spec("numba") is not None
+
+
+def default_threads() -> int:
+    """Threads for the compiled kernels: ``LATENT_EM_NUM_THREADS`` if set, else the
+    number of CPUs this process may run on.
+
+    Raises
+    ------
+    ValueError
+        If ``LATENT_EM_NUM_THREADS`` is set but is not a positive integer.
+    """
+    value = os.environ.get(THREADS_VARIABLE, "").strip()
+    if value:
+        try:
+            threads = int(value)
+        except ValueError:
+            threads = 0
+        if threads < 1:
+            raise ValueError(
+                f"environment variable {THREADS_VARIABLE} must be a positive integer; got {value!r}"
+            )
+        return threads
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def gaussian_e_step(*args: Any, **kwargs: Any) -> tuple[np.ndarray, ...]:
+    """Compiled fused Gaussian-mixture E-step; see
+    :func:`latent_em.compiled.gaussian.gaussian_e_step` (imports Numba on first use)."""
+    from .gaussian import gaussian_e_step as kernel
+
+    return kernel(*args, **kwargs)
+
+
+def exp_nonpositive(x: Any) -> np.ndarray:
+    """Vectorizable ``exp`` of non-positive values; see
+    :func:`latent_em.compiled.fastexp.exp_nonpositive` (imports Numba on first use)."""
+    from .fastexp import exp_nonpositive as kernel
+
+    return kernel(x)
