@@ -42,8 +42,8 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
-from scipy.special import betaln, digamma, gammaln, i0e, i1e, polygamma
 
+from ._lazy import lazy_functions
 from ._registry import register_all
 from ._validation import check_choice
 from .constraints import (
@@ -56,6 +56,11 @@ from .constraints import (
     count_free_parameters,
 )
 from .models import GaussianMixtureModel, GaussianMixtureParams
+
+# scipy.special on first use, so that import latent_em stays light
+betaln, digamma, gammaln, i0e, i1e, polygamma = lazy_functions(
+    "scipy.special", "betaln", "digamma", "gammaln", "i0e", "i1e", "polygamma"
+)
 
 __all__ = [
     "Component",
