@@ -92,6 +92,8 @@ def test_relabeling_repairs_label_switching_between_chains():
 def test_agreement_on_a_well_identified_fit(good_report, good_fit):
     report = good_report
     assert report.verdict == "agree", report.to_table()
+    assert report.signals == ()
+    assert report.modes["n_modes"] == 1 and report.modes["em_mode"] == 0
     assert report.settings["standard_errors"] == "observed information (louis)"
     assert len(report.parameters) == 9  # 3 weights, 3 means, 3 variances
     for p in report.parameters:
@@ -122,6 +124,8 @@ def test_disagreement_when_em_is_stuck_at_a_local_optimum(stuck_fit, good_fit, d
     report = crosscheck(stuck_fit, data, draws=300, tune=300, chains=2, random_seed=1)
     assert report.verdict == "disagree", report.to_table()
     assert any("did not find the maximum" in r for r in report.reasons)
+    # the merged component also changes who belongs where: a second, independent signal
+    assert {"log_likelihood", "membership"} <= set(report.signals), report.reasons
     assert report.log_likelihood["posterior_max"] > report.log_likelihood["em"] + 1.0
     assert report.membership["label_agreement"] < 0.9
 
@@ -131,6 +135,8 @@ def test_report_outputs(good_report, tmp_path):
     text = report.to_table()
     assert "means[0,0]" in text and "verdict: AGREE" in text and "R-hat" in text
     assert " SE " in text.splitlines()[0] + " "
+    assert "standard errors: observed information (louis)" in text
+    assert "modes: chain -> mode [0, 0]; EM in mode 0" in text
     assert str(report) == text
     df = report.to_dataframe()
     assert list(df.index) == [p.name for p in report.parameters]
@@ -180,7 +186,15 @@ def test_bernoulli_mixture_on_carcinoma():
     # published: poLCA's carcinoma example, nclass = 2, log-likelihood -317.2568
     assert lca.log_likelihood_ == pytest.approx(-317.2568, abs=1e-3)
     report = crosscheck(lca, x, draws=300, tune=300, chains=2, random_seed=2)
-    assert report.verdict == "agree", report.to_table()
+    # EM puts five probabilities on (or within 1e-8 of) the 0/1 boundary, where the
+    # Beta(1, 1) posterior keeps them inside: a real difference between the two answers,
+    # which the verdict reports (issue 15: a boundary estimate is a disagreement)
+    assert report.verdict == "disagree", report.to_table()
+    assert report.signals == ("interval", "boundary"), report.reasons
+    near_boundary = {p.name for p in report.parameters if min(p.em, 1 - p.em) < 1e-3}
+    assert {p.name for p in report.parameters if p.verdict == "disagree"} == near_boundary
+    assert len(near_boundary) == 5
+    assert any("on the boundary of [0, 1]" in r for p in report.parameters for r in p.reasons)
     assert len(report.parameters) == 2 + 2 * 7
     # relabeling keeps the chains in one labeling, and EM's maximum bounds the draws
     assert report.diagnostics["max_r_hat"] < 1.05
@@ -188,6 +202,15 @@ def test_bernoulli_mixture_on_carcinoma():
     # several probabilities sit on the 0/1 boundary: no usable observed information
     assert report.settings["standard_errors"].startswith("unavailable")
     assert all(p.se is None for p in report.parameters)
+    # the printed report says why the SE column is missing and why each row disagrees
+    text = report.to_table()
+    assert "standard errors: no SE column; unavailable: " in text
+    row = next(p for p in report.parameters if p.verdict == "disagree")
+    lines = text.splitlines()
+    at = next(i for i, line in enumerate(lines) if line.startswith(row.name + " "))
+    assert lines[at].endswith("disagree (boundary, interval)")
+    assert lines[at + 1] == f"    - {row.reasons[0]}"
+    assert "5 of 16 parameters disagree (reasons under their rows)" in text
     # memberships mostly agree; they cannot all agree: EM puts some probabilities on the
     # boundary (e.g. rater A always says "yes" in one class), which makes a response
     # pattern impossible in a class, while under the Beta prior it is merely unlikely

@@ -245,3 +245,23 @@ def test_core_import_does_not_load_bridges_dependencies():
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_boundary_estimates_are_named(rng):
+    # three copies of one point far from the rest: EM puts a component on them, its
+    # variance at the reg_covar floor (a spurious maximum with unbounded likelihood)
+    x = np.concatenate([rng.normal(0, 1, 80), [10.0] * 3])[:, None]
+    gm = latent_em.GaussianMixture(2, means_init=[[0.0], [10.0]], random_state=0).fit(x)
+    assert gm.covariances_[1, 0, 0] == pytest.approx(1e-6)
+    rec = build_pymc(gm, x)
+    assert list(rec.boundaries) == ["covariances[1,0,0]"]
+    assert rec.boundaries["covariances[1,0,0]"].startswith(
+        "component 1 collapsed: smallest variance 1e-06 at the floor (1e-06"
+    )
+    # a non-degenerate fit of the same kind has none
+    clean = latent_em.GaussianMixture(2, random_state=0).fit(x[:80])
+    assert build_pymc(clean, x[:80]).boundaries == {}
+    # probabilities of exactly 0 / 1 and empty components
+    rec = bernoulli_mixture_pymc([1.0, 0.0], np.array([[0.0, 0.4], [0.5, 1.0]]), [[0, 1], [1, 0]])
+    assert set(rec.boundaries) == {"weights[1]", "probs[0,0]", "probs[1,1]"}
+    assert "an empty component" in rec.boundaries["weights[1]"]

@@ -69,6 +69,10 @@ class PyMCModel:
     symmetric : frozenset of str
         Parameters whose last two axes form a symmetric matrix (reported as the upper
         triangle only).
+    boundaries : dict of str to str
+        EM values on a boundary of the parameter space (a collapsed component's variance
+        at the floor, a weight or probability of 0 or 1), keyed by element label such as
+        ``"covariances[2,0,0]"``, with a description in words.
     """
 
     model: Any
@@ -78,6 +82,7 @@ class PyMCModel:
     to_params: Callable[[Mapping[str, np.ndarray]], Any] | None
     match_features: Callable[[Mapping[str, np.ndarray]], np.ndarray]
     symmetric: frozenset[str] = frozenset()
+    boundaries: Mapping[str, str] = dataclasses.field(default_factory=dict)
 
 
 Builder = Callable[[Any, Any, Any, Mapping[str, Any] | None], PyMCModel]
@@ -250,6 +255,60 @@ def _integer_matrix(x: Any, name: str = "X") -> np.ndarray:
     return arr.astype(np.int64)
 
 
+def _label(name: str, idx: tuple[int, ...]) -> str:
+    return f"{name}[{','.join(map(str, idx))}]" if idx else name
+
+
+def _unit_boundaries(name: str, values: np.ndarray, what: str, eps: float = 1e-8) -> dict:
+    """Elements of a probability-like parameter at exactly 0 or 1 (within ``eps``)."""
+    out = {}
+    for idx in zip(*np.nonzero((values <= eps) | (values >= 1.0 - eps)), strict=True):
+        idx = tuple(int(i) for i in idx)
+        v = float(values[idx])
+        out[_label(name, idx)] = (
+            f"EM {what} {_label(name, idx)} = {v:.3g} on the boundary of [0, 1]"
+        )
+    return out
+
+
+def _weight_boundaries(w: np.ndarray, eps: float = 1e-8) -> dict[str, str]:
+    return {
+        f"weights[{k}]": f"EM weight of component {k} is {w[k]:.3g}: an empty component"
+        for k in np.flatnonzero(w <= eps)
+    }
+
+
+def _variance_boundaries(
+    cov: np.ndarray, covariance_type: str, floor: float, scale: np.ndarray
+) -> dict[str, str]:
+    """Components whose smallest variance sits at the floor (collapsed onto a point or a
+    lower-dimensional set): keyed by the smallest diagonal element of the component."""
+    # reg_covar adds the floor to every variance; an exact zero floor is a tiny relative one
+    limit = max(floor * (1.0 + 1e-3), 1e-10 * float(np.min(scale**2)))
+    out = {}
+    if covariance_type == "spherical":
+        comps = [((k,), float(cov[k]), float(cov[k])) for k in range(cov.shape[0])]
+    elif covariance_type == "diag":
+        comps = [
+            ((k, int(np.argmin(c))), float(c.min()), float(c.min())) for k, c in enumerate(cov)
+        ]
+    else:
+        mats = cov[None] if covariance_type == "tied" else cov
+        comps = []
+        for k, c in enumerate(mats):
+            j = int(np.argmin(np.diag(c)))
+            idx = (j, j) if covariance_type == "tied" else (k, j, j)
+            comps.append((idx, float(np.linalg.eigvalsh(c)[0]), float(c[j, j])))
+    for idx, smallest, _ in comps:
+        if smallest <= limit:
+            who = "the tied covariance" if covariance_type == "tied" else f"component {idx[0]}"
+            out[_label("covariances", idx)] = (
+                f"{who} collapsed: smallest variance {smallest:.3g} at the floor "
+                f"({floor:g}; a component on one point or a lower-dimensional set)"
+            )
+    return out
+
+
 def _replace(params: Any, fields: Sequence[str]) -> Callable[[Mapping[str, np.ndarray]], Any]:
     def to_params(values: Mapping[str, np.ndarray]) -> Any:
         if params is None:
@@ -271,6 +330,7 @@ def gaussian_mixture_pymc(
     priors: Mapping[str, Any] | None = None,
     *,
     params: Any = None,
+    variance_floor: float = 0.0,
 ) -> PyMCModel:
     """PyMC Gaussian mixture ``Σ_k φ_k N(x; μ_k, Σ_k)`` at an EM estimate.
 
@@ -289,6 +349,9 @@ def gaussian_mixture_pymc(
         column sds), ``lkj_eta`` (LKJ shape of the correlations, default 2).
     params : GaussianMixtureParams, optional
         Template used to map draws back to latent_em parameters.
+    variance_floor : float, default 0
+        The fit's variance floor (``reg_covar``): a component whose smallest variance sits
+        there collapsed, which the cross-check reports as a boundary estimate.
     """
     import pymc as pm
     import pytensor.tensor as pt
@@ -405,6 +468,10 @@ def gaussian_mixture_pymc(
         to_params=_replace(params, ("weights", "means", "covariances")),
         match_features=match_features,
         symmetric=frozenset({"covariances"} if covariance_type in ("full", "tied") else ()),
+        boundaries={
+            **_weight_boundaries(w),
+            **_variance_boundaries(cov, covariance_type, float(variance_floor), col_sd),
+        },
     )
 
 
@@ -420,6 +487,7 @@ def gaussian_mixture_builder(
         model.covariance_type,
         priors,
         params=params,
+        variance_floor=float(getattr(model, "reg_covar", 0.0) or 0.0),
     )
 
 
@@ -483,6 +551,7 @@ def bernoulli_mixture_pymc(
         initvals={"weights": _simplex_start(w), "probs": _interior(p)},
         to_params=_replace(params, ("weights", "probs")),
         match_features=match_features,
+        boundaries={**_weight_boundaries(w), **_unit_boundaries("probs", p, "probability")},
     )
 
 
@@ -549,6 +618,15 @@ def poisson_mixture_pymc(
         initvals={"weights": _simplex_start(w), "rates": np.maximum(lam, 1e-10)},
         to_params=_replace(params, ("weights", "rates")),
         match_features=match_features,
+        boundaries={
+            **_weight_boundaries(w),
+            **{
+                _label(
+                    "rates", tuple(map(int, idx))
+                ): f"EM rate {_label('rates', tuple(map(int, idx)))} = 0 on the boundary"
+                for idx in zip(*np.nonzero(lam <= 1e-8), strict=True)
+            },
+        },
     )
 
 
@@ -616,6 +694,14 @@ def categorical_mixture_pymc(
         },
         to_params=to_params,
         match_features=match_features,
+        boundaries={
+            **_weight_boundaries(w),
+            **{
+                k: v
+                for n, p in zip(names, tables, strict=True)
+                for k, v in _unit_boundaries(n, p, "response probability").items()
+            },
+        },
     )
 
 

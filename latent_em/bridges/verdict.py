@@ -238,7 +238,7 @@ def _compare(
         signals.append("interval")
         reasons.append(
             f"EM {_fmt(em)} outside the posterior {pct} interval [{_fmt(lower)}, "
-            f"{_fmt(upper)}] (at its {100 * quantile:.2g}% quantile)"
+            f"{_fmt(upper)}] (at its {100 * quantile:.3g}% quantile)"
         )
     if abs(z) > t.z:
         signals.append("z")
