@@ -127,7 +127,9 @@ def test_disagreement_when_em_is_stuck_at_a_local_optimum(stuck_fit, good_fit, d
     # the merged component also changes who belongs where: a second, independent signal
     assert {"log_likelihood", "membership"} <= set(report.signals), report.reasons
     assert report.log_likelihood["posterior_max"] > report.log_likelihood["em"] + 1.0
-    assert report.membership["label_agreement"] < 0.9
+    # chain 1 leaves EM's mode for the three-cluster one; chain 0 stays near EM, so the
+    # average over chains hides what the chain that left shows
+    assert min(report.membership["label_agreement_per_chain"]) < 0.9
 
 
 def test_report_outputs(good_report, tmp_path):

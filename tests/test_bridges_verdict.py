@@ -147,7 +147,23 @@ def test_membership_disagreement(rng, agreement):
     assert v.verdict == "disagree"
     assert v.signals == ("membership",)
     assert v.membership["label_agreement"] == pytest.approx(agreement, abs=0.005)
-    assert f"{100 * agreement:.1f}% of rows (< 90%)" in v.reasons[0]
+    assert f"{100 * agreement:.1f}% of rows; below 90%;" in v.reasons[0]
+
+
+def test_membership_disagreement_within_one_chain(rng):
+    # chain 1 left EM's mode: the average over chains (about 92 %) hides it, its own
+    # allocation (84 %) does not
+    em_resp, good = responsibilities(rng, 200, 3, 1.0)
+    _, bad = responsibilities(np.random.default_rng(5), 200, 3, 1.0)
+    labels = np.argmax(em_resp, 1)
+    bad = good.copy()
+    moved = np.flatnonzero(labels == 0)[:32]
+    bad[moved] = np.roll(bad[moved], 1, axis=1)
+    v = judge(EM, clean_draws(rng), membership=(em_resp, np.stack([good, bad])))
+    assert v.membership["label_agreement_per_chain"] == [1.0, pytest.approx(0.84)]
+    assert v.membership["label_agreement"] > 0.9
+    assert v.signals == ("membership",)
+    assert "(per chain: 100.0%, 84.0%); below 90% in chain(s) [1]" in v.reasons[0]
 
 
 def test_chains_in_different_modes(rng):

@@ -22,10 +22,10 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
 
 from . import _compat
 from .pymc import PyMCModel, build_pymc, resolve_data, resolve_fit
+from .relabel import feature_permutations, permute_components, relabel_by_allocation
 from .verdict import ParameterComparison, Thresholds, judge
 
 __all__ = [
@@ -53,8 +53,8 @@ class CrossCheckReport:
         ``divergences``, ``max_r_hat``, ``min_ess_bulk``, ``max_r_hat_before_relabeling``
         and ``relabeled_fraction`` (draws whose labels were permuted).
     log_likelihood : dict
-        ``em`` and the ``posterior_mean`` / ``posterior_max`` over the draws used for
-        membership.
+        ``em``, and the ``posterior_mean`` / ``posterior_max`` over all draws and the
+        per-chain means ``chain_means`` (when the builder maps draws to parameters).
     membership : dict
         ``max_abs_difference``, ``mean_abs_difference`` between EM responsibilities and
         posterior membership probabilities, and ``label_agreement`` (same most probable
@@ -81,8 +81,8 @@ class CrossCheckReport:
     reasons: tuple[str, ...]
     parameters: tuple[ParameterComparison, ...]
     diagnostics: dict[str, Any]
-    log_likelihood: dict[str, float]
-    membership: dict[str, float]
+    log_likelihood: dict[str, Any]
+    membership: dict[str, Any]
     settings: dict[str, Any]
     draws: dict[str, np.ndarray] = dataclasses.field(repr=False)
     estimate: dict[str, np.ndarray] = dataclasses.field(repr=False)
@@ -271,30 +271,13 @@ def relabel_draws(
     Notes
     -----
     For each draw the assignment minimizing ``Σ_i ‖reference_i - features_perm(i)‖²`` is
-    found by the Hungarian algorithm (:func:`scipy.optimize.linear_sum_assignment`).
+    found by the Hungarian algorithm (:func:`scipy.optimize.linear_sum_assignment`). The
+    cross-check relabels on allocation probabilities instead whenever it can
+    (:mod:`latent_em.bridges.relabel`): features that leave out part of a component (its
+    variance, say) mislabel draws where a small component wanders.
     """
-    features = np.asarray(features, dtype=float)
-    reference = np.asarray(reference, dtype=float)
-    c, s, k = features.shape[:3]
-    perms = np.empty((c, s, k), dtype=np.intp)
-    for i in range(c):
-        for j in range(s):
-            diff = reference[:, None, :] - features[i, j][None, :, :]
-            cost = np.einsum("abf,abf->ab", diff, diff)
-            _, cols = linear_sum_assignment(cost)
-            perms[i, j] = cols
-    out: dict[str, np.ndarray] = {}
-    for name, values in draws.items():
-        axis = component_axes.get(name)
-        values = np.asarray(values)
-        if axis is None:
-            out[name] = values
-            continue
-        moved = np.moveaxis(values, axis + 2, 2)  # (chain, draw, K, ...)
-        idx = perms.reshape(c, s, k, *([1] * (moved.ndim - 3)))
-        picked = np.take_along_axis(moved, idx, axis=2)
-        out[name] = np.moveaxis(picked, 2, axis + 2)
-    return out, perms
+    perms = feature_permutations(reference, features)
+    return permute_components(draws, perms, component_axes), perms
 
 
 # ----------------------------------------------------------------------------- check
@@ -319,7 +302,7 @@ def crosscheck(
     threshold: float = 3.0,
     thresholds: Thresholds | None = None,
     cores: int = 1,
-    membership_draws: int = 200,
+    relabeling: str = "allocation",
     progressbar: bool = False,
     model: Any = None,
 ) -> CrossCheckReport:
@@ -351,8 +334,13 @@ def crosscheck(
         its ``z``.
     cores : int, default 1
         Processes for the chains.
-    membership_draws : int, default 200
-        Draws (evenly thinned) used for posterior membership and log-likelihoods.
+    relabeling : {"allocation", "features"}, default "allocation"
+        How draws are matched to the EM components: on allocation probabilities
+        (Stephens' KL to the EM responsibilities, the whole component; needs a builder
+        with ``to_params``, else falls back to features) or on the builder's
+        ``match_features`` (see :mod:`latent_em.bridges.relabel`). Every draw's
+        responsibilities and log-likelihood are evaluated either way when the builder
+        maps draws back to latent_em parameters.
     progressbar : bool, default False
         Show PyMC's progress bar while sampling.
     model : optional
@@ -366,7 +354,8 @@ def crosscheck(
     tune = _check_count(tune, "tune", 0)
     chains = _check_count(chains, "chains", 1)
     cores = _check_count(cores, "cores", 1)
-    membership_draws = _check_count(membership_draws, "membership_draws", 1)
+    if relabeling not in ("allocation", "features"):
+        raise ValueError(f"relabeling must be 'allocation' or 'features'; got {relabeling!r}")
     if not (isinstance(threshold, (int, float)) and threshold > 0):
         raise ValueError(f"threshold must be a positive number; got {threshold!r}")
     if random_seed is not None:
@@ -400,14 +389,11 @@ def crosscheck(
         var_names=names,
         progressbar=progressbar,
     )
-    reference = rec.match_features(rec.estimate)
-    relabeled, perms = relabel_draws(raw, reference, rec.match_features(raw), rec.parameters)
+    relabeled, perms, ll_info, em_resp, post_resp, used = _relabel(
+        em_model, params, x, rec, raw, relabeling
+    )
     identity = np.arange(perms.shape[-1])
     relabeled_fraction = float(np.mean(np.any(perms != identity, axis=-1)))
-
-    ll_info, em_resp, post_resp = _likelihood_and_membership(
-        em_model, params, x, rec, relabeled, membership_draws
-    )
     verdict = judge(
         rec.estimate,
         relabeled,
@@ -433,6 +419,7 @@ def crosscheck(
         "thresholds": dataclasses.asdict(limits),
         "model": type(em_model).__name__,
         "standard_errors": se_note,
+        "relabeling": used,
         "n_observations": int(len(x)),
         "pymc": pymc.__version__,
         "arviz": arviz.__version__,
@@ -449,7 +436,7 @@ def crosscheck(
         draws=relabeled,
         estimate={k: np.asarray(v) for k, v in rec.estimate.items()},
         em_responsibilities=em_resp,
-        posterior_membership=post_resp,
+        posterior_membership=None if post_resp is None else post_resp.mean(axis=0),
         em_history=None if history is None else np.asarray(history),
         signals=verdict.signals,
         modes=verdict.modes,
@@ -513,35 +500,52 @@ def _standard_errors(
     return out
 
 
-def _likelihood_and_membership(
+def _relabel(
     em_model: Any,
     params: Any,
     x: Any,
     rec: PyMCModel,
-    draws: Mapping[str, np.ndarray],
-    n_draws: int,
-) -> tuple[dict[str, float], np.ndarray, np.ndarray | None]:
-    """EM vs posterior: log-likelihoods over draws and membership probabilities."""
+    raw: Mapping[str, np.ndarray],
+    relabeling: str,
+) -> tuple[dict[str, np.ndarray], np.ndarray, dict[str, Any], np.ndarray, np.ndarray | None, str]:
+    """Relabel the draws; log-likelihood and posterior membership of every draw.
+
+    Returns ``(relabeled, perms, log_likelihood info, EM responsibilities, posterior
+    membership per chain (chain, n, K) or None, the relabeling used)``.
+    """
     from ..em import posterior
 
     em_resp, em_lm = posterior(em_model, params, x)
-    info: dict[str, float] = {"em": float(np.sum(em_lm))}
-    if rec.to_params is None or rec.to_params(rec.estimate) is None:
-        return info, np.asarray(em_resp, dtype=float), None
-    first = next(iter(draws.values()))
-    c, s = first.shape[:2]
-    total = c * s
-    picks = np.unique(np.linspace(0, total - 1, min(n_draws, total)).round().astype(int))
-    flat = {k: np.asarray(v).reshape(total, *np.shape(v)[2:]) for k, v in draws.items()}
-    acc = np.zeros_like(np.asarray(em_resp, dtype=float))
-    lls = []
-    for i in picks:
-        p = rec.to_params({k: v[i] for k, v in flat.items()})
-        resp, lm = posterior(em_model, p, x)
-        acc += np.asarray(resp)
-        lls.append(float(np.sum(lm)))
-    post = acc / len(picks)
     em_resp = np.asarray(em_resp, dtype=float)
-    info["posterior_mean"] = float(np.mean(lls))
-    info["posterior_max"] = float(np.max(lls))
-    return info, em_resp, post
+    info: dict[str, Any] = {"em": float(np.sum(em_lm))}
+    if rec.to_params is None or rec.to_params(rec.estimate) is None:
+        reference = rec.match_features(rec.estimate)
+        relabeled, perms = relabel_draws(raw, reference, rec.match_features(raw), rec.parameters)
+        return relabeled, perms, info, em_resp, None, "features (no latent_em parameters)"
+
+    def allocate(values: dict[str, np.ndarray]) -> tuple[np.ndarray, float]:
+        resp, lm = posterior(em_model, rec.to_params(values), x)
+        return np.asarray(resp, dtype=float), float(np.sum(lm))
+
+    if relabeling == "allocation":
+        relabeled, perms, post, loglik = relabel_by_allocation(
+            raw, rec.parameters, em_resp, allocate
+        )
+        used = "allocation (Stephens' KL to the EM responsibilities)"
+    else:
+        reference = rec.match_features(rec.estimate)
+        relabeled, perms = relabel_draws(raw, reference, rec.match_features(raw), rec.parameters)
+        # the draws are already relabeled: the identity reference keeps their labels
+        first = next(iter(relabeled.values()))
+        loglik = np.empty(first.shape[:2])
+        post = np.zeros((loglik.shape[0], *em_resp.shape))
+        for i in range(loglik.shape[0]):
+            for j in range(loglik.shape[1]):
+                resp, loglik[i, j] = allocate({k: v[i, j] for k, v in relabeled.items()})
+                post[i] += resp
+        post /= loglik.shape[1]
+        used = "features"
+    info["posterior_mean"] = float(np.mean(loglik))
+    info["posterior_max"] = float(np.max(loglik))
+    info["chain_means"] = [float(v) for v in loglik.mean(axis=1)]
+    return relabeled, perms, info, em_resp, post, used

@@ -168,8 +168,9 @@ class Verdict:
     diagnostics : dict
         ``divergences``, ``max_r_hat``, ``min_ess_bulk``, ``max_r_hat_before_relabeling``.
     membership : dict
-        ``label_agreement``, ``max_abs_difference`` and ``mean_abs_difference`` of EM
-        responsibilities and posterior membership probabilities (empty without them).
+        ``label_agreement`` (overall and ``label_agreement_per_chain``),
+        ``max_abs_difference`` and ``mean_abs_difference`` of EM responsibilities and
+        posterior membership probabilities (empty without them).
     modes : dict
         ``chain_mode`` (mode index of every chain; chains in one mode share it),
         ``n_modes``, ``em_mode`` (index of the mode holding the EM estimate, or ``None``)
@@ -182,7 +183,7 @@ class Verdict:
     signals: tuple[str, ...]
     parameters: tuple[ParameterComparison, ...]
     diagnostics: dict[str, Any]
-    membership: dict[str, float]
+    membership: dict[str, Any]
     modes: dict[str, Any]
 
 
@@ -352,17 +353,22 @@ def _em_mode(
     return best, distances
 
 
-def _membership(em_resp: Any, post: Any) -> dict[str, float]:
+def _membership(em_resp: Any, post: Any) -> dict[str, Any]:
     em = np.asarray(em_resp, dtype=float)
-    pm = np.asarray(post, dtype=float)
-    if em.shape != pm.shape or em.ndim != 2:
+    per_chain = np.asarray(post, dtype=float)
+    if per_chain.ndim == 2:
+        per_chain = per_chain[None]
+    if em.ndim != 2 or per_chain.shape[1:] != em.shape:
         raise ValueError(
-            "membership must be (EM responsibilities, posterior membership) of equal shape "
-            f"(n, K); got {em.shape} and {pm.shape}"
+            "membership must be (EM responsibilities (n, K), posterior membership (n, K) or "
+            f"(chain, n, K)); got {em.shape} and {np.shape(post)}"
         )
+    pm = per_chain.mean(axis=0)
     diff = np.abs(em - pm)
+    labels = np.argmax(em, 1)
     return {
-        "label_agreement": float(np.mean(np.argmax(em, 1) == np.argmax(pm, 1))),
+        "label_agreement": float(np.mean(labels == np.argmax(pm, 1))),
+        "label_agreement_per_chain": [float(np.mean(labels == np.argmax(c, 1))) for c in per_chain],
         "max_abs_difference": float(diff.max()),
         "mean_abs_difference": float(diff.mean()),
     }
@@ -400,8 +406,11 @@ def judge(
         collapsed: variance 1e-06 at the reg_covar floor"``). Every entry is a
         ``boundary`` signal.
     membership : (em_responsibilities, posterior_membership), optional
-        Two ``(n, K)`` arrays: EM's responsibilities and the posterior allocation
-        probabilities (averaged over relabeled draws).
+        EM's responsibilities ``(n, K)`` and the posterior allocation probabilities
+        (relabeled responsibilities averaged over draws), ``(n, K)`` or per chain
+        ``(chain, n, K)``. The signal fires when the hard labels agree for too few rows
+        overall or within any one chain (a chain can leave EM's mode while the average
+        over chains hides it).
     log_likelihood : dict, optional
         ``em`` (EM's log-likelihood) and ``posterior_max`` (largest over the draws
         evaluated).
@@ -476,14 +485,27 @@ def judge(
     member: dict[str, float] = {}
     if membership is not None:
         member = _membership(*membership)
-        if member["label_agreement"] < t.label_agreement:
+        per_chain = member["label_agreement_per_chain"]
+        low = [c for c, a in enumerate(per_chain) if a < t.label_agreement and len(per_chain) > 1]
+        if member["label_agreement"] < t.label_agreement or low:
             signals.append("membership")
-            reasons.append(
+            text = (
                 f"membership: EM's hard labels match the posterior allocation for "
-                f"{100 * member['label_agreement']:.1f}% of rows (< "
-                f"{100 * t.label_agreement:g}%); largest difference of a membership "
-                f"probability {member['max_abs_difference']:.2f}"
+                f"{100 * member['label_agreement']:.1f}% of rows"
             )
+            if len(member["label_agreement_per_chain"]) > 1:
+                text += (
+                    " (per chain: "
+                    + ", ".join(f"{100 * a:.1f}%" for a in member["label_agreement_per_chain"])
+                    + ")"
+                )
+            text += (
+                f"; below {100 * t.label_agreement:g}%"
+                + (f" in chain(s) {low}" if low else "")
+                + f"; largest difference of a membership probability "
+                f"{member['max_abs_difference']:.2f}"
+            )
+            reasons.append(text)
 
     modes: dict[str, Any] = {"chain_mode": [0] * n_chains, "n_modes": 1, "em_mode": 0}
     if n_chains > 1 and n_draws >= 4:
