@@ -265,3 +265,43 @@ def test_boundary_estimates_are_named(rng):
     rec = bernoulli_mixture_pymc([1.0, 0.0], np.array([[0.0, 0.4], [0.5, 1.0]]), [[0, 1], [1, 0]])
     assert set(rec.boundaries) == {"weights[1]", "probs[0,0]", "probs[1,1]"}
     assert "an empty component" in rec.boundaries["weights[1]"]
+
+
+def test_random_functions_of_the_row_wise_mixtures(rng):
+    """The generators behind posterior predictive checks: moments against closed forms
+    (E x_d = Σ_k φ_k θ_kd; P(x_j = c) = Σ_k φ_k π_kjc), and PyMC drawing the observed
+    variable of each built model in the data's shape."""
+    from latent_em.bridges.pymc import (
+        _bernoulli_mixture_random,
+        _categorical_mixture_random,
+        _poisson_mixture_random,
+    )
+
+    w = np.array([0.3, 0.7])
+    p = np.array([[0.1, 0.8, 0.5], [0.9, 0.2, 0.5]])
+    lam = np.array([[1.0, 6.0], [8.0, 0.5]])
+    tables = (np.array([[0.2, 0.8], [0.6, 0.4]]), np.array([[0.1, 0.1, 0.8], [0.5, 0.3, 0.2]]))
+    n = 40000
+    # PyMC passes the parameters broadcast to its batch shape: (1, K), (1, K, D)
+    draws = _bernoulli_mixture_random(w[None], p[None], rng=rng, size=(n,))
+    assert draws.shape == (n, 3)
+    np.testing.assert_allclose(draws.mean(0), w @ p, atol=0.01)
+    # rows are mixed as a whole: features 0 and 1 are strongly (negatively) correlated
+    expected_cov = w @ (p[:, 0] * p[:, 1]) - (w @ p[:, 0]) * (w @ p[:, 1])
+    assert np.cov(draws[:, 0], draws[:, 1])[0, 1] == pytest.approx(expected_cov, abs=0.01)
+    counts = _poisson_mixture_random(w, lam, rng=rng, size=(n,))
+    np.testing.assert_allclose(counts.mean(0), w @ lam, rtol=0.03)
+    codes = _categorical_mixture_random(np.zeros(2), w, *tables, rng=rng, size=(n,))
+    for j, t in enumerate(tables):
+        freq = np.bincount(codes[:, j], minlength=t.shape[1]) / n
+        np.testing.assert_allclose(freq, w @ t, atol=0.01)
+    # the observed variable of every built model draws data shaped like x
+    x = rng.integers(0, 2, size=(30, 3))
+    for rec in (
+        bernoulli_mixture_pymc(w, p, x),
+        poisson_mixture_pymc(w, lam, rng.poisson(3.0, size=(30, 2))),
+        categorical_mixture_pymc(w, tables, np.column_stack([x[:, 0], x[:, 1] + x[:, 2]])),
+    ):
+        sample = pm.draw(rec.model["x"], random_seed=1)
+        assert sample.shape == (30, len(rec.model.coords["feature"]))
+        assert sample.dtype.kind == "i" and sample.min() >= 0

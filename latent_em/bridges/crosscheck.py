@@ -75,6 +75,13 @@ class CrossCheckReport:
     modes : dict
         Which chains settled in which mode (``chain_mode``, ``n_modes``, ``em_mode``,
         ``separation``) and, with dispersed starts, where every chain started.
+    inference_data : arviz.InferenceData or xarray.DataTree
+        PyMC's own sampling result (draws *not* relabeled; every free variable, named dims
+        ``component``, ``feature``, ``obs_id``) with the pointwise log-likelihood of the
+        observed variable ``x``: ``az.loo``, ``az.waic``, ``az.compare`` and
+        ``pm.sample_posterior_predictive`` work on it (none of them depends on labels).
+    pymc_model : pymc.Model
+        The model that was sampled.
     """
 
     verdict: str
@@ -91,6 +98,8 @@ class CrossCheckReport:
     em_history: np.ndarray | None = dataclasses.field(default=None, repr=False)
     signals: tuple[str, ...] = ()
     modes: dict[str, Any] = dataclasses.field(default_factory=dict)
+    inference_data: Any = dataclasses.field(default=None, repr=False)
+    pymc_model: Any = dataclasses.field(default=None, repr=False)
 
     @property
     def agrees(self) -> bool:
@@ -206,6 +215,36 @@ class CrossCheckReport:
         return self.to_table()
 
     # ------------------------------------------------------------------ plots
+    def loo(self) -> dict[str, Any]:
+        """PSIS-LOO of the posterior (``az.loo`` on :attr:`inference_data`).
+
+        Returns ``elpd``, ``se``, ``p`` (effective number of parameters), ``pareto_k``
+        (one per observation), ``n_bad_k`` (Pareto k above 0.7) and ``warning``, with the
+        same keys on ArviZ 0.x and 1.x.
+        """
+        if self.inference_data is None:
+            raise ValueError("this report has no inference data (no observed variable)")
+        return _compat.loo(self.inference_data)
+
+    def posterior_predictive(self, random_seed: int | None = None) -> Any:
+        """Replicated data sets ``x`` from the posterior, one per draw (chain, draw, obs_id, ...).
+
+        ``pm.sample_posterior_predictive`` on :attr:`inference_data`; the result is also
+        added to it as the ``posterior_predictive`` group.
+        """
+        import pymc as pm
+
+        if self.inference_data is None or self.pymc_model is None:
+            raise ValueError("this report has no inference data (no observed variable)")
+        with self.pymc_model:
+            pm.sample_posterior_predictive(
+                self.inference_data,
+                random_seed=random_seed,
+                progressbar=False,
+                extend_inferencedata=True,
+            )
+        return np.asarray(self.inference_data["posterior_predictive"]["x"].values)
+
     def plot_forest(self, path: str) -> str:
         """EM estimate (± 2 SE when known) next to the posterior 94 % interval; PNG."""
         from .plots import plot_forest_comparison
@@ -303,6 +342,7 @@ def crosscheck(
     thresholds: Thresholds | None = None,
     cores: int = 1,
     relabeling: str = "allocation",
+    nuts_sampler: str = "pymc",
     progressbar: bool = False,
     model: Any = None,
 ) -> CrossCheckReport:
@@ -341,6 +381,8 @@ def crosscheck(
         ``match_features`` (see :mod:`latent_em.bridges.relabel`). Every draw's
         responsibilities and log-likelihood are evaluated either way when the builder
         maps draws back to latent_em parameters.
+    nuts_sampler : {"pymc", "nutpie", "numpyro", "blackjax"}, default "pymc"
+        Passed to ``pm.sample`` (the others need their package installed).
     progressbar : bool, default False
         Show PyMC's progress bar while sampling.
     model : optional
@@ -354,6 +396,10 @@ def crosscheck(
     tune = _check_count(tune, "tune", 0)
     chains = _check_count(chains, "chains", 1)
     cores = _check_count(cores, "cores", 1)
+    if nuts_sampler not in ("pymc", "nutpie", "numpyro", "blackjax"):
+        raise ValueError(
+            f"nuts_sampler must be 'pymc', 'nutpie', 'numpyro' or 'blackjax'; got {nuts_sampler!r}"
+        )
     if relabeling not in ("allocation", "features"):
         raise ValueError(f"relabeling must be 'allocation' or 'features'; got {relabeling!r}")
     if not (isinstance(threshold, (int, float)) and threshold > 0):
@@ -378,7 +424,7 @@ def crosscheck(
         standard_errors, se_note = _observed_information_se(em_model, params, x, rec)
     ses = _standard_errors(standard_errors, rec)
 
-    raw, diverging = _compat.sample_nuts(
+    raw, diverging, idata = _compat.sample_nuts(
         rec.model,
         draws=draws,
         tune=tune,
@@ -388,6 +434,7 @@ def crosscheck(
         initvals=rec.initvals,
         var_names=names,
         progressbar=progressbar,
+        nuts_sampler=nuts_sampler,
     )
     relabeled, perms, ll_info, em_resp, post_resp, used = _relabel(
         em_model, params, x, rec, raw, relabeling
@@ -420,6 +467,7 @@ def crosscheck(
         "model": type(em_model).__name__,
         "standard_errors": se_note,
         "relabeling": used,
+        "nuts_sampler": nuts_sampler,
         "n_observations": int(len(x)),
         "pymc": pymc.__version__,
         "arviz": arviz.__version__,
@@ -440,6 +488,8 @@ def crosscheck(
         em_history=None if history is None else np.asarray(history),
         signals=verdict.signals,
         modes=verdict.modes,
+        inference_data=idata,
+        pymc_model=rec.model,
     )
 
 
