@@ -132,6 +132,23 @@ def test_disagreement_when_em_is_stuck_at_a_local_optimum(stuck_fit, good_fit, d
     assert min(report.membership["label_agreement_per_chain"]) < 0.9
 
 
+def test_dispersed_starts_report_the_modes_visited(stuck_fit, data):
+    # chain 0 starts at the poor EM optimum, chain 1 at PyMC's jittered default point:
+    # the report says where each started, which mode each settled in, and that the
+    # posterior reaches likelihoods EM's optimum cannot
+    report = crosscheck(
+        stuck_fit, data, draws=300, tune=300, chains=2, random_seed=1, starts="dispersed"
+    )
+    assert report.modes["starts"] == ["EM", "PyMC default (jittered)"]
+    assert report.settings["starts"] == "dispersed"
+    assert len(report.modes["chain_mode"]) == 2
+    assert report.verdict == "disagree"
+    assert "log_likelihood" in report.signals
+    assert "started ['EM', 'PyMC default (jittered)']" in report.to_table()
+    with pytest.raises(ValueError, match="starts must be"):
+        crosscheck(stuck_fit, data, starts="random")
+
+
 def test_report_outputs(good_report, tmp_path):
     report = good_report
     text = report.to_table()
@@ -250,7 +267,9 @@ def test_bernoulli_mixture_on_carcinoma():
     assert report.membership["label_agreement"] > 0.9
     assert report.membership["mean_abs_difference"] < 0.1
     # LOO and a posterior predictive check run on the latent class model (CustomDist)
-    assert report.loo()["pareto_k"].shape == (len(x),)
+    res = report.loo()
+    assert res["pareto_k"].shape == (len(x),)
+    assert res["warning"] == (res["n_bad_k"] > 0)  # ArviZ's flag, returned not raised
     rep = report.posterior_predictive(random_seed=1)
     assert rep.shape == (2, 300, *x.shape) and set(np.unique(rep)) <= {0, 1}
     for d in range(x.shape[1]):

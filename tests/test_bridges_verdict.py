@@ -181,6 +181,13 @@ def test_chains_in_different_modes(rng):
     assert "mode 0: chains [0] (holds the EM estimate); mode 1: chains [1]" in text
     # the same two chains without the second mode are one mode
     assert judge(EM, clean_draws(rng)).modes["n_modes"] == 1
+    # both chains in the other mode: one mode, but not EM's
+    draws["means"][0] = draws["means"][1]
+    draws["covariances"][0] = draws["covariances"][1]
+    v = judge(EM, draws, symmetric={"covariances"})
+    assert v.modes["n_modes"] == 1 and v.modes["em_mode"] is None
+    assert v.signals == ("interval", "z", "modes")
+    assert any(r.startswith("no chain settled near the EM estimate") for r in v.reasons)
 
 
 def test_posterior_draws_above_the_em_maximum(rng):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import os
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -111,24 +112,39 @@ def loo(obj: Any) -> dict[str, Any]:
     """PSIS-LOO of an object with a log-likelihood group, the same keys on both majors.
 
     Returns ``elpd`` (elpd_loo), ``se``, ``p`` (effective number of parameters),
-    ``pareto_k`` (one per observation), ``n_bad_k`` (Pareto k above 0.7) and ``warning``.
+    ``pareto_k`` (one per observation), ``good_k`` (the Pareto k threshold for this number
+    of draws, ``min(1 - 1 / log10(S), 0.7)``), ``n_bad_k`` (observations above it) and
+    ``warning`` (ArviZ's flag), with ArviZ's warning messages in ``messages``: they are
+    returned rather than raised, so the caller reports them.
     """
     az: Any = importlib.import_module("arviz")
 
-    res = az.loo(obj, pointwise=True)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        res = az.loo(obj, pointwise=True)
     if arviz_major() >= 1:
-        elpd, se, p = res.elpd, res.se, res.p
+        elpd, se, p, flag, k = res.elpd, res.se, res.p, res.warning, res.pareto_k
+        n_samples = int(res.n_samples)
     else:
-        elpd, se, p = res["elpd_loo"], res["se"], res["p_loo"]
-    k = np.asarray(getattr(res, "pareto_k", None) if arviz_major() >= 1 else res["pareto_k"])
+        elpd, se, p, flag, k = (
+            res["elpd_loo"],
+            res["se"],
+            res["p_loo"],
+            res["warning"],
+            res["pareto_k"],
+        )
+        n_samples = int(res["n_samples"])
     k = np.asarray(getattr(k, "values", k), dtype=float).reshape(-1)
+    good_k = min(1.0 - 1.0 / np.log10(n_samples), 0.7) if n_samples > 1 else 0.7
     return {
         "elpd": float(elpd),
         "se": float(se),
         "p": float(p),
         "pareto_k": k,
-        "n_bad_k": int(np.sum(k > 0.7)),
-        "warning": bool(res.warning if arviz_major() >= 1 else res["warning"]),
+        "good_k": float(good_k),
+        "n_bad_k": int(np.sum(k > good_k)),
+        "warning": bool(flag),
+        "messages": [str(w.message) for w in caught],
     }
 
 

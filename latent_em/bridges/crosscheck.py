@@ -342,6 +342,7 @@ def crosscheck(
     thresholds: Thresholds | None = None,
     cores: int = 1,
     relabeling: str = "allocation",
+    starts: str = "em",
     nuts_sampler: str = "pymc",
     progressbar: bool = False,
     model: Any = None,
@@ -381,6 +382,12 @@ def crosscheck(
         ``match_features`` (see :mod:`latent_em.bridges.relabel`). Every draw's
         responsibilities and log-likelihood are evaluated either way when the builder
         maps draws back to latent_em parameters.
+    starts : {"em", "dispersed"}, default "em"
+        Where the chains start: all at the EM estimate, or ``"dispersed"``: even chains
+        (0, 2, ...) at the EM estimate and odd chains at PyMC's default initial point,
+        jittered (seeded by ``random_seed`` and the chain). With dispersed starts, whether
+        the posterior has another mode is not left to luck; ``report.modes`` says where
+        every chain started and in which mode it settled.
     nuts_sampler : {"pymc", "nutpie", "numpyro", "blackjax"}, default "pymc"
         Passed to ``pm.sample`` (the others need their package installed).
     progressbar : bool, default False
@@ -400,6 +407,8 @@ def crosscheck(
         raise ValueError(
             f"nuts_sampler must be 'pymc', 'nutpie', 'numpyro' or 'blackjax'; got {nuts_sampler!r}"
         )
+    if starts not in ("em", "dispersed"):
+        raise ValueError(f"starts must be 'em' or 'dispersed'; got {starts!r}")
     if relabeling not in ("allocation", "features"):
         raise ValueError(f"relabeling must be 'allocation' or 'features'; got {relabeling!r}")
     if not (isinstance(threshold, (int, float)) and threshold > 0):
@@ -424,6 +433,7 @@ def crosscheck(
         standard_errors, se_note = _observed_information_se(em_model, params, x, rec)
     ses = _standard_errors(standard_errors, rec)
 
+    start_points, start_names = _starts(rec, chains, starts, random_seed)
     raw, diverging, idata = _compat.sample_nuts(
         rec.model,
         draws=draws,
@@ -431,7 +441,7 @@ def crosscheck(
         chains=chains,
         cores=cores,
         random_seed=random_seed,
-        initvals=rec.initvals,
+        initvals=start_points,
         var_names=names,
         progressbar=progressbar,
         nuts_sampler=nuts_sampler,
@@ -467,6 +477,7 @@ def crosscheck(
         "model": type(em_model).__name__,
         "standard_errors": se_note,
         "relabeling": used,
+        "starts": starts,
         "nuts_sampler": nuts_sampler,
         "n_observations": int(len(x)),
         "pymc": pymc.__version__,
@@ -487,10 +498,33 @@ def crosscheck(
         posterior_membership=None if post_resp is None else post_resp.mean(axis=0),
         em_history=None if history is None else np.asarray(history),
         signals=verdict.signals,
-        modes=verdict.modes,
+        modes={**verdict.modes, "starts": start_names},
         inference_data=idata,
         pymc_model=rec.model,
     )
+
+
+def _starts(
+    rec: PyMCModel, chains: int, starts: str, random_seed: int | None
+) -> tuple[Any, list[str]]:
+    """Start values per chain and their description."""
+    if starts == "em":
+        return rec.initvals, ["EM"] * chains
+    from pymc.initial_point import make_initial_point_fn
+
+    jittered = make_initial_point_fn(
+        model=rec.model, jitter_rvs=set(rec.model.free_RVs), return_transformed=False
+    )
+    seed = 0 if random_seed is None else random_seed
+    points, names = [], []
+    for c in range(chains):
+        if c % 2 == 0:
+            points.append(dict(rec.initvals))
+            names.append("EM")
+        else:
+            points.append(jittered(seed * 1009 + c))
+            names.append("PyMC default (jittered)")
+    return points, names
 
 
 def _observed_information_se(

@@ -27,7 +27,9 @@ Signals of disagreement (any one makes the verdict ``"disagree"``; each is state
     ``Thresholds.label_agreement`` (90 %) of the rows.
 ``modes``
     Chains settled in different modes: for some parameter, the medians of two chains
-    lie more than ``Thresholds.mode_separation`` (4) within-chain sds apart.
+    lie more than ``Thresholds.mode_separation`` (4) within-chain sds apart; or no
+    chain settled near the EM estimate (every mode's medians lie further than that from
+    it, in the mode's sds).
 ``log_likelihood``
     A posterior draw reaches a log-likelihood more than ``Thresholds.loglik_margin`` (1)
     above EM's: EM did not find the maximum.
@@ -508,15 +510,17 @@ def judge(
             reasons.append(text)
 
     modes: dict[str, Any] = {"chain_mode": [0] * n_chains, "n_modes": 1, "em_mode": 0}
-    if n_chains > 1 and n_draws >= 4:
-        mode, largest, where, pair = chain_modes(values, t.mode_separation)
+    if n_draws >= 4:
+        if n_chains > 1:
+            mode, largest, where, pair = chain_modes(values, t.mode_separation)
+        else:
+            mode, largest, where, pair = np.zeros(1, dtype=int), 0.0, None, None
         em_mode, distances = _em_mode(values, est, mode)
+        near = em_mode is not None and distances[em_mode] <= t.mode_separation
         modes = {
             "chain_mode": [int(m) for m in mode],
             "n_modes": int(mode.max()) + 1,
-            "em_mode": em_mode
-            if em_mode is not None and distances[em_mode] <= t.mode_separation
-            else None,
+            "em_mode": em_mode if near else None,
             "em_distance": [float(d) for d in distances],
             "separation": {"largest": largest, "parameter": where, "chains": pair},
         }
@@ -531,6 +535,12 @@ def judge(
                 f"chains settled in {modes['n_modes']} different modes ({groups}); "
                 f"largest gap at {where}: chain medians {largest:.1f} within-chain sds apart "
                 f"(chains {pair[0]} and {pair[1]})"
+            )
+        if not near:
+            signals.append("modes")
+            reasons.append(
+                "no chain settled near the EM estimate: the closest mode's medians lie "
+                f"{min(distances):.1f} of its sds from it (> {t.mode_separation:g})"
             )
 
     ll = dict(log_likelihood or {})
