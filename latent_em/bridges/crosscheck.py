@@ -236,7 +236,12 @@ class CrossCheckReport:
 
         if self.inference_data is None or self.pymc_model is None:
             raise ValueError("this report has no inference data (no observed variable)")
-        with self.pymc_model:
+        with self.pymc_model, warnings.catch_warnings():
+            # PyTensor 3 compiles random draws with Numba, which runs the Python generator
+            # of a CustomDist in object mode and warns so; the draws are the same
+            warnings.filterwarnings(
+                "ignore", message="Numba will use object mode", category=UserWarning
+            )
             pm.sample_posterior_predictive(
                 self.inference_data,
                 random_seed=random_seed,
