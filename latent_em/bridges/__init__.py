@@ -9,10 +9,12 @@ imported only inside the functions that use them.
   :class:`CrossCheckReport` comparing both; its verdict is :func:`judge`, a pure function
   of the EM estimate and the relabeled draws.
 * :func:`to_inference_data` — an EM fit as an ArviZ object (InferenceData or DataTree).
+* :func:`compare_components` — EM's BIC/ICL next to the posterior's LOO for several K.
 """
 
 from .arviz import to_inference_data
 from .crosscheck import CrossCheckReport, ParameterComparison, crosscheck, relabel_draws
+from .model_comparison import ComponentComparison, compare_components
 from .pymc import PyMCModel, build_pymc, register_pymc, to_pymc
 from .verdict import Thresholds, Verdict, judge
 
@@ -29,4 +31,6 @@ __all__ = [
     "Thresholds",
     "Verdict",
     "to_inference_data",
+    "compare_components",
+    "ComponentComparison",
 ]

@@ -112,8 +112,9 @@ def loo(obj: Any) -> dict[str, Any]:
     """PSIS-LOO of an object with a log-likelihood group, the same keys on both majors.
 
     Returns ``elpd`` (elpd_loo), ``se``, ``p`` (effective number of parameters),
-    ``pareto_k`` (one per observation), ``good_k`` (the Pareto k threshold for this number
-    of draws, ``min(1 - 1 / log10(S), 0.7)``), ``n_bad_k`` (observations above it) and
+    ``pareto_k`` and ``elpd_i`` (one per observation), ``good_k`` (the Pareto k threshold
+    for this number of draws, ``min(1 - 1 / log10(S), 0.7)``), ``n_bad_k`` (observations
+    above it) and
     ``warning`` (ArviZ's flag), with ArviZ's warning messages in ``messages``: they are
     returned rather than raised, so the caller reports them.
     """
@@ -124,6 +125,7 @@ def loo(obj: Any) -> dict[str, Any]:
         res = az.loo(obj, pointwise=True)
     if arviz_major() >= 1:
         elpd, se, p, flag, k = res.elpd, res.se, res.p, res.warning, res.pareto_k
+        pointwise = res.elpd_i
         n_samples = int(res.n_samples)
     else:
         elpd, se, p, flag, k = (
@@ -133,6 +135,7 @@ def loo(obj: Any) -> dict[str, Any]:
             res["warning"],
             res["pareto_k"],
         )
+        pointwise = res["loo_i"]
         n_samples = int(res["n_samples"])
     k = np.asarray(getattr(k, "values", k), dtype=float).reshape(-1)
     good_k = min(1.0 - 1.0 / np.log10(n_samples), 0.7) if n_samples > 1 else 0.7
@@ -141,6 +144,7 @@ def loo(obj: Any) -> dict[str, Any]:
         "se": float(se),
         "p": float(p),
         "pareto_k": k,
+        "elpd_i": np.asarray(getattr(pointwise, "values", pointwise), dtype=float).reshape(-1),
         "good_k": float(good_k),
         "n_bad_k": int(np.sum(k > good_k)),
         "warning": bool(flag),
