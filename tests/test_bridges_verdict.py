@@ -230,3 +230,53 @@ def test_thresholds_and_inputs_are_checked(rng):
     draws["covariances"][:, :, 1, 0, 0] = lognormal_with_interval(rng, 1.16, 318, (CHAINS, DRAWS))
     assert judge(EM, draws, thresholds=Thresholds(interval=0.999)).verdict == "agree"
     assert math.isnan(judge(EM, draws).parameters[0].em_quantile) is False
+
+
+def test_forest_plot_groups_on_natural_scales(rng, tmp_path):
+    # no sampling: a report assembled from the verdict on synthetic draws
+    pytest.importorskip("matplotlib")
+    from latent_em.bridges import CrossCheckReport
+    from latent_em.bridges.plots import forest_figure
+
+    est = {**EM, "covariances": np.array([[[1.0]], [[0.85]], [[1e-6]]])}
+    draws = clean_draws(rng)
+    draws["covariances"][:, :, 2, 0, 0] = lognormal_with_interval(rng, 6.7, 7033, (CHAINS, DRAWS))
+    v = judge(
+        est,
+        draws,
+        standard_errors=SE,
+        symmetric={"covariances"},
+        boundaries={"covariances[2,0,0]": "component 2 collapsed"},
+    )
+    report = CrossCheckReport(
+        verdict=v.verdict,
+        reasons=v.reasons,
+        parameters=v.parameters,
+        diagnostics=v.diagnostics,
+        log_likelihood={"em": -300.0},
+        membership={},
+        settings={"thresholds": {"interval": 0.94}},
+        draws=draws,
+        estimate=est,
+    )
+    fig = forest_figure(report)
+    axes = fig.axes
+    assert [ax.get_title(loc="left") for ax in axes] == ["weights", "means", "covariances"]
+    # each group on its own scale: means span [-4, 5], weights [0, 1]
+    assert axes[1].get_xlim()[1] - axes[1].get_xlim()[0] > 5
+    assert axes[0].get_xlim()[1] < 1
+    # a collapsed variance next to a posterior reaching thousands: log scale
+    assert axes[2].get_xscale() == "log" and axes[0].get_xscale() == "linear"
+    labels = [t.get_text() for t in axes[2].get_yticklabels()]
+    assert "covariances[2,0,0]  (boundary, interval, sd_ratio)" in labels
+    legend = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert legend == [
+        "posterior 94% interval",
+        "posterior mean",
+        "EM estimate",
+        "EM ± 2 SE",
+        "disagrees",
+    ]
+    path = report.plot_forest(str(tmp_path / "forest.png"))
+    with open(path, "rb") as fh:
+        assert fh.read(8) == b"\x89PNG\r\n\x1a\n"
