@@ -67,26 +67,7 @@ def _component_fields(model: Any, params: Any) -> list[str]:
     return fields
 
 
-def _match_features(params: Any, fields: Sequence[str], scale: np.ndarray | None) -> np.ndarray:
-    if "means" in fields:
-        means = np.asarray(params.means, dtype=float)
-        return means / (scale if scale is not None else 1.0)
-    cols = []
-    for field in fields:
-        value = getattr(params, field)
-        parts = value if isinstance(value, (tuple, list)) else (value,)
-        for p in parts:
-            arr = np.asarray(p, dtype=float)
-            cols.append(arr.reshape(arr.shape[0], -1))
-    return np.concatenate(cols, axis=1)
-
-
-def _relabel_params(params: Any, reference: np.ndarray, fields: Sequence[str], scale: Any) -> Any:
-    from scipy.optimize import linear_sum_assignment
-
-    feats = _match_features(params, fields, scale)
-    diff = reference[:, None, :] - feats[None, :, :]
-    _, perm = linear_sum_assignment(np.einsum("abf,abf->ab", diff, diff))
+def _permute_params(params: Any, perm: np.ndarray, fields: Sequence[str]) -> Any:
     updates = {}
     for field in fields:
         value = getattr(params, field)
@@ -101,27 +82,23 @@ def _bootstrap(
     model: Any, params: Any, x: Any, n_draws: int, rng: np.random.Generator
 ) -> list[Any]:
     """Nonparametric bootstrap: EM refits on resampled rows, started at the estimate and
-    relabeled to it (each refit may otherwise come back in any label order)."""
-    from ..em import fit
+    relabeled to it (each refit may otherwise come back in any label order) on the whole
+    component: the refit's responsibilities on the original rows are matched to the
+    estimate's (:func:`latent_em.bridges.relabel.allocation_permutations`)."""
+    from ..em import fit, posterior
+    from .relabel import allocation_permutations
 
     fields = _component_fields(model, params)
-    scale = _feature_scale(x)
-    reference = _match_features(params, fields, scale)
+    reference = np.asarray(posterior(model, params, x)[0], dtype=float)
     n = len(x)
     out = []
     for _ in range(n_draws):
         idx = rng.integers(0, n, size=n)
         res = fit(model, x[idx], params=params, warn_not_converged=False)
-        out.append(_relabel_params(res.params, reference, fields, scale))
+        resp = np.asarray(posterior(model, res.params, x)[0], dtype=float)
+        perm = allocation_permutations(reference, resp[None])[0]
+        out.append(_permute_params(res.params, perm, fields))
     return out
-
-
-def _feature_scale(x: Any) -> np.ndarray | None:
-    arr = np.asarray(x, dtype=float)
-    if arr.ndim != 2:
-        return None
-    sd = arr.std(axis=0)
-    return np.where(sd > 0, sd, 1.0)
 
 
 def _laplace(model: Any, params: Any, x: Any, n_draws: int, rng: np.random.Generator) -> list[Any]:
