@@ -1,8 +1,9 @@
 """Cross-check an EM fit against full Bayesian inference with NUTS.
 
 :func:`crosscheck` builds the equivalent PyMC model (:func:`~latent_em.bridges.to_pymc`),
-samples it with NUTS started at the EM estimate in every chain, relabels every draw to the
-EM solution by optimal matching, and compares, per parameter, the EM estimate with the
+samples it with NUTS started at the EM estimate (or, with dispersed starts, some chains
+at PyMC's default point), relabels every draw to the EM solution on its allocation
+probabilities (:mod:`latent_em.bridges.relabel`), and compares the EM estimate with the
 posterior. Relabeling comes first because chains of a mixture routinely settle in
 permuted labelings; without it R-hat and every posterior summary would mix components.
 
@@ -612,8 +613,10 @@ def _relabel(
         relabeled, perms = relabel_draws(raw, reference, rec.match_features(raw), rec.parameters)
         return relabeled, perms, info, em_resp, None, "features (no latent_em parameters)"
 
+    to_params = rec.to_params
+
     def allocate(values: dict[str, np.ndarray]) -> tuple[np.ndarray, float]:
-        resp, lm = posterior(em_model, rec.to_params(values), x)
+        resp, lm = posterior(em_model, to_params(values), x)
         return np.asarray(resp, dtype=float), float(np.sum(lm))
 
     if relabeling == "allocation":
@@ -626,7 +629,7 @@ def _relabel(
         relabeled, perms = relabel_draws(raw, reference, rec.match_features(raw), rec.parameters)
         # the draws are already relabeled: the identity reference keeps their labels
         first = next(iter(relabeled.values()))
-        loglik = np.empty(first.shape[:2])
+        loglik = np.empty((first.shape[0], first.shape[1]))
         post = np.zeros((loglik.shape[0], *em_resp.shape))
         for i in range(loglik.shape[0]):
             for j in range(loglik.shape[1]):

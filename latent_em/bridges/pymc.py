@@ -300,6 +300,7 @@ def _variance_boundaries(
     # reg_covar adds the floor to every variance; an exact zero floor is a tiny relative one
     limit = max(floor * (1.0 + 1e-3), 1e-10 * float(np.min(scale**2)))
     out = {}
+    comps: list[tuple[tuple[int, ...], float, float]]
     if covariance_type == "spherical":
         comps = [((k,), float(cov[k]), float(cov[k])) for k in range(cov.shape[0])]
     elif covariance_type == "diag":
@@ -311,7 +312,7 @@ def _variance_boundaries(
         comps = []
         for k, c in enumerate(mats):
             j = int(np.argmin(np.diag(c)))
-            idx = (j, j) if covariance_type == "tied" else (k, j, j)
+            idx: tuple[int, ...] = (j, j) if covariance_type == "tied" else (k, j, j)
             comps.append((idx, float(np.linalg.eigvalsh(c)[0]), float(c[j, j])))
     for idx, smallest, _ in comps:
         if smallest <= limit:

@@ -484,7 +484,7 @@ def judge(
         signals.extend(p.signals)
         reasons.append(f"{p.name}: " + "; ".join(p.reasons))
 
-    member: dict[str, float] = {}
+    member: dict[str, Any] = {}
     if membership is not None:
         member = _membership(*membership)
         per_chain = member["label_agreement_per_chain"]
@@ -534,7 +534,7 @@ def judge(
             reasons.append(
                 f"chains settled in {modes['n_modes']} different modes ({groups}); "
                 f"largest gap at {where}: chain medians {largest:.1f} within-chain sds apart "
-                f"(chains {pair[0]} and {pair[1]})"
+                f"(chains {' and '.join(map(str, pair or ()))})"
             )
         if not near:
             signals.append("modes")
