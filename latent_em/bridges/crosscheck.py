@@ -362,7 +362,7 @@ def crosscheck(
     X : array-like
         The data it was fitted on.
     draws, tune, chains : int
-        NUTS settings (every chain starts at the EM estimate).
+        NUTS settings (where the chains start: ``starts``).
     random_seed : int, optional
         Seed of the sampler (reproducible results for an int).
     priors : mapping, optional
