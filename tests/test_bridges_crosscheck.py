@@ -132,6 +132,25 @@ def test_disagreement_when_em_is_stuck_at_a_local_optimum(stuck_fit, good_fit, d
     assert min(report.membership["label_agreement_per_chain"]) < 0.9
 
 
+def test_collapsed_component_disagrees_end_to_end():
+    # issue 15, defect 5: one isolated point; EM puts a component on it (variance at the
+    # reg_covar floor, likelihood unbounded there), the posterior keeps that variance far
+    # from 0. Before the verdict looked at boundaries and intervals this said "agree".
+    rng = np.random.default_rng(0)
+    x = np.concatenate([rng.normal(0, 1, 80), [10.0]])[:, None]
+    gm = latent_em.GaussianMixture(2, means_init=[[0.0], [10.0]], random_state=0).fit(x)
+    assert gm.covariances_[1, 0, 0] == pytest.approx(1e-6)
+    report = crosscheck(gm, x, draws=300, tune=300, chains=2, random_seed=1)
+    assert report.verdict == "disagree", report.to_table()
+    assert set(report.signals) == {"interval", "boundary"}
+    row = next(p for p in report.parameters if p.name == "covariances[1,0,0]")
+    assert row.signals == ("boundary", "interval")
+    assert row.reasons[0].startswith("component 1 collapsed: smallest variance 1e-06")
+    assert row.lower > 1.0  # measured: [4.1, 812] (issue 15: [6.7, 7033])
+    # the rest of the fit agrees
+    assert [p.name for p in report.parameters if p.verdict == "disagree"] == [row.name]
+
+
 def test_dispersed_starts_report_the_modes_visited(stuck_fit, data):
     # chain 0 starts at the poor EM optimum, chain 1 at PyMC's jittered default point:
     # the report says where each started, which mode each settled in, and that the
