@@ -79,7 +79,7 @@ class CrossCheckReport:
     inference_data : arviz.InferenceData or xarray.DataTree
         PyMC's own sampling result (draws *not* relabeled; every free variable, named dims
         ``component``, ``feature``, ``obs_id``) with the pointwise log-likelihood of the
-        observed variable ``x``: ``az.loo``, ``az.waic``, ``az.compare`` and
+        observed variable ``x``: ``az.loo``, ``az.compare`` (``az.waic`` on ArviZ 0.x) and
         ``pm.sample_posterior_predictive`` work on it (none of them depends on labels).
     pymc_model : pymc.Model
         The model that was sampled.
