@@ -33,6 +33,7 @@ from .pymc import resolve_data, resolve_fit
 __all__ = [
     "to_inference_data",
     "draws_to_inference_data",
+    "parameter_dims",
     "plot_forest_em_vs_nuts",
     "summary",
     "to_netcdf",
@@ -51,6 +52,38 @@ def _param_variables(params: Any) -> dict[str, np.ndarray]:
         else:
             out[field] = np.asarray(value, dtype=float)
     return out
+
+
+def parameter_dims(values: Mapping[str, Any], n_components: int, n_features: int) -> dict:
+    """Named dims of parameter variables, from their shapes (one draw, no chain/draw).
+
+    A leading axis of length K is ``component``; then axes of length D are ``feature``
+    and ``feature_bis`` (a covariance matrix); the columns of the categorical model's
+    ``probs_j`` are ``level_j``. The same names as the PyMC models of
+    :func:`~latent_em.bridges.to_pymc`, so EM and NUTS objects line up.
+    """
+    dims: dict[str, list[str]] = {}
+    for name, value in values.items():
+        shape = np.shape(value)
+        out: list[str] = []
+        rest = list(shape)
+        if (
+            rest
+            and rest[0] == n_components
+            and not (name == "covariances" and len(rest) == 2 and rest == [n_features, n_features])
+        ):
+            out.append("component")
+            rest = rest[1:]
+        feature_names = ["feature", "feature_bis"]
+        for size in rest:
+            if name.startswith("probs_") and not out[1:]:
+                out.append(f"level_{name.split('_', 1)[1]}")
+            elif size == n_features and feature_names:
+                out.append(feature_names.pop(0))
+            else:
+                out.append(f"{name}_dim_{len(out)}")
+        dims[name] = out
+    return dims
 
 
 def _component_fields(model: Any, params: Any) -> list[str]:
@@ -214,6 +247,8 @@ def to_inference_data(
         groups["sample_stats"] = {"em_log_likelihood": np.asarray(history, dtype=float)[None]}
     arr = np.asarray(x)
     dims = {"x": ["obs_id", "feature"] if arr.ndim == 2 else ["obs_id"]}
+    k = int(np.size(params.weights)) if hasattr(params, "weights") else -1
+    dims.update(parameter_dims(groups["constant_data"], k, arr.shape[1] if arr.ndim == 2 else 1))
     attrs = {
         "latent_em_model": type(em_model).__name__,
         "em_log_likelihood": float(np.sum(lm)),
@@ -227,8 +262,14 @@ def to_inference_data(
 
 def draws_to_inference_data(draws: Mapping[str, np.ndarray], **attrs: Any) -> Any:
     """ArviZ object of ``{name: (chain, draw, ...)}`` draws (e.g. a cross-check's NUTS
-    draws, ``report.draws``), named like :func:`to_inference_data`'s posterior."""
-    return _compat.from_dict({"posterior": dict(draws)}, attrs=attrs)
+    draws, ``report.draws``), named like :func:`to_inference_data`'s posterior (dims
+    ``component``, ``feature``, ... when ``weights`` and ``means`` or ``probs`` tell K
+    and D)."""
+    one = {name: np.asarray(v)[0, 0] for name, v in draws.items()}
+    k = int(np.size(one["weights"])) if "weights" in one else -1
+    d = next((np.shape(one[n])[-1] for n in ("means", "probs", "rates") if n in one), -1)
+    dims = parameter_dims(one, k, d)
+    return _compat.from_dict({"posterior": dict(draws)}, dims=dims, attrs=attrs)
 
 
 def plot_forest_em_vs_nuts(
