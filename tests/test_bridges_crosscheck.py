@@ -169,6 +169,27 @@ def test_dispersed_starts_report_the_modes_visited(stuck_fit, data):
         crosscheck(stuck_fit, data, starts="random")
 
 
+def test_start_points_per_chain(good_fit, data):
+    # no sampling: where each chain would start
+    from latent_em.bridges import build_pymc
+    from latent_em.bridges.crosscheck import _starts
+
+    rec = build_pymc(good_fit, data)
+    x = good_fit._check_predict_data(data)
+    points, names = _starts(rec, 3, "restarts", 1, good_fit.model_, x, None)
+    assert names[0] == names[2] == "EM"
+    for name in rec.initvals:
+        np.testing.assert_array_equal(points[0][name], rec.initvals[name])
+    # the odd chain starts at another EM run's optimum (one random start)
+    run = latent_em.fit(good_fit.model_, x, n_init=1, random_state=1010)
+    assert names[1] == f"EM restart (random_state=1010, log-likelihood {run.log_likelihood:.3f})"
+    np.testing.assert_allclose(points[1]["means"], run.params.means)
+    np.testing.assert_allclose(points[1]["sd"] ** 2, run.params.covariances[:, 0, 0])
+    points, names = _starts(rec, 2, "dispersed", 1)
+    assert names == ["EM", "PyMC default (jittered)"]
+    assert set(points[1]) == {rv.name for rv in rec.model.free_RVs}
+
+
 def test_report_outputs(good_report, tmp_path):
     report = good_report
     text = report.to_table()

@@ -388,12 +388,14 @@ def crosscheck(
         ``match_features`` (see :mod:`latent_em.bridges.relabel`). Every draw's
         responsibilities and log-likelihood are evaluated either way when the builder
         maps draws back to latent_em parameters.
-    starts : {"em", "dispersed"}, default "em"
-        Where the chains start: all at the EM estimate, or ``"dispersed"``: even chains
-        (0, 2, ...) at the EM estimate and odd chains at PyMC's default initial point,
-        jittered (seeded by ``random_seed`` and the chain). With dispersed starts, whether
-        the posterior has another mode is not left to luck; ``report.modes`` says where
-        every chain started and in which mode it settled.
+    starts : {"em", "dispersed", "restarts"}, default "em"
+        Where the chains start: all at the EM estimate; or even chains (0, 2, ...) at the
+        EM estimate and odd chains at PyMC's default initial point, jittered
+        (``"dispersed"``), or at the optimum of another EM run from one random start
+        (``"restarts"``; a model with fixed initial values such as ``means_init`` lands on
+        the same optimum), seeded by ``random_seed`` and the chain. Then whether the
+        posterior has another mode is not left to luck; ``report.modes`` says where every
+        chain started and in which mode it settled.
     nuts_sampler : {"pymc", "nutpie", "numpyro", "blackjax"}, default "pymc"
         Passed to ``pm.sample`` (the others need their package installed).
     progressbar : bool, default False
@@ -413,8 +415,8 @@ def crosscheck(
         raise ValueError(
             f"nuts_sampler must be 'pymc', 'nutpie', 'numpyro' or 'blackjax'; got {nuts_sampler!r}"
         )
-    if starts not in ("em", "dispersed"):
-        raise ValueError(f"starts must be 'em' or 'dispersed'; got {starts!r}")
+    if starts not in ("em", "dispersed", "restarts"):
+        raise ValueError(f"starts must be 'em', 'dispersed' or 'restarts'; got {starts!r}")
     if relabeling not in ("allocation", "features"):
         raise ValueError(f"relabeling must be 'allocation' or 'features'; got {relabeling!r}")
     if not (isinstance(threshold, (int, float)) and threshold > 0):
@@ -439,7 +441,7 @@ def crosscheck(
         standard_errors, se_note = _observed_information_se(em_model, params, x, rec)
     ses = _standard_errors(standard_errors, rec)
 
-    start_points, start_names = _starts(rec, chains, starts, random_seed)
+    start_points, start_names = _starts(rec, chains, starts, random_seed, em_model, x, priors)
     raw, diverging, idata = _compat.sample_nuts(
         rec.model,
         draws=draws,
@@ -511,25 +513,46 @@ def crosscheck(
 
 
 def _starts(
-    rec: PyMCModel, chains: int, starts: str, random_seed: int | None
+    rec: PyMCModel,
+    chains: int,
+    starts: str,
+    random_seed: int | None,
+    em_model: Any = None,
+    x: Any = None,
+    priors: Mapping[str, Any] | None = None,
 ) -> tuple[Any, list[str]]:
-    """Start values per chain and their description."""
+    """Start values per chain and their description.
+
+    ``"dispersed"``: odd chains at PyMC's default initial point, jittered. ``"restarts"``:
+    odd chains at the optimum of another EM run (one random start each, seeded by
+    ``random_seed`` and the chain), which may be another local maximum.
+    """
     if starts == "em":
         return rec.initvals, ["EM"] * chains
-    from pymc.initial_point import make_initial_point_fn
-
-    jittered = make_initial_point_fn(
-        model=rec.model, jitter_rvs=set(rec.model.free_RVs), return_transformed=False
-    )
     seed = 0 if random_seed is None else random_seed
     points, names = [], []
+    if starts == "dispersed":
+        from pymc.initial_point import make_initial_point_fn
+
+        jittered = make_initial_point_fn(
+            model=rec.model, jitter_rvs=set(rec.model.free_RVs), return_transformed=False
+        )
     for c in range(chains):
         if c % 2 == 0:
             points.append(dict(rec.initvals))
             names.append("EM")
-        else:
+        elif starts == "dispersed":
             points.append(jittered(seed * 1009 + c))
             names.append("PyMC default (jittered)")
+        else:
+            from ..em import fit
+
+            run = fit(em_model, x, n_init=1, random_state=seed * 1009 + c, warn_not_converged=False)
+            points.append(dict(build_pymc((em_model, run.params), x, priors).initvals))
+            names.append(
+                f"EM restart (random_state={seed * 1009 + c}, log-likelihood "
+                f"{run.log_likelihood:.3f})"
+            )
     return points, names
 
 
