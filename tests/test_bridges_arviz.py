@@ -124,3 +124,20 @@ def test_options_are_validated(fitted, faithful):
         to_inference_data(fitted, faithful, draws="mcmc")
     with pytest.raises(ValueError, match="n_draws"):
         to_inference_data(fitted, faithful, draws="bootstrap", n_draws=0)
+
+
+def test_named_dims_on_both_majors(fitted, faithful, rng):
+    # the same names as the PyMC models: EM and NUTS objects line up in plots
+    obj = to_inference_data(fitted, faithful)
+    assert obj["posterior"]["weights"].dims == ("chain", "draw", "component")
+    assert obj["posterior"]["means"].dims == ("chain", "draw", "component", "feature")
+    assert obj["posterior"]["covariances"].dims[2:] == ("component", "feature", "feature_bis")
+    assert obj["constant_data"]["means"].dims == ("component", "feature")
+    draws = {
+        "weights": rng.dirichlet(np.ones(3), size=(2, 5)),
+        "probs_0": rng.dirichlet(np.ones(4), size=(2, 5, 3)),
+        "probs": rng.uniform(size=(2, 5, 3, 6)),
+    }
+    post = draws_to_inference_data(draws)["posterior"]
+    assert post["probs_0"].dims == ("chain", "draw", "component", "level_0")
+    assert post["probs"].dims == ("chain", "draw", "component", "feature")

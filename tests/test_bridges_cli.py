@@ -134,3 +134,41 @@ def test_demo_compare(tmp_path, capsys):
     # Old Faithful's two eruption types are well separated: K = 2 is well identified
     assert report["settings"]["model"] == "GaussianMixtureModel"
     assert report["verdict"] == "agree", report["reasons"]
+
+
+def test_parse_k():
+    import argparse
+
+    from latent_em.cli.compare import parse_k
+
+    assert parse_k("3") == [3] and parse_k("2-5") == [2, 3, 4, 5] and parse_k("2,3,5") == [2, 3, 5]
+    for bad in ("2-x", "a", "5-2"):
+        with pytest.raises(argparse.ArgumentTypeError):
+            parse_k(bad)
+
+
+def test_compare_several_k_tables_bic_icl_and_loo(tmp_path, capsys):
+    # three well-separated clusters: K = 2 must merge two of them, which every criterion
+    # sees; K = 3 is chosen by BIC, ICL and LOO, and LOO's preference is decisive
+    data = tmp_path / "data.csv"
+    X = three_clusters()
+    np.savetxt(data, X, delimiter=",")
+    out = tmp_path / "out"
+    args = ["compare", str(data), "-k", "2-3", "--draws", "200", "--tune", "300"]
+    args += ["--seed", "1", "--n-init", "3", "--out", str(out), "--no-progress"]
+    code = main(args)
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert "BIC chooses K=3, ICL K=3, LOO K=3" in captured.out
+    table = json.loads((out / "comparison.json").read_text(encoding="utf-8"))
+    assert (table["best_bic"], table["best_icl"], table["best_loo"]) == (3, 3, 3)
+    rows = {r["n_components"]: r for r in table["rows"]}
+    assert rows[3]["elpd_diff"] == 0.0 and rows[3]["se_diff"] == 0.0
+    assert rows[2]["elpd_diff"] > 2 * rows[2]["se_diff"] > 0  # measured: 20.8 vs se 5.9
+    # EM's BIC in the table is the estimator's own
+    import latent_em
+
+    gm = latent_em.GaussianMixture(3, n_init=3, random_state=1).fit(X)
+    assert rows[3]["bic"] == pytest.approx(gm.bic(X), rel=1e-6)
+    for k in (2, 3):
+        assert (out / f"K={k}" / "report.json").is_file()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import warnings
 from typing import Any
 
 import numpy as np
@@ -245,3 +246,66 @@ def test_core_import_does_not_load_bridges_dependencies():
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_boundary_estimates_are_named(rng):
+    # three copies of one point far from the rest: EM puts a component on them, its
+    # variance at the reg_covar floor (a spurious maximum with unbounded likelihood)
+    x = np.concatenate([rng.normal(0, 1, 80), [10.0] * 3])[:, None]
+    gm = latent_em.GaussianMixture(2, means_init=[[0.0], [10.0]], random_state=0).fit(x)
+    assert gm.covariances_[1, 0, 0] == pytest.approx(1e-6)
+    rec = build_pymc(gm, x)
+    assert list(rec.boundaries) == ["covariances[1,0,0]"]
+    assert rec.boundaries["covariances[1,0,0]"].startswith(
+        "component 1 collapsed: smallest variance 1e-06 at the floor (1e-06"
+    )
+    # a non-degenerate fit of the same kind has none
+    clean = latent_em.GaussianMixture(2, random_state=0).fit(x[:80])
+    assert build_pymc(clean, x[:80]).boundaries == {}
+    # probabilities of exactly 0 / 1 and empty components
+    rec = bernoulli_mixture_pymc([1.0, 0.0], np.array([[0.0, 0.4], [0.5, 1.0]]), [[0, 1], [1, 0]])
+    assert set(rec.boundaries) == {"weights[1]", "probs[0,0]", "probs[1,1]"}
+    assert "an empty component" in rec.boundaries["weights[1]"]
+
+
+def test_random_functions_of_the_row_wise_mixtures(rng):
+    """The generators behind posterior predictive checks: moments against closed forms
+    (E x_d = Σ_k φ_k θ_kd; P(x_j = c) = Σ_k φ_k π_kjc), and PyMC drawing the observed
+    variable of each built model in the data's shape."""
+    from latent_em.bridges.pymc import (
+        _bernoulli_mixture_random,
+        _categorical_mixture_random,
+        _poisson_mixture_random,
+    )
+
+    w = np.array([0.3, 0.7])
+    p = np.array([[0.1, 0.8, 0.5], [0.9, 0.2, 0.5]])
+    lam = np.array([[1.0, 6.0], [8.0, 0.5]])
+    tables = (np.array([[0.2, 0.8], [0.6, 0.4]]), np.array([[0.1, 0.1, 0.8], [0.5, 0.3, 0.2]]))
+    n = 40000
+    # PyMC passes the parameters broadcast to its batch shape: (1, K), (1, K, D)
+    draws = _bernoulli_mixture_random(w[None], p[None], rng=rng, size=(n,))
+    assert draws.shape == (n, 3)
+    np.testing.assert_allclose(draws.mean(0), w @ p, atol=0.01)
+    # rows are mixed as a whole: features 0 and 1 are strongly (negatively) correlated
+    expected_cov = w @ (p[:, 0] * p[:, 1]) - (w @ p[:, 0]) * (w @ p[:, 1])
+    assert np.cov(draws[:, 0], draws[:, 1])[0, 1] == pytest.approx(expected_cov, abs=0.01)
+    counts = _poisson_mixture_random(w, lam, rng=rng, size=(n,))
+    np.testing.assert_allclose(counts.mean(0), w @ lam, rtol=0.03)
+    codes = _categorical_mixture_random(np.zeros(2), w, *tables, rng=rng, size=(n,))
+    for j, t in enumerate(tables):
+        freq = np.bincount(codes[:, j], minlength=t.shape[1]) / n
+        np.testing.assert_allclose(freq, w @ t, atol=0.01)
+    # the observed variable of every built model draws data shaped like x
+    x = rng.integers(0, 2, size=(30, 3))
+    for rec in (
+        bernoulli_mixture_pymc(w, p, x),
+        poisson_mixture_pymc(w, lam, rng.poisson(3.0, size=(30, 2))),
+        categorical_mixture_pymc(w, tables, np.column_stack([x[:, 0], x[:, 1] + x[:, 2]])),
+    ):
+        with warnings.catch_warnings():
+            # PyTensor 3 (PyMC 6) runs the Python generator in Numba's object mode
+            warnings.filterwarnings("ignore", message="Numba will use object mode")
+            sample = pm.draw(rec.model["x"], random_seed=1)
+        assert sample.shape == (30, len(rec.model.coords["feature"]))
+        assert sample.dtype.kind == "i" and sample.min() >= 0

@@ -8,8 +8,10 @@ returns ``xarray.DataTree``, takes one nested dict, reports an equal-tailed inte
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -18,6 +20,7 @@ import numpy as np
 __all__ = [
     "arviz_major",
     "sample_nuts",
+    "loo",
     "from_dict",
     "group_names",
     "summary",
@@ -48,38 +51,105 @@ def sample_nuts(
     chains: int,
     cores: int,
     random_seed: Any,
-    initvals: Mapping[str, np.ndarray],
+    initvals: Mapping[str, np.ndarray] | Sequence[Mapping[str, np.ndarray]],
     var_names: Sequence[str],
     progressbar: bool,
-) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    """NUTS from ``initvals`` in every chain; returns ``({name: (chain, draw, ...)}, diverging)``.
+    nuts_sampler: str = "pymc",
+    init: str = "adapt_diag",
+) -> tuple[dict[str, np.ndarray], np.ndarray, Any]:
+    """NUTS from ``initvals``; returns ``({name: (chain, draw, ...)}, diverging, idata)``.
 
-    ``init="adapt_diag"`` starts exactly at ``initvals`` (the default ``jitter+`` would move
-    every chain away from the EM estimate before tuning).
+    ``initvals`` is one start for every chain or a list with one per chain (a chain whose
+    entry is empty starts at PyMC's default initial point). ``init="adapt_diag"`` starts
+    exactly there (``jitter+`` would move every chain away from the EM estimate before
+    tuning). ``idata`` is PyMC's own result (InferenceData or DataTree) with every free
+    variable and the pointwise log-likelihood of the observed variable, so ``az.loo`` and
+    ``pm.sample_posterior_predictive`` work on it.
     """
     import pymc as pm
 
-    # threaded BLAS on few shared cores slows multi-chain sampling ~3x (pymc-notes)
+    kwargs: dict[str, Any] = {}
+    if nuts_sampler != "pymc":
+        kwargs["nuts_sampler"] = nuts_sampler
+    starts: Any = (
+        [dict(v) for v in initvals] if not isinstance(initvals, Mapping) else dict(initvals)
+    )
+    # Threaded BLAS on few shared cores slowed multi-chain sampling ~3x (pymc-notes). An
+    # environment variable only acts on a BLAS loaded after it is set: here, that of the
+    # worker processes PyMC starts for cores > 1. This process's BLAS is already loaded
+    # (numpy): threadpoolctl limits it at run time.
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-    with model:
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn
+        limit: Any = contextlib.nullcontext()
+    else:
+        limit = threadpool_limits(limits=1, user_api="blas")
+    with limit, model:
         out = pm.sample(
             draws=draws,
             tune=tune,
             chains=chains,
             cores=cores,
             random_seed=random_seed,
-            initvals=dict(initvals),
-            init="adapt_diag",
-            var_names=list(var_names),
+            initvals=starts,
+            init=init,
             progressbar=progressbar,
             compute_convergence_checks=False,
             return_inferencedata=True,
+            **kwargs,
         )
+        if model.observed_RVs:
+            pm.compute_log_likelihood(out, model=model, progressbar=False)
     # both InferenceData and DataTree index groups by name
     post = out["posterior"]
     values = {name: np.asarray(post[name].values) for name in var_names}
     diverging = np.asarray(out["sample_stats"]["diverging"].values, dtype=bool)
-    return values, diverging
+    return values, diverging, out
+
+
+def loo(obj: Any) -> dict[str, Any]:
+    """PSIS-LOO of an object with a log-likelihood group, the same keys on both majors.
+
+    Returns ``elpd`` (elpd_loo), ``se``, ``p`` (effective number of parameters),
+    ``pareto_k`` and ``elpd_i`` (one per observation), ``good_k`` (the Pareto k threshold
+    for this number of draws, ``min(1 - 1 / log10(S), 0.7)``), ``n_bad_k`` (observations
+    above it) and
+    ``warning`` (ArviZ's flag), with ArviZ's warning messages in ``messages``: they are
+    returned rather than raised, so the caller reports them.
+    """
+    az: Any = importlib.import_module("arviz")
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        res = az.loo(obj, pointwise=True)
+    if arviz_major() >= 1:
+        elpd, se, p, flag, k = res.elpd, res.se, res.p, res.warning, res.pareto_k
+        pointwise = res.elpd_i
+        n_samples = int(res.n_samples)
+    else:
+        elpd, se, p, flag, k = (
+            res["elpd_loo"],
+            res["se"],
+            res["p_loo"],
+            res["warning"],
+            res["pareto_k"],
+        )
+        pointwise = res["loo_i"]
+        n_samples = int(res["n_samples"])
+    k = np.asarray(getattr(k, "values", k), dtype=float).reshape(-1)
+    good_k = min(1.0 - 1.0 / np.log10(n_samples), 0.7) if n_samples > 1 else 0.7
+    return {
+        "elpd": float(elpd),
+        "se": float(se),
+        "p": float(p),
+        "pareto_k": k,
+        "elpd_i": np.asarray(getattr(pointwise, "values", pointwise), dtype=float).reshape(-1),
+        "good_k": float(good_k),
+        "n_bad_k": int(np.sum(k > good_k)),
+        "warning": bool(flag),
+        "messages": [str(w.message) for w in caught],
+    }
 
 
 def from_dict(

@@ -33,6 +33,7 @@ from .pymc import resolve_data, resolve_fit
 __all__ = [
     "to_inference_data",
     "draws_to_inference_data",
+    "parameter_dims",
     "plot_forest_em_vs_nuts",
     "summary",
     "to_netcdf",
@@ -53,6 +54,38 @@ def _param_variables(params: Any) -> dict[str, np.ndarray]:
     return out
 
 
+def parameter_dims(values: Mapping[str, Any], n_components: int, n_features: int) -> dict:
+    """Named dims of parameter variables, from their shapes (one draw, no chain/draw).
+
+    A leading axis of length K is ``component``; then axes of length D are ``feature``
+    and ``feature_bis`` (a covariance matrix); the columns of the categorical model's
+    ``probs_j`` are ``level_j``. The same names as the PyMC models of
+    :func:`~latent_em.bridges.to_pymc`, so EM and NUTS objects line up.
+    """
+    dims: dict[str, list[str]] = {}
+    for name, value in values.items():
+        shape = np.shape(value)
+        out: list[str] = []
+        rest = list(shape)
+        if (
+            rest
+            and rest[0] == n_components
+            and not (name == "covariances" and len(rest) == 2 and rest == [n_features, n_features])
+        ):
+            out.append("component")
+            rest = rest[1:]
+        feature_names = ["feature", "feature_bis"]
+        for size in rest:
+            if name.startswith("probs_") and not out[1:]:
+                out.append(f"level_{name.split('_', 1)[1]}")
+            elif size == n_features and feature_names:
+                out.append(feature_names.pop(0))
+            else:
+                out.append(f"{name}_dim_{len(out)}")
+        dims[name] = out
+    return dims
+
+
 def _component_fields(model: Any, params: Any) -> list[str]:
     """Fields whose leading axis indexes the K components (those a relabeling permutes)."""
     k = len(np.asarray(params.weights))
@@ -67,26 +100,7 @@ def _component_fields(model: Any, params: Any) -> list[str]:
     return fields
 
 
-def _match_features(params: Any, fields: Sequence[str], scale: np.ndarray | None) -> np.ndarray:
-    if "means" in fields:
-        means = np.asarray(params.means, dtype=float)
-        return means / (scale if scale is not None else 1.0)
-    cols = []
-    for field in fields:
-        value = getattr(params, field)
-        parts = value if isinstance(value, (tuple, list)) else (value,)
-        for p in parts:
-            arr = np.asarray(p, dtype=float)
-            cols.append(arr.reshape(arr.shape[0], -1))
-    return np.concatenate(cols, axis=1)
-
-
-def _relabel_params(params: Any, reference: np.ndarray, fields: Sequence[str], scale: Any) -> Any:
-    from scipy.optimize import linear_sum_assignment
-
-    feats = _match_features(params, fields, scale)
-    diff = reference[:, None, :] - feats[None, :, :]
-    _, perm = linear_sum_assignment(np.einsum("abf,abf->ab", diff, diff))
+def _permute_params(params: Any, perm: np.ndarray, fields: Sequence[str]) -> Any:
     updates = {}
     for field in fields:
         value = getattr(params, field)
@@ -101,27 +115,23 @@ def _bootstrap(
     model: Any, params: Any, x: Any, n_draws: int, rng: np.random.Generator
 ) -> list[Any]:
     """Nonparametric bootstrap: EM refits on resampled rows, started at the estimate and
-    relabeled to it (each refit may otherwise come back in any label order)."""
-    from ..em import fit
+    relabeled to it (each refit may otherwise come back in any label order) on the whole
+    component: the refit's responsibilities on the original rows are matched to the
+    estimate's (:func:`latent_em.bridges.relabel.allocation_permutations`)."""
+    from ..em import fit, posterior
+    from .relabel import allocation_permutations
 
     fields = _component_fields(model, params)
-    scale = _feature_scale(x)
-    reference = _match_features(params, fields, scale)
+    reference = np.asarray(posterior(model, params, x)[0], dtype=float)
     n = len(x)
     out = []
     for _ in range(n_draws):
         idx = rng.integers(0, n, size=n)
         res = fit(model, x[idx], params=params, warn_not_converged=False)
-        out.append(_relabel_params(res.params, reference, fields, scale))
+        resp = np.asarray(posterior(model, res.params, x)[0], dtype=float)
+        perm = allocation_permutations(reference, resp[None])[0]
+        out.append(_permute_params(res.params, perm, fields))
     return out
-
-
-def _feature_scale(x: Any) -> np.ndarray | None:
-    arr = np.asarray(x, dtype=float)
-    if arr.ndim != 2:
-        return None
-    sd = arr.std(axis=0)
-    return np.where(sd > 0, sd, 1.0)
 
 
 def _laplace(model: Any, params: Any, x: Any, n_draws: int, rng: np.random.Generator) -> list[Any]:
@@ -237,6 +247,8 @@ def to_inference_data(
         groups["sample_stats"] = {"em_log_likelihood": np.asarray(history, dtype=float)[None]}
     arr = np.asarray(x)
     dims = {"x": ["obs_id", "feature"] if arr.ndim == 2 else ["obs_id"]}
+    k = int(np.size(params.weights)) if hasattr(params, "weights") else -1
+    dims.update(parameter_dims(groups["constant_data"], k, arr.shape[1] if arr.ndim == 2 else 1))
     attrs = {
         "latent_em_model": type(em_model).__name__,
         "em_log_likelihood": float(np.sum(lm)),
@@ -250,8 +262,14 @@ def to_inference_data(
 
 def draws_to_inference_data(draws: Mapping[str, np.ndarray], **attrs: Any) -> Any:
     """ArviZ object of ``{name: (chain, draw, ...)}`` draws (e.g. a cross-check's NUTS
-    draws, ``report.draws``), named like :func:`to_inference_data`'s posterior."""
-    return _compat.from_dict({"posterior": dict(draws)}, attrs=attrs)
+    draws, ``report.draws``), named like :func:`to_inference_data`'s posterior (dims
+    ``component``, ``feature``, ... when ``weights`` and ``means`` or ``probs`` tell K
+    and D)."""
+    one = {name: np.asarray(v)[0, 0] for name, v in draws.items()}
+    k = int(np.size(one["weights"])) if "weights" in one else -1
+    d = next((np.shape(one[n])[-1] for n in ("means", "probs", "rates") if n in one), -1)
+    dims = parameter_dims(one, k, d)
+    return _compat.from_dict({"posterior": dict(draws)}, dims=dims, attrs=attrs)
 
 
 def plot_forest_em_vs_nuts(

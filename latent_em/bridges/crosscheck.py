@@ -1,20 +1,16 @@
 """Cross-check an EM fit against full Bayesian inference with NUTS.
 
 :func:`crosscheck` builds the equivalent PyMC model (:func:`~latent_em.bridges.to_pymc`),
-samples it with NUTS started at the EM estimate in every chain, relabels every draw to the
-EM solution by optimal matching, and compares, per parameter, the EM estimate with the
+samples it with NUTS started at the EM estimate (or, with dispersed starts, some chains
+at PyMC's default point), relabels every draw to the EM solution on its allocation
+probabilities (:mod:`latent_em.bridges.relabel`), and compares the EM estimate with the
 posterior. Relabeling comes first because chains of a mixture routinely settle in
 permuted labelings; without it R-hat and every posterior summary would mix components.
 
-Verdicts (``threshold`` defaults to 3):
-
-* a parameter *disagrees* when ``|z| = |EM - posterior mean| / posterior sd > threshold``;
-* the fit *disagrees* when a parameter does, or when posterior draws reach a
-  log-likelihood more than 1 above the EM maximum (EM stopped short of, or away from,
-  the maximum: a likelihood ratio above e cannot happen at the maximum);
-* it is *inconclusive* when everything agrees but the sampler diagnostics are poor
-  (divergences, R-hat > 1.05 or bulk ESS < 100 after relabeling);
-* otherwise it *agrees*.
+The verdict is :func:`latent_em.bridges.verdict.judge`, a pure function of the EM fit and
+the relabeled draws (its docstring lists the signals): ``"disagree"`` when any signal of
+disagreement fires, ``"inconclusive"`` when none does but the sampler diagnostics are
+poor, else ``"agree"``.
 """
 
 from __future__ import annotations
@@ -27,57 +23,19 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
 
 from . import _compat
 from .pymc import PyMCModel, build_pymc, resolve_data, resolve_fit
+from .relabel import feature_permutations, permute_components, relabel_by_allocation
+from .verdict import ParameterComparison, Thresholds, judge
 
-__all__ = ["crosscheck", "relabel_draws", "CrossCheckReport", "ParameterComparison"]
-
-RHAT_MAX = 1.05
-ESS_MIN = 100.0
-#: posterior draws above the EM log-likelihood by more than this mean EM missed the maximum
-LOGLIK_MARGIN = 1.0
-
-
-@dataclasses.dataclass(frozen=True)
-class ParameterComparison:
-    """EM estimate against the posterior for one scalar parameter.
-
-    Attributes
-    ----------
-    name : str
-        E.g. ``"means[1,0]"``.
-    em : float
-        EM estimate.
-    se : float or None
-        Standard error of the EM estimate, when one was given.
-    mean, sd : float
-        Posterior mean and standard deviation (relabeled draws).
-    lower, upper : float
-        94 % equal-tailed posterior interval (3 % and 97 % quantiles).
-    z : float
-        Standardized difference ``(em - mean) / sd``.
-    r_hat, ess_bulk : float
-        Rank-normalized split R-hat and bulk ESS of the relabeled draws.
-    verdict : str
-        ``"agree"`` or ``"disagree"``.
-    reasons : tuple of str
-        Why (empty when everything is in order).
-    """
-
-    name: str
-    em: float
-    se: float | None
-    mean: float
-    sd: float
-    lower: float
-    upper: float
-    z: float
-    r_hat: float
-    ess_bulk: float
-    verdict: str
-    reasons: tuple[str, ...]
+__all__ = [
+    "crosscheck",
+    "relabel_draws",
+    "CrossCheckReport",
+    "ParameterComparison",
+    "Thresholds",
+]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -96,8 +54,8 @@ class CrossCheckReport:
         ``divergences``, ``max_r_hat``, ``min_ess_bulk``, ``max_r_hat_before_relabeling``
         and ``relabeled_fraction`` (draws whose labels were permuted).
     log_likelihood : dict
-        ``em`` and the ``posterior_mean`` / ``posterior_max`` over the draws used for
-        membership.
+        ``em``, and the ``posterior_mean`` / ``posterior_max`` over all draws and the
+        per-chain means ``chain_means`` (when the builder maps draws to parameters).
     membership : dict
         ``max_abs_difference``, ``mean_abs_difference`` between EM responsibilities and
         posterior membership probabilities, and ``label_agreement`` (same most probable
@@ -112,20 +70,37 @@ class CrossCheckReport:
         ``(n, K)`` arrays (``None`` when the builder cannot map draws to parameters).
     em_history : numpy.ndarray or None
         EM log-likelihood trace of the fit.
+    signals : tuple of str
+        Names of the signals of disagreement that fired (see
+        :func:`latent_em.bridges.verdict.judge`).
+    modes : dict
+        Which chains settled in which mode (``chain_mode``, ``n_modes``, ``em_mode``,
+        ``separation``) and, with dispersed starts, where every chain started.
+    inference_data : arviz.InferenceData or xarray.DataTree
+        PyMC's own sampling result (draws *not* relabeled; every free variable, named dims
+        ``component``, ``feature``, ``obs_id``) with the pointwise log-likelihood of the
+        observed variable ``x``: ``az.loo``, ``az.compare`` (``az.waic`` on ArviZ 0.x) and
+        ``pm.sample_posterior_predictive`` work on it (none of them depends on labels).
+    pymc_model : pymc.Model
+        The model that was sampled.
     """
 
     verdict: str
     reasons: tuple[str, ...]
     parameters: tuple[ParameterComparison, ...]
     diagnostics: dict[str, Any]
-    log_likelihood: dict[str, float]
-    membership: dict[str, float]
+    log_likelihood: dict[str, Any]
+    membership: dict[str, Any]
     settings: dict[str, Any]
     draws: dict[str, np.ndarray] = dataclasses.field(repr=False)
     estimate: dict[str, np.ndarray] = dataclasses.field(repr=False)
     em_responsibilities: np.ndarray | None = dataclasses.field(default=None, repr=False)
     posterior_membership: np.ndarray | None = dataclasses.field(default=None, repr=False)
     em_history: np.ndarray | None = dataclasses.field(default=None, repr=False)
+    signals: tuple[str, ...] = ()
+    modes: dict[str, Any] = dataclasses.field(default_factory=dict)
+    inference_data: Any = dataclasses.field(default=None, repr=False)
+    pymc_model: Any = dataclasses.field(default=None, repr=False)
 
     @property
     def agrees(self) -> bool:
@@ -139,6 +114,7 @@ class CrossCheckReport:
         rows = [dataclasses.asdict(p) for p in self.parameters]
         for row in rows:
             row["reasons"] = "; ".join(row["reasons"])
+            row["signals"] = ", ".join(row["signals"])
         return pd.DataFrame(rows).set_index("name")
 
     def to_dict(self) -> dict[str, Any]:
@@ -152,6 +128,8 @@ class CrossCheckReport:
             "diagnostics": self.diagnostics,
             "log_likelihood": self.log_likelihood,
             "membership": self.membership,
+            "signals": list(self.signals),
+            "modes": self.modes,
             "settings": self.settings,
         }
 
@@ -163,11 +141,18 @@ class CrossCheckReport:
         return path
 
     def to_table(self) -> str:
-        """The report as a plain-text table."""
+        """The report as a plain-text table, with every reason in words.
+
+        Below a disagreeing parameter's row come its reasons; after the table the sampler,
+        log-likelihood, membership and mode summaries, why a standard-error column is
+        missing (when it is), and the verdict with its reasons.
+        """
         has_se = any(p.se is not None for p in self.parameters)
+        prob = float(self.settings.get("thresholds", {}).get("interval", 0.94))
+        lo_name, hi_name = f"{100 * prob:g}% lower", f"{100 * prob:g}% upper"
         head = f"{'parameter':<18}{'EM':>11}"
         head += f"{'SE':>9}" if has_se else ""
-        head += f"{'post.mean':>11}{'post.sd':>9}{'94% lower':>11}{'94% upper':>11}"
+        head += f"{'post.mean':>11}{'post.sd':>9}{lo_name:>12}{hi_name:>12}"
         head += f"{'z':>7}{'R-hat':>7}{'ESS':>7}  verdict"
         lines = [head, "-" * len(head)]
         for p in self.parameters:
@@ -175,10 +160,13 @@ class CrossCheckReport:
             if has_se:
                 row += f"{p.se:>9.3g}" if p.se is not None else f"{'':>9}"
             row += (
-                f"{p.mean:>11.4g}{p.sd:>9.3g}{p.lower:>11.4g}{p.upper:>11.4g}"
+                f"{p.mean:>11.4g}{p.sd:>9.3g}{p.lower:>12.4g}{p.upper:>12.4g}"
                 f"{p.z:>7.2f}{p.r_hat:>7.3f}{p.ess_bulk:>7.0f}  {p.verdict}"
             )
+            if p.signals:
+                row += f" ({', '.join(p.signals)})"
             lines.append(row)
+            lines += [f"    - {r}" for r in p.reasons]
         d = self.diagnostics
         ll = self.log_likelihood
         lines += [
@@ -199,14 +187,70 @@ class CrossCheckReport:
                 f"{m['mean_abs_difference']:.3g}, same most probable component for "
                 f"{100 * m['label_agreement']:.1f}% of rows"
             )
+        if self.modes.get("chain_mode") and len(self.modes["chain_mode"]) > 1:
+            em_mode = self.modes.get("em_mode")
+            lines.append(
+                f"modes: chain -> mode {self.modes['chain_mode']}; "
+                + ("EM estimate in none of them" if em_mode is None else f"EM in mode {em_mode}")
+                + "".join(f"; started {s}" for s in [self.modes.get("starts")] if s is not None)
+            )
+        note = str(self.settings.get("standard_errors", "not requested"))
+        if has_se:
+            lines.append(f"standard errors: {note}")
+        else:
+            lines.append(f"standard errors: no SE column; {note}")
         lines.append(f"verdict: {self.verdict.upper()}")
-        lines += [f"  - {r}" for r in self.reasons]
+        # parameter reasons are printed under their rows; name the parameters here
+        rows = {p.name for p in self.parameters if p.verdict == "disagree"}
+        fit_reasons = [r for r in self.reasons if r.split(": ", 1)[0] not in rows]
+        if rows:
+            names = [p.name for p in self.parameters if p.name in rows]
+            lines.append(
+                f"  - {len(names)} of {len(self.parameters)} parameters disagree (reasons "
+                f"under their rows): {', '.join(names)}"
+            )
+        lines += [f"  - {r}" for r in fit_reasons]
         return "\n".join(lines) + "\n"
 
     def __str__(self) -> str:
         return self.to_table()
 
     # ------------------------------------------------------------------ plots
+    def loo(self) -> dict[str, Any]:
+        """PSIS-LOO of the posterior (``az.loo`` on :attr:`inference_data`).
+
+        Returns ``elpd``, ``se``, ``p`` (effective number of parameters), ``pareto_k``
+        (one per observation), ``n_bad_k`` (Pareto k above 0.7) and ``warning``, with the
+        same keys on ArviZ 0.x and 1.x.
+        """
+        if self.inference_data is None:
+            raise ValueError("this report has no inference data (no observed variable)")
+        return _compat.loo(self.inference_data)
+
+    def posterior_predictive(self, random_seed: int | None = None) -> Any:
+        """Replicated data sets ``x`` from the posterior, one per draw (chain, draw, obs_id, ...).
+
+        ``pm.sample_posterior_predictive`` on :attr:`inference_data`; the result is also
+        added to it as the ``posterior_predictive`` group.
+        """
+        import pymc as pm
+
+        if self.inference_data is None or self.pymc_model is None:
+            raise ValueError("this report has no inference data (no observed variable)")
+        with self.pymc_model, warnings.catch_warnings():
+            # PyTensor 3 compiles random draws with Numba, which runs the Python generator
+            # of a CustomDist in object mode and warns so; the draws are the same
+            warnings.filterwarnings(
+                "ignore", message="Numba will use object mode", category=UserWarning
+            )
+            pm.sample_posterior_predictive(
+                self.inference_data,
+                random_seed=random_seed,
+                progressbar=False,
+                extend_inferencedata=True,
+            )
+        return np.asarray(self.inference_data["posterior_predictive"]["x"].values)
+
     def plot_forest(self, path: str) -> str:
         """EM estimate (± 2 SE when known) next to the posterior 94 % interval; PNG."""
         from .plots import plot_forest_comparison
@@ -272,30 +316,13 @@ def relabel_draws(
     Notes
     -----
     For each draw the assignment minimizing ``Σ_i ‖reference_i - features_perm(i)‖²`` is
-    found by the Hungarian algorithm (:func:`scipy.optimize.linear_sum_assignment`).
+    found by the Hungarian algorithm (:func:`scipy.optimize.linear_sum_assignment`). The
+    cross-check relabels on allocation probabilities instead whenever it can
+    (:mod:`latent_em.bridges.relabel`): features that leave out part of a component (its
+    variance, say) mislabel draws where a small component wanders.
     """
-    features = np.asarray(features, dtype=float)
-    reference = np.asarray(reference, dtype=float)
-    c, s, k = features.shape[:3]
-    perms = np.empty((c, s, k), dtype=np.intp)
-    for i in range(c):
-        for j in range(s):
-            diff = reference[:, None, :] - features[i, j][None, :, :]
-            cost = np.einsum("abf,abf->ab", diff, diff)
-            _, cols = linear_sum_assignment(cost)
-            perms[i, j] = cols
-    out: dict[str, np.ndarray] = {}
-    for name, values in draws.items():
-        axis = component_axes.get(name)
-        values = np.asarray(values)
-        if axis is None:
-            out[name] = values
-            continue
-        moved = np.moveaxis(values, axis + 2, 2)  # (chain, draw, K, ...)
-        idx = perms.reshape(c, s, k, *([1] * (moved.ndim - 3)))
-        picked = np.take_along_axis(moved, idx, axis=2)
-        out[name] = np.moveaxis(picked, 2, axis + 2)
-    return out, perms
+    perms = feature_permutations(reference, features)
+    return permute_components(draws, perms, component_axes), perms
 
 
 # ----------------------------------------------------------------------------- check
@@ -305,17 +332,6 @@ def _check_count(value: Any, name: str, minimum: int) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}; got {value!r}")
     return int(value)
-
-
-def _element_names(name: str, shape: tuple[int, ...], symmetric: bool) -> list[tuple[str, tuple]]:
-    out = []
-    for idx in np.ndindex(*shape):
-        # a covariance matrix is symmetric: report the upper triangle only
-        if symmetric and idx[-2] > idx[-1]:
-            continue
-        label = f"{name}[{','.join(map(str, idx))}]" if idx else name
-        out.append((label, idx))
-    return out
 
 
 def crosscheck(
@@ -329,8 +345,11 @@ def crosscheck(
     priors: Mapping[str, Any] | None = None,
     standard_errors: Mapping[str, Any] | str | None = "auto",
     threshold: float = 3.0,
+    thresholds: Thresholds | None = None,
     cores: int = 1,
-    membership_draws: int = 200,
+    relabeling: str = "allocation",
+    starts: str = "em",
+    nuts_sampler: str = "pymc",
     progressbar: bool = False,
     model: Any = None,
 ) -> CrossCheckReport:
@@ -343,7 +362,7 @@ def crosscheck(
     X : array-like
         The data it was fitted on.
     draws, tune, chains : int
-        NUTS settings (every chain starts at the EM estimate).
+        NUTS settings (where the chains start: ``starts``).
     random_seed : int, optional
         Seed of the sampler (reproducible results for an int).
     priors : mapping, optional
@@ -355,11 +374,30 @@ def crosscheck(
         warns (e.g. an estimate on a boundary); a mapping gives them keyed like the
         reported parameters (e.g. ``{"means": (K, D) array}``); ``None`` omits them.
     threshold : float, default 3
-        Largest ``|z|`` counted as agreement.
+        Largest ``|z|`` counted as agreement (``thresholds.z``).
+    thresholds : Thresholds, optional
+        When each signal of disagreement fires (see
+        :func:`latent_em.bridges.verdict.judge`); a ``threshold`` other than 3 overrides
+        its ``z``.
     cores : int, default 1
         Processes for the chains.
-    membership_draws : int, default 200
-        Draws (evenly thinned) used for posterior membership and log-likelihoods.
+    relabeling : {"allocation", "features"}, default "allocation"
+        How draws are matched to the EM components: on allocation probabilities
+        (Stephens' KL to the EM responsibilities, the whole component; needs a builder
+        with ``to_params``, else falls back to features) or on the builder's
+        ``match_features`` (see :mod:`latent_em.bridges.relabel`). Every draw's
+        responsibilities and log-likelihood are evaluated either way when the builder
+        maps draws back to latent_em parameters.
+    starts : {"em", "dispersed", "restarts"}, default "em"
+        Where the chains start: all at the EM estimate; or even chains (0, 2, ...) at the
+        EM estimate and odd chains at PyMC's default initial point, jittered
+        (``"dispersed"``), or at the optimum of another EM run from one random start
+        (``"restarts"``; a model with fixed initial values such as ``means_init`` lands on
+        the same optimum), seeded by ``random_seed`` and the chain. Then whether the
+        posterior has another mode is not left to luck; ``report.modes`` says where every
+        chain started and in which mode it settled.
+    nuts_sampler : {"pymc", "nutpie", "numpyro", "blackjax"}, default "pymc"
+        Passed to ``pm.sample`` (the others need their package installed).
     progressbar : bool, default False
         Show PyMC's progress bar while sampling.
     model : optional
@@ -373,11 +411,23 @@ def crosscheck(
     tune = _check_count(tune, "tune", 0)
     chains = _check_count(chains, "chains", 1)
     cores = _check_count(cores, "cores", 1)
-    membership_draws = _check_count(membership_draws, "membership_draws", 1)
+    if nuts_sampler not in ("pymc", "nutpie", "numpyro", "blackjax"):
+        raise ValueError(
+            f"nuts_sampler must be 'pymc', 'nutpie', 'numpyro' or 'blackjax'; got {nuts_sampler!r}"
+        )
+    if starts not in ("em", "dispersed", "restarts"):
+        raise ValueError(f"starts must be 'em', 'dispersed' or 'restarts'; got {starts!r}")
+    if relabeling not in ("allocation", "features"):
+        raise ValueError(f"relabeling must be 'allocation' or 'features'; got {relabeling!r}")
     if not (isinstance(threshold, (int, float)) and threshold > 0):
         raise ValueError(f"threshold must be a positive number; got {threshold!r}")
     if random_seed is not None:
         random_seed = _check_count(random_seed, "random_seed", 0)
+    if thresholds is not None and not isinstance(thresholds, Thresholds):
+        raise TypeError(f"thresholds must be a Thresholds record; got {type(thresholds).__name__}")
+    limits = thresholds if thresholds is not None else Thresholds()
+    if thresholds is None or threshold != 3.0:
+        limits = dataclasses.replace(limits, z=float(threshold))
     em_model, params = resolve_fit(fitted, model)
     x = resolve_data(fitted, em_model, X)
     rec = build_pymc((em_model, params), x, priors)
@@ -391,91 +441,37 @@ def crosscheck(
         standard_errors, se_note = _observed_information_se(em_model, params, x, rec)
     ses = _standard_errors(standard_errors, rec)
 
-    raw, diverging = _compat.sample_nuts(
+    start_points, start_names = _starts(rec, chains, starts, random_seed, em_model, x, priors)
+    raw, diverging, idata = _compat.sample_nuts(
         rec.model,
         draws=draws,
         tune=tune,
         chains=chains,
         cores=cores,
         random_seed=random_seed,
-        initvals=rec.initvals,
+        initvals=start_points,
         var_names=names,
         progressbar=progressbar,
+        nuts_sampler=nuts_sampler,
     )
-    reference = rec.match_features(rec.estimate)
-    relabeled, perms = relabel_draws(raw, reference, rec.match_features(raw), rec.parameters)
+    relabeled, perms, ll_info, em_resp, post_resp, used = _relabel(
+        em_model, params, x, rec, raw, relabeling
+    )
     identity = np.arange(perms.shape[-1])
     relabeled_fraction = float(np.mean(np.any(perms != identity, axis=-1)))
-
-    rows: list[ParameterComparison] = []
-    rhat_before: list[float] = []
-    for name in names:
-        est = np.asarray(rec.estimate[name], dtype=float)
-        values = np.asarray(relabeled[name], dtype=float)
-        before = np.asarray(raw[name], dtype=float)
-        symmetric = name in rec.symmetric and est.ndim >= 2
-        for label, idx in _element_names(name, est.shape, symmetric):
-            chain_draws = values[(slice(None), slice(None), *idx)]
-            rows.append(
-                _compare(
-                    label,
-                    float(est[idx]),
-                    None if ses.get(name) is None else float(ses[name][idx]),
-                    chain_draws,
-                    threshold,
-                )
-            )
-            if chains > 1:
-                rhat_before.append(_compat.rhat(before[(slice(None), slice(None), *idx)]))
-
-    reasons: list[str] = []
-    disagreeing = [p for p in rows if p.verdict == "disagree"]
-    if disagreeing:
-        worst = max(disagreeing, key=lambda p: abs(p.z) if math.isfinite(p.z) else math.inf)
-        reasons.append(
-            f"{len(disagreeing)} of {len(rows)} parameters disagree (|z| > {threshold:g}); "
-            f"worst {worst.name}: EM {worst.em:.4g} vs posterior {worst.mean:.4g} ± "
-            f"{worst.sd:.3g} (z = {worst.z:.2f})"
-        )
-
-    ll_info, membership, em_resp, post_resp = _likelihood_and_membership(
-        em_model, params, x, rec, relabeled, membership_draws
+    verdict = judge(
+        rec.estimate,
+        relabeled,
+        standard_errors=ses,
+        symmetric=rec.symmetric,
+        boundaries=rec.boundaries,
+        membership=None if post_resp is None else (em_resp, post_resp),
+        log_likelihood=ll_info,
+        diverging=diverging,
+        raw_draws=raw,
+        thresholds=limits,
     )
-    if ll_info.get("posterior_max", -math.inf) > ll_info["em"] + LOGLIK_MARGIN:
-        reasons.append(
-            f"posterior draws reach log-likelihood {ll_info['posterior_max']:.3f}, above the "
-            f"EM estimate's {ll_info['em']:.3f}: EM did not find the maximum (a poor local "
-            "optimum or stopped early)"
-        )
-    n_div = int(diverging.sum())
-    finite_rhat = [p.r_hat for p in rows if math.isfinite(p.r_hat)]
-    finite_ess = [p.ess_bulk for p in rows if math.isfinite(p.ess_bulk)]
-    diagnostics = {
-        "divergences": n_div,
-        "max_r_hat": max(finite_rhat) if finite_rhat else math.nan,
-        "min_ess_bulk": min(finite_ess) if finite_ess else math.nan,
-        "max_r_hat_before_relabeling": max(rhat_before) if rhat_before else math.nan,
-        "relabeled_fraction": relabeled_fraction,
-    }
-    problems = []
-    if n_div:
-        problems.append(f"{n_div} divergent transitions")
-    if diagnostics["max_r_hat"] > RHAT_MAX:
-        problems.append(f"max R-hat {diagnostics['max_r_hat']:.3f} > {RHAT_MAX}")
-    if diagnostics["min_ess_bulk"] < ESS_MIN:
-        problems.append(f"min bulk ESS {diagnostics['min_ess_bulk']:.0f} < {ESS_MIN:.0f}")
-    if reasons:
-        verdict = "disagree"
-        reasons += [f"sampler: {p}" for p in problems]
-    elif problems:
-        verdict = "inconclusive"
-        reasons = [f"sampler: {p}" for p in problems]
-    else:
-        verdict = "agree"
-        reasons = [
-            f"all {len(rows)} parameters within {threshold:g} posterior sd of the EM estimate; "
-            "no posterior draw above the EM log-likelihood; sampler diagnostics fine"
-        ]
+    diagnostics = {**verdict.diagnostics, "relabeled_fraction": relabeled_fraction}
     import arviz
     import pymc
 
@@ -484,28 +480,80 @@ def crosscheck(
         "tune": tune,
         "chains": chains,
         "random_seed": random_seed,
-        "threshold": threshold,
+        "threshold": limits.z,
+        "thresholds": dataclasses.asdict(limits),
         "model": type(em_model).__name__,
         "standard_errors": se_note,
+        "relabeling": used,
+        "starts": starts,
+        "nuts_sampler": nuts_sampler,
         "n_observations": int(len(x)),
         "pymc": pymc.__version__,
         "arviz": arviz.__version__,
     }
     history = getattr(getattr(fitted, "result_", fitted), "history", None)
     return CrossCheckReport(
-        verdict=verdict,
-        reasons=tuple(reasons),
-        parameters=tuple(rows),
+        verdict=verdict.verdict,
+        reasons=verdict.reasons,
+        parameters=verdict.parameters,
         diagnostics=diagnostics,
         log_likelihood=ll_info,
-        membership=membership,
+        membership=verdict.membership,
         settings=settings,
         draws=relabeled,
         estimate={k: np.asarray(v) for k, v in rec.estimate.items()},
         em_responsibilities=em_resp,
-        posterior_membership=post_resp,
+        posterior_membership=None if post_resp is None else post_resp.mean(axis=0),
         em_history=None if history is None else np.asarray(history),
+        signals=verdict.signals,
+        modes={**verdict.modes, "starts": start_names},
+        inference_data=idata,
+        pymc_model=rec.model,
     )
+
+
+def _starts(
+    rec: PyMCModel,
+    chains: int,
+    starts: str,
+    random_seed: int | None,
+    em_model: Any = None,
+    x: Any = None,
+    priors: Mapping[str, Any] | None = None,
+) -> tuple[Any, list[str]]:
+    """Start values per chain and their description.
+
+    ``"dispersed"``: odd chains at PyMC's default initial point, jittered. ``"restarts"``:
+    odd chains at the optimum of another EM run (one random start each, seeded by
+    ``random_seed`` and the chain), which may be another local maximum.
+    """
+    if starts == "em":
+        return rec.initvals, ["EM"] * chains
+    seed = 0 if random_seed is None else random_seed
+    points, names = [], []
+    if starts == "dispersed":
+        from pymc.initial_point import make_initial_point_fn
+
+        jittered = make_initial_point_fn(
+            model=rec.model, jitter_rvs=set(rec.model.free_RVs), return_transformed=False
+        )
+    for c in range(chains):
+        if c % 2 == 0:
+            points.append(dict(rec.initvals))
+            names.append("EM")
+        elif starts == "dispersed":
+            points.append(jittered(seed * 1009 + c))
+            names.append("PyMC default (jittered)")
+        else:
+            from ..em import fit
+
+            run = fit(em_model, x, n_init=1, random_state=seed * 1009 + c, warn_not_converged=False)
+            points.append(dict(build_pymc((em_model, run.params), x, priors).initvals))
+            names.append(
+                f"EM restart (random_state={seed * 1009 + c}, log-likelihood "
+                f"{run.log_likelihood:.3f})"
+            )
+    return points, names
 
 
 def _observed_information_se(
@@ -565,78 +613,54 @@ def _standard_errors(
     return out
 
 
-def _compare(
-    label: str, em: float, se: float | None, values: np.ndarray, threshold: float
-) -> ParameterComparison:
-    flat = values.reshape(-1)
-    mean = float(flat.mean())
-    sd = float(flat.std(ddof=1)) if flat.size > 1 else math.nan
-    lower, upper = (float(q) for q in np.quantile(flat, [0.03, 0.97]))
-    if sd > 0:
-        z = (em - mean) / sd
-    else:
-        z = 0.0 if em == mean else math.copysign(math.inf, em - mean)
-    multi_chain = values.shape[0] > 1 and values.shape[1] >= 4 and sd > 0
-    r_hat = _compat.rhat(values) if multi_chain else math.nan
-    ess = _compat.ess_bulk(values) if values.shape[1] >= 4 and sd > 0 else math.nan
-    reasons: list[str] = []
-    if abs(z) > threshold:
-        reasons.append(f"|z| = {abs(z):.2f} > {threshold:g}")
-    if se is not None and se > 0 and sd > 0:
-        ratio = sd / se
-        if not 1.0 / 3.0 <= ratio <= 3.0:
-            reasons.append(f"posterior sd is {ratio:.2g} times the EM standard error")
-    return ParameterComparison(
-        name=label,
-        em=em,
-        se=se,
-        mean=mean,
-        sd=sd,
-        lower=lower,
-        upper=upper,
-        z=float(z),
-        r_hat=r_hat,
-        ess_bulk=ess,
-        verdict="disagree" if abs(z) > threshold else "agree",
-        reasons=tuple(reasons),
-    )
-
-
-def _likelihood_and_membership(
+def _relabel(
     em_model: Any,
     params: Any,
     x: Any,
     rec: PyMCModel,
-    draws: Mapping[str, np.ndarray],
-    n_draws: int,
-) -> tuple[dict[str, float], dict[str, float], np.ndarray | None, np.ndarray | None]:
-    """EM vs posterior: log-likelihoods over draws and membership probabilities."""
+    raw: Mapping[str, np.ndarray],
+    relabeling: str,
+) -> tuple[dict[str, np.ndarray], np.ndarray, dict[str, Any], np.ndarray, np.ndarray | None, str]:
+    """Relabel the draws; log-likelihood and posterior membership of every draw.
+
+    Returns ``(relabeled, perms, log_likelihood info, EM responsibilities, posterior
+    membership per chain (chain, n, K) or None, the relabeling used)``.
+    """
     from ..em import posterior
 
     em_resp, em_lm = posterior(em_model, params, x)
-    info: dict[str, float] = {"em": float(np.sum(em_lm))}
-    if rec.to_params is None or rec.to_params(rec.estimate) is None:
-        return info, {}, np.asarray(em_resp), None
-    first = next(iter(draws.values()))
-    c, s = first.shape[:2]
-    total = c * s
-    picks = np.unique(np.linspace(0, total - 1, min(n_draws, total)).round().astype(int))
-    flat = {k: np.asarray(v).reshape(total, *np.shape(v)[2:]) for k, v in draws.items()}
-    acc = np.zeros_like(np.asarray(em_resp, dtype=float))
-    lls = []
-    for i in picks:
-        p = rec.to_params({k: v[i] for k, v in flat.items()})
-        resp, lm = posterior(em_model, p, x)
-        acc += np.asarray(resp)
-        lls.append(float(np.sum(lm)))
-    post = acc / len(picks)
     em_resp = np.asarray(em_resp, dtype=float)
-    info["posterior_mean"] = float(np.mean(lls))
-    info["posterior_max"] = float(np.max(lls))
-    diff = np.abs(em_resp - post)
-    membership = {
-        "max_abs_difference": float(diff.max()),
-        "mean_abs_difference": float(diff.mean()),
-        "label_agreement": float(np.mean(np.argmax(em_resp, 1) == np.argmax(post, 1))),
-    }
-    return info, membership, em_resp, post
+    info: dict[str, Any] = {"em": float(np.sum(em_lm))}
+    if rec.to_params is None or rec.to_params(rec.estimate) is None:
+        reference = rec.match_features(rec.estimate)
+        relabeled, perms = relabel_draws(raw, reference, rec.match_features(raw), rec.parameters)
+        return relabeled, perms, info, em_resp, None, "features (no latent_em parameters)"
+
+    to_params = rec.to_params
+
+    def allocate(values: dict[str, np.ndarray]) -> tuple[np.ndarray, float]:
+        resp, lm = posterior(em_model, to_params(values), x)
+        return np.asarray(resp, dtype=float), float(np.sum(lm))
+
+    if relabeling == "allocation":
+        relabeled, perms, post, loglik = relabel_by_allocation(
+            raw, rec.parameters, em_resp, allocate
+        )
+        used = "allocation (Stephens' KL to the EM responsibilities)"
+    else:
+        reference = rec.match_features(rec.estimate)
+        relabeled, perms = relabel_draws(raw, reference, rec.match_features(raw), rec.parameters)
+        # the draws are already relabeled: the identity reference keeps their labels
+        first = next(iter(relabeled.values()))
+        loglik = np.empty((first.shape[0], first.shape[1]))
+        post = np.zeros((loglik.shape[0], *em_resp.shape))
+        for i in range(loglik.shape[0]):
+            for j in range(loglik.shape[1]):
+                resp, loglik[i, j] = allocate({k: v[i, j] for k, v in relabeled.items()})
+                post[i] += resp
+        post /= loglik.shape[1]
+        used = "features"
+    info["posterior_mean"] = float(np.mean(loglik))
+    info["posterior_max"] = float(np.max(loglik))
+    info["chain_means"] = [float(v) for v in loglik.mean(axis=1)]
+    return relabeled, perms, info, em_resp, post, used

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["plot_em_trace", "plot_forest_comparison", "plot_membership"]
+__all__ = ["plot_em_trace", "plot_forest_comparison", "forest_figure", "plot_membership"]
 
 
 def _pyplot() -> Any:
@@ -42,45 +42,97 @@ def plot_em_trace(history: Any, path: str, *, title: str = "EM convergence") -> 
     return path
 
 
-def plot_forest_comparison(report: Any, path: str) -> str:
-    """EM estimate next to the posterior 94 % interval, every parameter on one scale; PNG.
+def _group(name: str) -> str:
+    """Parameter group of an element label: ``"means[1,0]"`` -> ``"means"``."""
+    return name.split("[", 1)[0]
 
-    Parameters differ in scale by orders of magnitude (a weight, a mean of 80, a variance
-    of 0.07), so each row is standardized by its posterior: ``(value - posterior mean) /
-    posterior sd``. The EM estimate then sits at ``z``; its ± 2 SE bar is drawn when
-    standard errors are known; dashed lines mark ``± threshold``.
+
+def plot_forest_comparison(report: Any, path: str) -> str:
+    """:func:`forest_figure` saved as a PNG at ``path`` (long labels kept inside)."""
+    plt = _pyplot()
+    fig = forest_figure(report)
+    fig.savefig(path, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+def forest_figure(report: Any) -> Any:
+    """EM estimate next to the posterior interval, one panel per parameter group.
+
+    Each group (weights, means, covariances, ...) is drawn on its own natural scale —
+    standardizing by the posterior sd would hide scale errors — on a log scale when its
+    values are positive and span more than two decades (a collapsed variance of 1e-6
+    next to a posterior reaching 7000). Rows: the posterior central interval (94 % by
+    default) with its mean, the EM estimate with ± 2 SE when standard errors are known;
+    disagreeing rows are shaded and their signals named in the label.
     """
     plt = _pyplot()
     rows = list(report.parameters)
-    n = len(rows)
-    fig, ax = plt.subplots(figsize=(7.0, 1.2 + 0.28 * n), dpi=100)
-    y = np.arange(n)[::-1].astype(float)
-    sd = np.array([r.sd if r.sd and np.isfinite(r.sd) and r.sd > 0 else np.nan for r in rows])
-    mean = np.array([r.mean for r in rows])
-    lo = (np.array([r.lower for r in rows]) - mean) / sd
-    hi = (np.array([r.upper for r in rows]) - mean) / sd
-    ax.hlines(y + 0.15, lo, hi, color="tab:blue", lw=2.5, label="NUTS 94% interval")
-    ax.plot(np.zeros(n), y + 0.15, "o", color="tab:blue", ms=4)
-    z = np.array([r.z for r in rows])
-    se = np.array([np.nan if r.se is None else r.se for r in rows]) / sd
-    if np.any(np.isfinite(se)):
-        ax.hlines(y - 0.15, z - 2 * se, z + 2 * se, color="tab:orange", lw=2.5, label="EM ± 2 SE")
-    ax.plot(z, y - 0.15, "D", color="tab:orange", ms=4, label="EM estimate")
-    threshold = float(report.settings.get("threshold", 3.0))
-    for x in (-threshold, threshold):
-        ax.axvline(x, color="grey", ls="--", lw=0.8)
-    for i, r in enumerate(rows):
-        if r.verdict != "agree":
-            ax.axhspan(y[i] - 0.45, y[i] + 0.45, color="tab:red", alpha=0.12)
-    ax.set_yticks(y)
-    ax.set_yticklabels([f"{r.name} = {r.em:.4g}" for r in rows], fontsize=8)
-    ax.set_xlabel("(value - posterior mean) / posterior sd")
-    ax.set_title(f"EM vs NUTS: {report.verdict}", pad=22)
-    ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=3, fontsize=8, frameon=False)
+    groups: dict[str, list[Any]] = {}
+    for r in rows:
+        groups.setdefault(_group(r.name), []).append(r)
+    prob = float(report.settings.get("thresholds", {}).get("interval", 0.94))
+    heights = [len(g) for g in groups.values()]
+    fig, axes = plt.subplots(
+        len(groups),
+        1,
+        figsize=(8.0, 1.6 + 0.32 * len(rows) + 0.5 * len(groups)),
+        dpi=100,
+        gridspec_kw={"height_ratios": heights},
+        squeeze=False,
+    )
+    handles: dict[str, Any] = {}
+    for ax, (name, members) in zip(axes[:, 0], groups.items(), strict=True):
+        y = np.arange(len(members))[::-1].astype(float)
+        lo = np.array([r.lower for r in members])
+        hi = np.array([r.upper for r in members])
+        em = np.array([r.em for r in members])
+        mean = np.array([r.mean for r in members])
+        values = np.concatenate([lo, hi, em, mean])
+        values = values[np.isfinite(values)]
+        positive = values.size and np.all(values > 0)
+        if positive and values.max() / values.min() > 100:
+            ax.set_xscale("log")
+        handles["interval"] = ax.hlines(
+            y + 0.12, lo, hi, color="tab:blue", lw=2.5, label=f"posterior {100 * prob:g}% interval"
+        )
+        (handles["mean"],) = ax.plot(
+            mean, y + 0.12, "o", color="tab:blue", ms=4, label="posterior mean"
+        )
+        se = np.array([np.nan if r.se is None else r.se for r in members])
+        if np.any(np.isfinite(se)):
+            handles["se"] = ax.hlines(
+                y - 0.12, em - 2 * se, em + 2 * se, color="tab:orange", lw=2.5, label="EM ± 2 SE"
+            )
+        (handles["em"],) = ax.plot(em, y - 0.12, "D", color="tab:orange", ms=4, label="EM estimate")
+        for i, r in enumerate(members):
+            if r.verdict != "agree":
+                handles["disagree"] = ax.axhspan(
+                    y[i] - 0.45, y[i] + 0.45, color="tab:red", alpha=0.12, label="disagrees"
+                )
+        ax.set_yticks(y)
+        ax.set_yticklabels(
+            [r.name + (f"  ({', '.join(r.signals)})" if r.signals else "") for r in members],
+            fontsize=8,
+        )
+        ax.set_ylim(-0.6, len(members) - 0.4)
+        ax.set_title(name, fontsize=9, loc="left")
+        ax.grid(axis="x", alpha=0.3)
+    order = ["interval", "mean", "em", "se", "disagree"]
+    legend = [handles[k] for k in order if k in handles]
     fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    # legend and title above the panels; savefig(bbox_inches="tight") keeps them in
+    fig.legend(
+        legend,
+        [h.get_label() for h in legend],
+        loc="lower center",
+        bbox_to_anchor=(0.5, 1.0),
+        ncol=min(len(legend), 5),
+        fontsize=8,
+        frameon=False,
+    )
+    fig.suptitle(f"EM vs NUTS: {report.verdict}", y=1.04, fontsize=10, va="bottom")
+    return fig
 
 
 def plot_membership(report: Any, path: str) -> str:

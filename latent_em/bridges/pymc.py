@@ -41,8 +41,12 @@ __all__ = [
     "categorical_mixture_builder",
 ]
 
-#: name of the Potential holding the observed-data log-likelihood in every built model
-LOG_LIKELIHOOD = "log_likelihood"
+#: name of the observed variable of every built model: its log-density summed over the
+#: rows is latent_em's observed-data log-likelihood (and its pointwise values are what
+#: ``pm.compute_log_likelihood`` and ``az.loo`` use)
+OBSERVED = "x"
+#: the variable holding the log-likelihood (the observed variable)
+LOG_LIKELIHOOD = OBSERVED
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,6 +73,10 @@ class PyMCModel:
     symmetric : frozenset of str
         Parameters whose last two axes form a symmetric matrix (reported as the upper
         triangle only).
+    boundaries : dict of str to str
+        EM values on a boundary of the parameter space (a collapsed component's variance
+        at the floor, a weight or probability of 0 or 1), keyed by element label such as
+        ``"covariances[2,0,0]"``, with a description in words.
     """
 
     model: Any
@@ -78,6 +86,7 @@ class PyMCModel:
     to_params: Callable[[Mapping[str, np.ndarray]], Any] | None
     match_features: Callable[[Mapping[str, np.ndarray]], np.ndarray]
     symmetric: frozenset[str] = frozenset()
+    boundaries: Mapping[str, str] = dataclasses.field(default_factory=dict)
 
 
 Builder = Callable[[Any, Any, Any, Mapping[str, Any] | None], PyMCModel]
@@ -220,6 +229,16 @@ def _logsumexp_rows(table: Any) -> Any:
     return pt.log(pt.sum(pt.exp(table - top), axis=1)) + top[:, 0]
 
 
+def _coords(k: int, d: int, n: int) -> dict[str, Any]:
+    """Named coordinates of a built model (ArviZ objects carry them as labels)."""
+    return {
+        "component": np.arange(k),
+        "feature": np.arange(d),
+        "feature_bis": np.arange(d),
+        "obs_id": np.arange(n),
+    }
+
+
 def _simplex_start(w: np.ndarray) -> np.ndarray:
     # NUTS works on the stick-breaking transform, which needs interior points
     w = np.clip(np.asarray(w, dtype=float), 1e-10, None)
@@ -250,6 +269,147 @@ def _integer_matrix(x: Any, name: str = "X") -> np.ndarray:
     return arr.astype(np.int64)
 
 
+def _label(name: str, idx: tuple[int, ...]) -> str:
+    return f"{name}[{','.join(map(str, idx))}]" if idx else name
+
+
+def _unit_boundaries(name: str, values: np.ndarray, what: str, eps: float = 1e-8) -> dict:
+    """Elements of a probability-like parameter at exactly 0 or 1 (within ``eps``)."""
+    out = {}
+    for idx in zip(*np.nonzero((values <= eps) | (values >= 1.0 - eps)), strict=True):
+        idx = tuple(int(i) for i in idx)
+        v = float(values[idx])
+        out[_label(name, idx)] = (
+            f"EM {what} {_label(name, idx)} = {v:.3g} on the boundary of [0, 1]"
+        )
+    return out
+
+
+def _weight_boundaries(w: np.ndarray, eps: float = 1e-8) -> dict[str, str]:
+    return {
+        f"weights[{k}]": f"EM weight of component {k} is {w[k]:.3g}: an empty component"
+        for k in np.flatnonzero(w <= eps)
+    }
+
+
+def _variance_boundaries(
+    cov: np.ndarray, covariance_type: str, floor: float, scale: np.ndarray
+) -> dict[str, str]:
+    """Components whose smallest variance sits at the floor (collapsed onto a point or a
+    lower-dimensional set): keyed by the smallest diagonal element of the component."""
+    # reg_covar adds the floor to every variance; an exact zero floor is a tiny relative one
+    limit = max(floor * (1.0 + 1e-3), 1e-10 * float(np.min(scale**2)))
+    out = {}
+    comps: list[tuple[tuple[int, ...], float, float]]
+    if covariance_type == "spherical":
+        comps = [((k,), float(cov[k]), float(cov[k])) for k in range(cov.shape[0])]
+    elif covariance_type == "diag":
+        comps = [
+            ((k, int(np.argmin(c))), float(c.min()), float(c.min())) for k, c in enumerate(cov)
+        ]
+    else:
+        mats = cov[None] if covariance_type == "tied" else cov
+        comps = []
+        for k, c in enumerate(mats):
+            j = int(np.argmin(np.diag(c)))
+            idx: tuple[int, ...] = (j, j) if covariance_type == "tied" else (k, j, j)
+            comps.append((idx, float(np.linalg.eigvalsh(c)[0]), float(c[j, j])))
+    for idx, smallest, _ in comps:
+        if smallest <= limit:
+            who = "the tied covariance" if covariance_type == "tied" else f"component {idx[0]}"
+            out[_label("covariances", idx)] = (
+                f"{who} collapsed: smallest variance {smallest:.3g} at the floor "
+                f"({floor:g}; a component on one point or a lower-dimensional set)"
+            )
+    return out
+
+
+# Row-wise mixture densities of the discrete models, for pm.CustomDist: ``value`` is the
+# (n, D) data, the result the (n,) log-density of every row. pm.Mixture of Bernoulli or
+# Poisson components would mix every cell separately (a different model, pymc-notes).
+
+
+def _bernoulli_mixture_logp(value: Any, weights: Any, probs: Any) -> Any:
+    import pytensor.tensor as pt
+
+    xb = pt.cast(value, "float64")[..., None, :]  # (n, 1, D)
+    # broadcast sums rather than pt.dot: a Dot op makes PyTensor look for BLAS and warn
+    comp = (xb * pt.log(probs) + (1.0 - xb) * pt.log1p(-probs)).sum(axis=-1)
+    return _logsumexp_rows(pt.log(weights) + comp)
+
+
+def _poisson_mixture_logp(value: Any, weights: Any, rates: Any) -> Any:
+    import pytensor.tensor as pt
+
+    xf = pt.cast(value, "float64")
+    comp = (xf[..., None, :] * pt.log(rates)).sum(axis=-1) - rates.sum(axis=-1)
+    log_fact = pt.gammaln(xf + 1.0).sum(axis=-1)
+    return _logsumexp_rows(pt.log(weights) + comp) - log_fact
+
+
+def _categorical_mixture_logp(value: Any, columns: Any, weights: Any, *tables: Any) -> Any:
+    import pytensor.tensor as pt
+
+    # PyMC may hand the parameters broadcast to the rows ((n, K), (n, K, C_j)): select
+    # log π_{k j x_nj} by a one-hot mask over the levels, which works either way
+    table = pt.log(weights)
+    for j, pj in enumerate(tables):
+        levels = pt.arange(pj.shape[-1])
+        onehot = pt.eq(value[:, j][:, None, None], levels)  # (n, 1, C_j)
+        table = table + pt.switch(onehot, pt.log(pj), 0.0).sum(axis=-1)
+    return _logsumexp_rows(table)
+
+
+# PyMC calls the random functions with the parameters broadcast to its batch shape
+# (e.g. weights (1, K) and probs (1, K, D) for ``size=(n,)``): draw the component labels
+# and pick their parameters by broadcasting, never by assuming core shapes.
+
+
+def _labels(weights: np.ndarray, rng: np.random.Generator, size: Any) -> np.ndarray:
+    """One component label per row: shape ``size`` (or the batch shape of ``weights``)."""
+    w = np.asarray(weights, dtype=float)
+    shape = tuple(np.atleast_1d(size)) if size is not None else w.shape[:-1]
+    cum = np.cumsum(np.broadcast_to(w, (*shape, w.shape[-1])), axis=-1)
+    u = rng.random(shape)[..., None] * cum[..., -1:]
+    return np.minimum((u > cum).sum(axis=-1), w.shape[-1] - 1)
+
+
+def _pick(param: np.ndarray, z: np.ndarray) -> np.ndarray:
+    """``param[..., z, :]`` per row: ``(..., K, C)`` parameters, labels of shape ``z.shape``."""
+    p = np.asarray(param)
+    p = np.broadcast_to(p, (*z.shape, *p.shape[-2:]))
+    return np.take_along_axis(p, z[..., None, None], axis=-2)[..., 0, :]
+
+
+def _bernoulli_mixture_random(
+    weights: np.ndarray, probs: np.ndarray, rng: np.random.Generator, size: Any = None
+) -> np.ndarray:
+    p = _pick(probs, _labels(weights, rng, size))
+    return (rng.random(p.shape) < p).astype(np.int64)
+
+
+def _poisson_mixture_random(
+    weights: np.ndarray, rates: np.ndarray, rng: np.random.Generator, size: Any = None
+) -> np.ndarray:
+    return rng.poisson(_pick(rates, _labels(weights, rng, size))).astype(np.int64)
+
+
+def _categorical_mixture_random(
+    columns: np.ndarray,
+    weights: np.ndarray,
+    *tables: np.ndarray,
+    rng: np.random.Generator,
+    size: Any = None,
+) -> np.ndarray:
+    z = _labels(weights, rng, size)
+    cols = []
+    for pj in tables:
+        cum = np.cumsum(_pick(pj, z), axis=-1)
+        u = rng.random(z.shape)[..., None] * cum[..., -1:]
+        cols.append(np.minimum((u > cum).sum(axis=-1), cum.shape[-1] - 1))
+    return np.stack(cols, axis=-1).astype(np.int64)
+
+
 def _replace(params: Any, fields: Sequence[str]) -> Callable[[Mapping[str, np.ndarray]], Any]:
     def to_params(values: Mapping[str, np.ndarray]) -> Any:
         if params is None:
@@ -271,6 +431,7 @@ def gaussian_mixture_pymc(
     priors: Mapping[str, Any] | None = None,
     *,
     params: Any = None,
+    variance_floor: float = 0.0,
 ) -> PyMCModel:
     """PyMC Gaussian mixture ``Σ_k φ_k N(x; μ_k, Σ_k)`` at an EM estimate.
 
@@ -289,6 +450,9 @@ def gaussian_mixture_pymc(
         column sds), ``lkj_eta`` (LKJ shape of the correlations, default 2).
     params : GaussianMixtureParams, optional
         Template used to map draws back to latent_em parameters.
+    variance_floor : float, default 0
+        The fit's variance floor (``reg_covar``): a component whose smallest variance sits
+        there collapsed, which the cross-check reports as a boundary estimate.
     """
     import pymc as pm
     import pytensor.tensor as pt
@@ -328,9 +492,13 @@ def gaussian_mixture_pymc(
     initvals: dict[str, np.ndarray] = {"weights": _simplex_start(w), "means": mu.copy()}
     # full and tied covariances in one dimension are just variances
     structured = covariance_type in ("full", "tied") and d > 1
-    with pm.Model() as model:
-        weights_rv = pm.Dirichlet("weights", a=np.full(k, float(s["weights_concentration"])))
-        means_rv = pm.Normal("means", mu=s["means_mu"], sigma=s["means_sigma"], shape=(k, d))
+    with pm.Model(coords=_coords(k, d, len(x))) as model:
+        weights_rv = pm.Dirichlet(
+            "weights", a=np.full(k, float(s["weights_concentration"])), dims="component"
+        )
+        means_rv = pm.Normal(
+            "means", mu=s["means_mu"], sigma=s["means_sigma"], dims=("component", "feature")
+        )
         if structured:
             n_chol = k if covariance_type == "full" else 1
             covs = cov if covariance_type == "full" else cov[None]
@@ -349,42 +517,67 @@ def gaussian_mixture_pymc(
                 initvals[name] = np.linalg.cholesky(covs[j])[rows, cols]
             if covariance_type == "full":
                 chol = pt.stack(chols)
-                pm.Deterministic("covariances", pt.matmul(chol, chol.transpose(0, 2, 1)))
-                comp = pt.stack(
-                    [pm.logp(pm.MvNormal.dist(mu=means_rv[j], chol=chol[j]), x) for j in range(k)],
-                    axis=1,
+                pm.Deterministic(
+                    "covariances",
+                    pt.matmul(chol, chol.transpose(0, 2, 1)),
+                    dims=("component", "feature", "feature_bis"),
                 )
+                comp_chols = [chol[j] for j in range(k)]
             else:
-                pm.Deterministic("covariances", pt.dot(chols[0], chols[0].T))
-                comp = pt.stack(
-                    [pm.logp(pm.MvNormal.dist(mu=means_rv[j], chol=chols[0]), x) for j in range(k)],
-                    axis=1,
+                pm.Deterministic(
+                    "covariances", pt.dot(chols[0], chols[0].T), dims=("feature", "feature_bis")
                 )
+                comp_chols = [chols[0]] * k
         else:
             if covariance_type == "diag":
-                sd = pm.HalfNormal("sd", sigma=np.broadcast_to(sd_sigma, (k, d)), shape=(k, d))
-                sd_b = sd[None, :, :]
-                pm.Deterministic("covariances", sd**2)
+                sd = pm.HalfNormal(
+                    "sd", sigma=np.broadcast_to(sd_sigma, (k, d)), dims=("component", "feature")
+                )
+                pm.Deterministic("covariances", sd**2, dims=("component", "feature"))
                 initvals["sd"] = np.sqrt(cov)
+                sds = [sd[j] for j in range(k)]
             elif covariance_type == "spherical":
-                sd = pm.HalfNormal("sd", sigma=float(sd_sigma.max()), shape=(k,))
-                sd_b = sd[None, :, None]
-                pm.Deterministic("covariances", sd**2)
+                sd = pm.HalfNormal("sd", sigma=float(sd_sigma.max()), dims="component")
+                pm.Deterministic("covariances", sd**2, dims="component")
                 initvals["sd"] = np.sqrt(cov)
+                sds = [pt.ones(d) * sd[j] for j in range(k)]
             elif covariance_type == "full":  # d == 1
-                sd = pm.HalfNormal("sd", sigma=float(sd_sigma[0]), shape=(k,))
-                sd_b = sd[None, :, None]
-                pm.Deterministic("covariances", (sd**2)[:, None, None])
+                sd = pm.HalfNormal("sd", sigma=float(sd_sigma[0]), dims="component")
+                pm.Deterministic(
+                    "covariances",
+                    (sd**2)[:, None, None],
+                    dims=("component", "feature", "feature_bis"),
+                )
                 initvals["sd"] = np.sqrt(cov[:, 0, 0])
+                sds = [pt.ones(d) * sd[j] for j in range(k)]
             else:  # tied, d == 1
                 sd = pm.HalfNormal("sd", sigma=float(sd_sigma[0]))
-                sd_b = sd
-                pm.Deterministic("covariances", pt.reshape(sd**2, (1, 1)))
+                pm.Deterministic(
+                    "covariances", pt.reshape(sd**2, (1, 1)), dims=("feature", "feature_bis")
+                )
                 initvals["sd"] = np.asarray(np.sqrt(cov[0, 0]))
-            dens = pm.logp(pm.Normal.dist(mu=means_rv[None, :, :], sigma=sd_b), x[:, None, :])
-            comp = dens.sum(axis=2)
-        table = pt.log(weights_rv)[None, :] + comp
-        pm.Potential(LOG_LIKELIHOOD, _logsumexp_rows(table).sum())
+                sds = [pt.ones(d) * sd for _ in range(k)]
+            comp_chols = [pt.diag(v) for v in sds]
+        if d == 1:
+            # one feature: the univariate normal mixture (PyMC's own NormalMixture)
+            sigma = pt.stack([c[0, 0] for c in comp_chols])
+            pm.NormalMixture(
+                OBSERVED,
+                w=weights_rv,
+                mu=means_rv[:, 0],
+                sigma=sigma,
+                observed=x[:, 0],
+                dims="obs_id",
+            )
+        else:
+            # multivariate components mix whole rows (univariate ones would mix every cell)
+            pm.Mixture(
+                OBSERVED,
+                w=weights_rv,
+                comp_dists=[pm.MvNormal.dist(mu=means_rv[j], chol=comp_chols[j]) for j in range(k)],
+                observed=x,
+                dims=("obs_id", "feature"),
+            )
 
     scale = col_sd
 
@@ -405,6 +598,10 @@ def gaussian_mixture_pymc(
         to_params=_replace(params, ("weights", "means", "covariances")),
         match_features=match_features,
         symmetric=frozenset({"covariances"} if covariance_type in ("full", "tied") else ()),
+        boundaries={
+            **_weight_boundaries(w),
+            **_variance_boundaries(cov, covariance_type, float(variance_floor), col_sd),
+        },
     )
 
 
@@ -420,6 +617,7 @@ def gaussian_mixture_builder(
         model.covariance_type,
         priors,
         params=params,
+        variance_floor=float(getattr(model, "reg_covar", 0.0) or 0.0),
     )
 
 
@@ -451,7 +649,6 @@ def bernoulli_mixture_pymc(
         Template used to map draws back to latent_em parameters.
     """
     import pymc as pm
-    import pytensor.tensor as pt
 
     w = _check_weights(weights)
     p = np.asarray(probs, dtype=float)
@@ -462,16 +659,24 @@ def bernoulli_mixture_pymc(
     if np.any((xi != 0) & (xi != 1)):
         raise ValueError("x must hold 0/1 values for a Bernoulli mixture")
     s = _settings(priors, {"weights_concentration": 1.0, "probs_alpha": 1.0, "probs_beta": 1.0})
-    xf = xi.astype(float)
-    with pm.Model() as model:
-        weights_rv = pm.Dirichlet("weights", a=np.full(k, float(s["weights_concentration"])))
-        probs_rv = pm.Beta("probs", alpha=s["probs_alpha"], beta=s["probs_beta"], shape=(k, d))
-        # (n, K): Σ_d x log p + (1 - x) log(1 - p). Broadcast sums rather than pt.dot:
-        # a Dot op makes PyTensor look for BLAS and warn where it finds none
-        xb = xf[:, None, :]
-        comp = (xb * pt.log(probs_rv)[None] + (1.0 - xb) * pt.log1p(-probs_rv)[None]).sum(axis=2)
-        table = pt.log(weights_rv)[None, :] + comp
-        pm.Potential(LOG_LIKELIHOOD, _logsumexp_rows(table).sum())
+    with pm.Model(coords=_coords(k, d, len(xi))) as model:
+        weights_rv = pm.Dirichlet(
+            "weights", a=np.full(k, float(s["weights_concentration"])), dims="component"
+        )
+        probs_rv = pm.Beta(
+            "probs", alpha=s["probs_alpha"], beta=s["probs_beta"], dims=("component", "feature")
+        )
+        pm.CustomDist(
+            OBSERVED,
+            weights_rv,
+            probs_rv,
+            logp=_bernoulli_mixture_logp,
+            random=_bernoulli_mixture_random,
+            signature="(k),(k,d)->(d)",
+            dtype="int64",
+            observed=xi,
+            dims=("obs_id", "feature"),
+        )
 
     def match_features(values: Mapping[str, np.ndarray]) -> np.ndarray:
         return np.asarray(values["probs"])
@@ -483,6 +688,7 @@ def bernoulli_mixture_pymc(
         initvals={"weights": _simplex_start(w), "probs": _interior(p)},
         to_params=_replace(params, ("weights", "probs")),
         match_features=match_features,
+        boundaries={**_weight_boundaries(w), **_unit_boundaries("probs", p, "probability")},
     )
 
 
@@ -508,7 +714,6 @@ def poisson_mixture_pymc(
         Template used to map draws back to latent_em parameters.
     """
     import pymc as pm
-    import pytensor.tensor as pt
 
     w = _check_weights(weights)
     lam = np.asarray(rates, dtype=float)
@@ -523,21 +728,27 @@ def poisson_mixture_pymc(
         priors,
         {"weights_concentration": 1.0, "rates_alpha": 1.0, "rates_beta": 0.1 / col_mean},
     )
-    xf = xi.astype(float)
-    from scipy.special import gammaln
-
-    log_fact = gammaln(xf + 1.0).sum(axis=1)  # constant in θ: computed once
-    with pm.Model() as model:
-        weights_rv = pm.Dirichlet("weights", a=np.full(k, float(s["weights_concentration"])))
+    with pm.Model(coords=_coords(k, d, len(xi))) as model:
+        weights_rv = pm.Dirichlet(
+            "weights", a=np.full(k, float(s["weights_concentration"])), dims="component"
+        )
         rates_rv = pm.Gamma(
             "rates",
             alpha=s["rates_alpha"],
             beta=np.broadcast_to(np.asarray(s["rates_beta"], dtype=float), (k, d)),
-            shape=(k, d),
+            dims=("component", "feature"),
         )
-        comp = (xf[:, None, :] * pt.log(rates_rv)[None]).sum(axis=2) - rates_rv.sum(axis=1)[None, :]
-        table = pt.log(weights_rv)[None, :] + comp - log_fact[:, None]
-        pm.Potential(LOG_LIKELIHOOD, _logsumexp_rows(table).sum())
+        pm.CustomDist(
+            OBSERVED,
+            weights_rv,
+            rates_rv,
+            logp=_poisson_mixture_logp,
+            random=_poisson_mixture_random,
+            signature="(k),(k,d)->(d)",
+            dtype="int64",
+            observed=xi,
+            dims=("obs_id", "feature"),
+        )
 
     def match_features(values: Mapping[str, np.ndarray]) -> np.ndarray:
         return np.log(np.asarray(values["rates"]))
@@ -549,6 +760,15 @@ def poisson_mixture_pymc(
         initvals={"weights": _simplex_start(w), "rates": np.maximum(lam, 1e-10)},
         to_params=_replace(params, ("weights", "rates")),
         match_features=match_features,
+        boundaries={
+            **_weight_boundaries(w),
+            **{
+                _label(
+                    "rates", tuple(map(int, idx))
+                ): f"EM rate {_label('rates', tuple(map(int, idx)))} = 0 on the boundary"
+                for idx in zip(*np.nonzero(lam <= 1e-8), strict=True)
+            },
+        },
     )
 
 
@@ -574,7 +794,6 @@ def categorical_mixture_pymc(
         Template used to map draws back to latent_em parameters (``probs_j`` → ``probs``).
     """
     import pymc as pm
-    import pytensor.tensor as pt
 
     w = _check_weights(weights)
     k = w.size
@@ -589,14 +808,35 @@ def categorical_mixture_pymc(
             raise ValueError(f"x column {j} must hold codes 0..{p.shape[1] - 1}")
     s = _settings(priors, {"weights_concentration": 1.0, "probs_concentration": 1.0})
     names = [f"probs_{j}" for j in range(len(tables))]
-    with pm.Model() as model:
-        weights_rv = pm.Dirichlet("weights", a=np.full(k, float(s["weights_concentration"])))
-        table = pt.log(weights_rv)[None, :]
-        for j, p in enumerate(tables):
-            pj = pm.Dirichlet(names[j], a=np.full(p.shape, float(s["probs_concentration"])))
-            # the codes pick log π_{k j x_nj} for every component at once: (K, n) -> (n, K)
-            table = table + pt.log(pj)[:, xi[:, j]].T
-        pm.Potential(LOG_LIKELIHOOD, _logsumexp_rows(table).sum())
+    coords = _coords(k, xi.shape[1], len(xi))
+    coords.update({f"level_{j}": np.arange(p.shape[1]) for j, p in enumerate(tables)})
+    with pm.Model(coords=coords) as model:
+        weights_rv = pm.Dirichlet(
+            "weights", a=np.full(k, float(s["weights_concentration"])), dims="component"
+        )
+        tables_rv = [
+            pm.Dirichlet(
+                names[j],
+                a=np.full(p.shape, float(s["probs_concentration"])),
+                dims=("component", f"level_{j}"),
+            )
+            for j, p in enumerate(tables)
+        ]
+        # the first parameter only carries the number of columns J (the signature cannot
+        # infer the support shape (J,) from the tables)
+        core = ",".join(["(j)", "(k)"] + [f"(k,c{j})" for j in range(len(tables))])
+        pm.CustomDist(
+            OBSERVED,
+            np.zeros(len(tables)),
+            weights_rv,
+            *tables_rv,
+            logp=_categorical_mixture_logp,
+            random=_categorical_mixture_random,
+            signature=f"{core}->(j)",
+            dtype="int64",
+            observed=xi,
+            dims=("obs_id", "feature"),
+        )
 
     def match_features(values: Mapping[str, np.ndarray]) -> np.ndarray:
         return np.concatenate([np.asarray(values[n]) for n in names], axis=-1)
@@ -616,6 +856,14 @@ def categorical_mixture_pymc(
         },
         to_params=to_params,
         match_features=match_features,
+        boundaries={
+            **_weight_boundaries(w),
+            **{
+                k: v
+                for n, p in zip(names, tables, strict=True)
+                for k, v in _unit_boundaries(n, p, "response probability").items()
+            },
+        },
     )
 
 

@@ -14,7 +14,15 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["register", "run_compare", "write_report", "load_csv", "MODELS"]
+__all__ = [
+    "register",
+    "run_compare",
+    "run_compare_components",
+    "write_report",
+    "load_csv",
+    "parse_k",
+    "MODELS",
+]
 
 #: ``--model`` choices: estimator class name in :mod:`latent_em.estimators`
 MODELS = {
@@ -43,7 +51,14 @@ def register(sub: Any) -> None:
         help="a .csv file (header optional) or a .npy file, one row per observation",
     )
     p.add_argument("--model", choices=sorted(MODELS), default="gmm", help="mixture model")
-    p.add_argument("-k", "--n-components", type=int, default=2, help="components K")
+    p.add_argument(
+        "-k",
+        "--n-components",
+        type=parse_k,
+        default=[2],
+        help="components K: one number, a range 2-5 or a list 2,3,5 (several K: a table "
+        "of EM's BIC/ICL next to the posterior's LOO)",
+    )
     p.add_argument(
         "--covariance",
         choices=("full", "tied", "diag", "spherical"),
@@ -65,6 +80,29 @@ def register(sub: Any) -> None:
     p.set_defaults(func=_main)
 
 
+def parse_k(text: str) -> list[int]:
+    """``"3"`` -> [3], ``"2-5"`` -> [2, 3, 4, 5], ``"2,3,5"`` -> [2, 3, 5]."""
+    try:
+        if "-" in text.strip()[1:]:
+            lo, hi = (int(v) for v in text.split("-", 1))
+            ks = list(range(lo, min(hi, lo + 101) + 1))  # more than 100 is refused below
+        else:
+            ks = [int(v) for v in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected K, a range K1-K2 or a list K1,K2,...; got {text!r}"
+        ) from None
+    if not ks:
+        raise argparse.ArgumentTypeError(f"the range {text!r} is empty")
+    if len(ks) > 100:
+        # checked before any data are read: each K is a NUTS run
+        raise argparse.ArgumentTypeError(
+            f"{text!r} asks for more than 100 values of K; compare samples a posterior "
+            "for each, so give at most 100"
+        )
+    return ks
+
+
 def load_csv(path: str, *, delimiter: str = ",") -> np.ndarray:
     """Numeric CSV as an ``(n, D)`` array, read as ``latent-em fit`` reads it (a first
     line that is not numeric is a header; same messages)."""
@@ -76,20 +114,38 @@ def load_csv(path: str, *, delimiter: str = ",") -> np.ndarray:
 def _main(args: argparse.Namespace) -> int:
     from ._common import CommandError
 
-    for name in ("n_components", "draws", "chains", "n_init"):
+    for name in ("draws", "chains", "n_init"):
         if getattr(args, name) < 1:
             raise CommandError(
                 f"--{name.replace('_', '-')} must be >= 1; got {getattr(args, name)}"
             )
+    if min(args.n_components) < 1:
+        raise CommandError(f"--n-components must be >= 1; got {args.n_components}")
     if args.tune < 0:
         raise CommandError(f"--tune must be >= 0; got {args.tune}")
     from .fit import read_args_data
 
     X = read_args_data(args, categorical=args.model == "categorical").values
+    if len(args.n_components) > 1:
+        text = run_compare_components(
+            X,
+            args.n_components,
+            model=args.model,
+            covariance_type=args.covariance,
+            draws=args.draws,
+            tune=args.tune,
+            chains=args.chains,
+            n_init=args.n_init,
+            seed=args.seed,
+            out=args.out,
+            progressbar=not args.no_progress,
+        )
+        sys.stdout.write(text)
+        return 0
     text = run_compare(
         X,
         model=args.model,
-        n_components=args.n_components,
+        n_components=args.n_components[0],
         covariance_type=args.covariance,
         draws=args.draws,
         tune=args.tune,
@@ -178,6 +234,54 @@ def run_compare(
     table = report.to_table()
     written = "\n".join(f"  {p}" for p in write_report(report, out))
     return f"{table}\nwritten:\n{written}\n"
+
+
+def run_compare_components(
+    X: Any,
+    ks: list[int],
+    *,
+    model: str = "gmm",
+    covariance_type: str = "full",
+    draws: int = 1000,
+    tune: int = 1000,
+    chains: int = 2,
+    n_init: int = 5,
+    seed: int = 0,
+    out: str = "latent_em_compare",
+    progressbar: bool = True,
+) -> str:
+    """Fit and cross-check every K; write ``comparison.txt``/``.json`` and one report folder
+    per K (``out/K=<k>``); return the comparison table."""
+    from ..bridges import compare_components
+
+    estimator = _make_estimator(model, ks[0], covariance_type, n_init, seed)
+    os.makedirs(out, exist_ok=True)
+    sys.stderr.write(
+        f"fitting and cross-checking K = {ks} ({chains} chain(s) x ({tune} tune + {draws} "
+        "draws) each)...\n"
+    )
+    sys.stderr.flush()
+    result = compare_components(
+        estimator,
+        X,
+        ks,
+        draws=draws,
+        tune=tune,
+        chains=chains,
+        random_seed=seed,
+        progressbar=progressbar,
+    )
+    table = result.to_table()
+    with open(os.path.join(out, "comparison.txt"), "w", encoding="utf-8") as fh:
+        fh.write(table)
+    written = [
+        os.path.join(out, "comparison.txt"),
+        result.to_json(os.path.join(out, "comparison.json")),
+    ]
+    for k, report in result.reports.items():
+        written += write_report(report, os.path.join(out, f"K={k}"))
+    listing = "\n".join(f"  {p}" for p in written)
+    return f"{table}\nwritten:\n{listing}\n"
 
 
 def write_report(report: Any, out: str) -> list[str]:
