@@ -494,6 +494,13 @@ def standard_errors(
     if method not in ("auto", "louis", "numerical"):
         raise ValueError(f"method must be 'auto', 'louis' or 'numerical'; got {method!r}")
     model, params, x = _resolve(fitted, x, params)
+    if isinstance(model, GaussianMixtureModel) and model.covariance.uses_current:
+        raise ValueError(
+            f"standard errors are not available for covariance_type="
+            f"{model.covariance_type!r}: its constraints (mclust's parsimonious structures) "
+            "are not part of the parameterization the information is computed in; use "
+            "bootstrap(), or one of 'full', 'tied', 'diag', 'spherical'"
+        )
     constraints = _constraints(model)
     weights = check_sample_weight(sample_weight, len(x))
     has_louis = louis_information.dispatch(type(model)) is not louis_information.dispatch(object)

@@ -20,8 +20,12 @@ class GaussianMixture(MixtureEstimator):
     ----------
     n_components : int, default 1
         Number of components K.
-    covariance_type : {"full", "tied", "diag", "spherical"}, default "full"
-        Covariance structure.
+    covariance_type : str, default "full"
+        Covariance structure: "full", "tied", "diag", "spherical" (or mclust's names for
+        them, "VVV", "EEE", "VVI", "VII"), mclust's other parsimonious models "EII",
+        "EEI", "VEI", "EVI", "VEE", "EVE", "VVE", "EEV", "VEV", "EVV" (covariances of shape
+        ``(K, D, D)``), or the univariate "E", "V" (see
+        :class:`~latent_em.models.GaussianMixtureModel`).
     tol : float, default 1e-6
         Convergence threshold on the change of the mean log-likelihood per iteration.
     reg_covar : float, default 1e-6
@@ -51,7 +55,8 @@ class GaussianMixture(MixtureEstimator):
     weights_ : (K,)
     means_ : (K, D)
     covariances_ : array
-        ``(K, D, D)``, ``(D, D)``, ``(K, D)`` or ``(K,)`` by covariance type.
+        ``(K, D, D)``, ``(D, D)``, ``(K, D)`` or ``(K,)`` by covariance type (full, tied,
+        diag, spherical); ``(K, D, D)`` for mclust's other structures.
     precisions_ : array
         Inverses of the covariances, same shape.
     precisions_cholesky_ : array
@@ -132,9 +137,9 @@ class GaussianMixture(MixtureEstimator):
         self.covariances_ = np.asarray(params.covariances)
         self.precisions_cholesky_ = self.model_.covariance.precisions_cholesky(self.covariances_)
         pc = self.precisions_cholesky_
-        if self.covariance_type == "full":
+        if pc.ndim == 3:  # full and mclust's other structures: (K, D, D)
             self.precisions_ = np.einsum("kij,klj->kil", pc, pc)
-        elif self.covariance_type == "tied":
+        elif self.model_.covariance_type == "tied":
             self.precisions_ = pc @ pc.T
         else:
             self.precisions_ = pc**2

@@ -1,7 +1,10 @@
 """Covariance structures of the Gaussian mixture: one strategy object per structure.
 
-Each structure (scikit-learn's full, tied, diag, spherical) owns everything specific to
-it: parameter shapes and counts, Cholesky factors of the precisions, moments, the
+The structures are scikit-learn's full, tied, diag and spherical (mclust's VVV, EEE, VVI
+and VII, accepted as aliases, see ``ALIASES``), mclust's ten other parsimonious models
+(``ParsimoniousCovariance``, held as ``(K, D, D)`` full matrices, M-steps in
+:mod:`.parsimonious`) and its univariate E and V. Each structure owns everything
+specific to it: parameter shapes and counts, Cholesky factors of the precisions, moments, the
 M-step estimate, positive-definiteness checks and repair, and (through
 ``kernels.KERNELS``) the block kernel of its fused E-step. Shared code never branches
 on the ``covariance_type`` string: it looks the structure up in ``COVARIANCES``.
@@ -14,6 +17,7 @@ from scipy import linalg
 
 from ...constraints import Constraint, Positive, PositiveDefinite
 from .kernels import KERNELS, ExpandedKernel
+from .parsimonious import MCLUST_MODELS, n_variance_parameters, q_value, solve
 
 
 class Covariance:
@@ -24,6 +28,24 @@ class Covariance:
     #: one covariance shared by all components (the M-step pools the statistics, and an
     #: empty or re-seeded component has no covariance of its own)
     shared: bool = False
+    #: the M-step is ``estimate_from`` (needs the live components and the current
+    #: covariances: the parsimonious structures) rather than ``estimate``
+    uses_current: bool = False
+
+    def check_features(self, d: int) -> None:
+        """Raise ``ValueError`` if the structure cannot model D features (none by default)."""
+
+    def estimate_from(
+        self,
+        counts: np.ndarray,
+        live: np.ndarray,
+        delta: np.ndarray,
+        second: np.ndarray,
+        reg: float,
+        current: np.ndarray,
+    ) -> np.ndarray:
+        """Covariances from statistics and the current covariances (``uses_current``)."""
+        raise NotImplementedError
 
     def features_of(self, cov: np.ndarray) -> int | None:
         """The number of features D implied by a covariance array of this structure, 0 if
@@ -358,9 +380,132 @@ class SphericalCovariance(Covariance):
         return cov.copy()
 
 
+class ParsimoniousCovariance(FullCovariance):
+    """One of mclust's parsimonious structures ``Σ_k = λ_k D_k A_k D_kᵀ`` (Celeux &
+    Govaert 1995) other than the four above, held as ``(K, D, D)`` full matrices.
+
+    The M-step is :func:`.parsimonious.solve` on the scatter matrices about the new
+    means, each regularized as ``W_k + n_k·reg_covar·I`` (for the four structures above
+    this is exactly their ``+ reg_covar·I``); the iterated structures start from the
+    current covariances (a generalized EM step: ``Q`` never decreases). Densities,
+    moments and checks are the full structure's, and the E-step kernel is the full
+    covariance's kernel on the full matrices (``KERNELS`` maps these names to it). The
+    parameter count is mclust's ``nVarParams``.
+    """
+
+    #: the M-step needs the live components and the current covariances
+    uses_current = True
+    #: the only number of features the structure accepts (mclust's 1-D models)
+    features: int | None = None
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def n_parameters(self, k: int, d: int) -> int:
+        return n_variance_parameters(self.name, k, d)
+
+    def check_features(self, d: int) -> None:
+        if self.features is not None and d != self.features:
+            raise ValueError(
+                f"covariance_type={self.name!r} is mclust's univariate model: X must have "
+                f"one column; got {d} (use one of {', '.join(MCLUST_MODELS)})"
+            )
+
+    def estimate_from(
+        self,
+        counts: np.ndarray,
+        live: np.ndarray,
+        delta: np.ndarray,
+        second: np.ndarray,
+        reg: float,
+        current: np.ndarray,
+    ) -> np.ndarray:
+        """Covariances from the statistics (``delta = μ_new - μ_old``) given the live
+        components and the current covariances; a component without responsibility
+        keeps its covariance."""
+        d = delta.shape[1]
+        cov = np.array(current, dtype=float, copy=True)
+        if not np.any(live):
+            return cov
+        n = counts[live]
+        scatter = second[live] - n[:, None, None] * np.einsum(
+            "kd,ke->kde", delta[live], delta[live]
+        )
+        scatter = 0.5 * (scatter + np.transpose(scatter, (0, 2, 1)))
+        scatter += (n * reg)[:, None, None] * np.eye(d)[None]
+        now = cov[live]
+        new = solve(self.name, scatter, n, now)
+        # generalized EM: never return a lower Q than the current covariances', when
+        # those are of the structure (solve starts from their projection, so this only
+        # guards against rounding)
+        if _of_structure(self.name, now) and q_value(scatter, n, new) < q_value(scatter, n, now):
+            new = now
+        cov[live] = new
+        return cov
+
+    def estimate(
+        self, counts: np.ndarray, delta: np.ndarray, second: np.ndarray, reg: float
+    ) -> np.ndarray:
+        live = counts > 0
+        current = np.full((counts.shape[0], delta.shape[1], delta.shape[1]), np.nan)
+        return self.estimate_from(counts, live, delta, second, reg, current)
+
+
+def _of_structure(name: str, cov: np.ndarray) -> bool:
+    """Whether ``cov`` is (to rounding) of structure ``name``: its M-step from the
+    covariances themselves as scatter matrices reproduces them."""
+    ones = np.ones(cov.shape[0])
+    if not np.isfinite(q_value(cov, ones, cov)):  # not finite, or not positive definite
+        return False
+    try:
+        again = solve(name, cov, ones, cov)
+    except (np.linalg.LinAlgError, ValueError):
+        return False
+    return bool(np.allclose(again, cov, rtol=1e-8, atol=0.0))
+
+
+class UnivariateCovariance(ParsimoniousCovariance):
+    """mclust's 1-D models ``E`` (equal variance) and ``V`` (variable variances), held as
+    ``(K, 1, 1)`` matrices."""
+
+    features = 1
+
+
+#: the parsimonious structures beyond the four above, in mclust's order, then the 1-D ones
+PARSIMONIOUS: tuple[str, ...] = tuple(
+    m for m in MCLUST_MODELS if m not in ("VVV", "EEE", "VVI", "VII")
+)
+
 COVARIANCES: dict[str, Covariance] = {
-    c.name: c for c in (FullCovariance(), TiedCovariance(), DiagCovariance(), SphericalCovariance())
+    c.name: c
+    for c in (
+        FullCovariance(),
+        TiedCovariance(),
+        DiagCovariance(),
+        SphericalCovariance(),
+        *(ParsimoniousCovariance(m) for m in PARSIMONIOUS),
+        UnivariateCovariance("E"),
+        UnivariateCovariance("V"),
+    )
 }
 
-#: the structure names, in the order of ``COVARIANCES``
-COVARIANCE_TYPES = tuple(COVARIANCES)
+#: the scikit-learn structure names (the first four of ``COVARIANCES``)
+COVARIANCE_TYPES = tuple(COVARIANCES)[:4]
+
+#: mclust's names of the four scikit-learn structures: the same structures, the same
+#: shapes of ``covariances`` and the same results
+ALIASES: dict[str, str] = {"VVV": "full", "EEE": "tied", "VVI": "diag", "VII": "spherical"}
+
+#: every accepted ``covariance_type``: the structures and the aliases
+COVARIANCE_NAMES: tuple[str, ...] = (*COVARIANCES, *ALIASES)
+
+
+def canonical_covariance(name: str) -> str:
+    """The structure a ``covariance_type`` names (aliases resolved)."""
+    return ALIASES.get(name, name)
+
+
+def mclust_names(d: int) -> tuple[str, ...]:
+    """mclust's default models for D features: ``E``, ``V`` in one dimension, the 14
+    multivariate models otherwise (``mclustBIC``'s ``modelNames``)."""
+    return ("E", "V") if d == 1 else MCLUST_MODELS

@@ -459,3 +459,11 @@ KERNELS: dict[str, type[ExpandedKernel]] = {
     "diag": DiagKernel,
     "spherical": SphericalKernel,
 }
+# mclust's other parsimonious structures (and its 1-D E and V) hold full (K, D, D)
+# covariances: their E-step is the full structure's kernel on those matrices
+KERNELS.update(
+    dict.fromkeys(
+        ("EII", "EEI", "VEI", "EVI", "VEE", "EVE", "VVE", "EEV", "VEV", "EVV", "E", "V"),
+        FullKernel,
+    )
+)

@@ -33,7 +33,7 @@ from ..._validation import as_float_matrix, check_choice, check_int, check_posit
 from ...constraints import Constraint, Real, Simplex
 from .._kmeans import kmeans_plusplus, lloyd
 from .._mixture import FiniteMixture
-from .covariance import COVARIANCE_TYPES, COVARIANCES, Covariance
+from .covariance import COVARIANCE_NAMES, COVARIANCES, Covariance, canonical_covariance
 from .kernels import ExpandedKernel, log_normalize, run_blocks
 from .params import INIT_METHODS, GaussianMixtureParams, GaussianMixtureStats
 from .threads import MIN_BLOCKS_PER_THREAD, single_threaded_blas
@@ -51,10 +51,18 @@ class GaussianMixtureModel(FiniteMixture):
     ----------
     n_components : int
         Number of components K.
-    covariance_type : {"full", "tied", "diag", "spherical"}
-        Covariance structure.
+    covariance_type : str, default "full"
+        Covariance structure: scikit-learn's "full", "tied", "diag", "spherical" (also
+        accepted under mclust's names "VVV", "EEE", "VVI", "VII": the same structures and
+        results), mclust's other parsimonious models "EII", "EEI", "VEI", "EVI", "VEE",
+        "EVE", "VVE", "EEV", "VEV", "EVV" (``Σ_k = λ_k D_k A_k D_kᵀ``, Celeux & Govaert
+        1995; ``covariances`` of shape ``(K, D, D)``), or mclust's univariate "E", "V"
+        (one feature; ``(K, 1, 1)``). An alias is stored as the scikit-learn name.
     reg_covar : float, default 1e-6
-        Non-negative constant added to the diagonal of every covariance estimate.
+        Non-negative constant added to the diagonal of every covariance estimate (for
+        the parsimonious structures: ``n_k·reg_covar·I`` added to each scatter matrix
+        before the structure's M-step, which for the four scikit-learn structures is the
+        same thing).
     init_params : {"kmeans", "k-means++", "random", "random_from_data"}
         How initial responsibilities are formed: Lloyd's k-means from k-means++ seeds,
         k-means++ seeds alone (nearest-seed assignment), uniform random
@@ -112,7 +120,9 @@ class GaussianMixtureModel(FiniteMixture):
         if self.n_threads is not None:
             check_int(self.n_threads, "n_threads", minimum=1)
         check_int(self.n_components, "n_components", minimum=1)
-        check_choice(self.covariance_type, "covariance_type", COVARIANCE_TYPES)
+        check_choice(self.covariance_type, "covariance_type", COVARIANCE_NAMES)
+        # mclust's names of the four scikit-learn structures are the same structures
+        object.__setattr__(self, "covariance_type", canonical_covariance(self.covariance_type))
         check_positive_float(self.reg_covar, "reg_covar", allow_zero=True)
         check_choice(self.init_params, "init_params", INIT_METHODS)
         object.__setattr__(self, "_cov", COVARIANCES[self.covariance_type])
@@ -163,6 +173,7 @@ class GaussianMixtureModel(FiniteMixture):
     def check_data(self, x: Any) -> np.ndarray:
         """Validate ``x`` as an ``(n, D)`` float matrix with at least K rows."""
         arr = as_float_matrix(x, "X", min_rows=self.n_components, dtype=self.dtype)
+        self.covariance.check_features(arr.shape[1])
         for name, init in (("means_init", self.means_init),):
             if init is not None and np.shape(init)[1] != arr.shape[1]:
                 raise ValueError(
@@ -410,7 +421,11 @@ class GaussianMixtureModel(FiniteMixture):
         safe = np.where(live, counts, 1.0)
         delta = np.where(live[:, None], stats.sum_dx / safe[:, None], 0.0)
         means = np.asarray(params.means) + delta
-        if self.covariance.shared:
+        if self.covariance.uses_current:  # mclust's parsimonious structures
+            covariances = self.covariance.estimate_from(
+                counts, live, delta, stats.sum_dxdx, self.reg_covar, np.asarray(params.covariances)
+            )
+        elif self.covariance.shared:
             covariances = self.covariance.estimate(counts, delta, stats.sum_dxdx, self.reg_covar)
         else:
             covariances = self.covariance.estimate(safe, delta, stats.sum_dxdx, self.reg_covar)
