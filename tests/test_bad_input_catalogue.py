@@ -155,7 +155,9 @@ CASES: list[Case] = [
         "options",
         'GaussianMixture(2, covariance_type="ful").fit(X)',
         "ValueError",
-        "unknown covariance_type 'ful'; expected one of 'full', 'tied', 'diag', 'spherical'",
+        "unknown covariance_type 'ful'; expected one of 'full', 'tied', 'diag', 'spherical', "
+        "'EII', 'VII', 'EEI', 'VEI', 'EVI', 'VVI', 'EEE', 'VEE', 'EVE', 'VVE', 'EEV', 'VEV', "
+        "'EVV', 'VVV', 'E', 'V'",
     ),
     Case(
         "options",

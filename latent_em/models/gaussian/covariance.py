@@ -380,6 +380,91 @@ class SphericalCovariance(Covariance):
         return cov.copy()
 
 
+class ParsimoniousConstraint(Constraint):
+    """The ``(K, D, D)`` stacks ``Σ_k = λ_k D_k A_k D_kᵀ`` of one mclust structure, as a
+    bijection (locally) from the structure's free parameters: ``log λ`` (one, or one per
+    component), the first ``D - 1`` entries of ``log diag A`` (whose entries sum to zero;
+    none for the Identity shape) and the strictly upper triangle of a skew-symmetric
+    ``S`` with ``D = expm(S)`` (none for the Identity orientation). Its free size is
+    mclust's ``nVarParams``, so the numerical M-step, SQUAREM in the unconstrained space,
+    ``check_model``'s laws and numerical standard errors all move inside the structure.
+    """
+
+    event_ndim = 3
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        letters = name + "II" if len(name) == 1 else name
+        self.volume, self.shape, self.orientation = letters
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.name!r})"
+
+    def _free_event_size(self, event_shape: tuple[int, ...]) -> int:
+        k, d, d2 = event_shape
+        if d != d2:
+            raise ValueError(f"covariance matrices must be square; got {event_shape}")
+        return n_variance_parameters(self.name, k, d)
+
+    def _unconstrain_events(self, value: np.ndarray) -> np.ndarray:
+        return np.stack([self._unconstrain_one(v) for v in value])
+
+    def _constrain_events(self, u: np.ndarray, event_shape: tuple[int, ...]) -> np.ndarray:
+        return np.stack([self._constrain_one(row, event_shape) for row in u])
+
+    def _unconstrain_one(self, cov: np.ndarray) -> np.ndarray:
+        d = cov.shape[1]
+        _, logdet = np.linalg.slogdet(cov)
+        log_lam = logdet / d
+        unit = cov / np.exp(log_lam)[:, None, None]
+        if self.orientation == "I":
+            log_a = np.log(np.diagonal(unit, axis1=1, axis2=2))
+            rot = None
+        elif self.orientation == "E":
+            rot = np.linalg.eigh(unit.sum(axis=0))[1][:, ::-1]
+            log_a = np.log(np.einsum("ji,kjl,li->ki", rot, unit, rot))
+            rot = rot[None]
+        else:
+            vals, rot = np.linalg.eigh(unit)
+            log_a, rot = np.log(vals[:, ::-1]), rot[:, :, ::-1]
+        parts = [np.atleast_1d(log_lam.mean() if self.volume == "E" else log_lam)]
+        log_a -= log_a.mean(axis=1, keepdims=True)
+        if self.shape == "E":
+            parts.append(log_a.mean(axis=0)[: d - 1])
+        elif self.shape == "V":
+            parts.append(log_a[:, : d - 1].ravel())
+        if rot is not None:
+            iu = np.triu_indices(d, 1)
+            for r in rot:
+                if np.linalg.det(r) < 0:
+                    r = r.copy()
+                    r[:, 0] = -r[:, 0]
+                parts.append(np.real(linalg.logm(r))[iu])
+        return np.concatenate(parts)
+
+    def _constrain_one(self, u: np.ndarray, event_shape: tuple[int, ...]) -> np.ndarray:
+        k, d, _ = event_shape
+        pos = 1 if self.volume == "E" else k
+        lam = np.exp(np.broadcast_to(u[:pos], (k,)))
+        n_shape = {"I": 0, "E": d - 1, "V": k * (d - 1)}[self.shape]
+        free_a = u[pos : pos + n_shape].reshape(-1, d - 1) if n_shape else np.zeros((1, d - 1))
+        pos += n_shape
+        log_a = np.concatenate([free_a, -free_a.sum(axis=1, keepdims=True)], axis=1)
+        a = np.broadcast_to(np.exp(log_a), (k, d))
+        if self.orientation == "I":
+            rot = np.broadcast_to(np.eye(d), (k, d, d))
+        else:
+            iu = np.triu_indices(d, 1)
+            rots = []
+            for row in u[pos:].reshape(-1, iu[0].size):
+                skew = np.zeros((d, d))
+                skew[iu] = row
+                rots.append(linalg.expm(skew - skew.T))
+            rot = np.broadcast_to(np.stack(rots), (k, d, d))
+        cov = (rot * (lam[:, None] * a)[:, None, :]) @ np.transpose(rot, (0, 2, 1))
+        return 0.5 * (cov + np.transpose(cov, (0, 2, 1)))
+
+
 class ParsimoniousCovariance(FullCovariance):
     """One of mclust's parsimonious structures ``Σ_k = λ_k D_k A_k D_kᵀ`` (Celeux &
     Govaert 1995) other than the four above, held as ``(K, D, D)`` full matrices.
@@ -400,6 +485,7 @@ class ParsimoniousCovariance(FullCovariance):
 
     def __init__(self, name: str) -> None:
         self.name = name
+        self.constraint = ParsimoniousConstraint(name)
 
     def n_parameters(self, k: int, d: int) -> int:
         return n_variance_parameters(self.name, k, d)
@@ -496,8 +582,9 @@ COVARIANCE_TYPES = tuple(COVARIANCES)[:4]
 #: shapes of ``covariances`` and the same results
 ALIASES: dict[str, str] = {"VVV": "full", "EEE": "tied", "VVI": "diag", "VII": "spherical"}
 
-#: every accepted ``covariance_type``: the structures and the aliases
-COVARIANCE_NAMES: tuple[str, ...] = (*COVARIANCES, *ALIASES)
+#: every accepted ``covariance_type``: scikit-learn's names, mclust's 14 (in mclust's
+#: order, aliases included) and its univariate E and V
+COVARIANCE_NAMES: tuple[str, ...] = (*COVARIANCE_TYPES, *MCLUST_MODELS, "E", "V")
 
 
 def canonical_covariance(name: str) -> str:
