@@ -278,3 +278,53 @@ def test_old_faithful_bic_table_matches_mclust(name, faithful):
         if (name, g) not in LOWER_MCLUST_OPTIMUM:
             # the same maximum: a wrong parameter count would move BIC by log(272) = 5.6
             assert ours - row[j] <= 0.5, (name, g)
+
+
+# ----------------------------------------------------------------- selection and the CLI
+
+
+def test_select_components_over_all_structures_ranks_like_mclust(faithful, tmp_path):
+    found = latent_em.select_components(
+        GaussianMixture(n_init=3, random_state=0), faithful, range(1, 4), covariance_types="all"
+    )
+    assert tuple(found.results) == MODELS
+    # mclustBIC(faithful)'s "Top 3 models based on the BIC criterion": EEE,3 VVE,2 VEE,3
+    assert [(c, k) for c, k, _ in found.top(3)] == [("EEE", 3), ("VVE", 2), ("VEE", 3)]
+    assert (found.best_covariance, found.best_k) == ("EEE", 3)
+    assert found.best.covariance_type == "EEE"
+    text = found.format()
+    assert "Top 3 models based on the BIC criterion:" in text
+    lines = text.splitlines()
+    assert lines[1].split() == list(MODELS)
+    # the row of K = 3, mclust's sign, EEE column
+    row3 = next(line for line in lines if line.split()[:1] == ["3"]).split()
+    assert float(row3[1 + MODELS.index("EEE")]) == pytest.approx(-2314.316, abs=0.03)
+    diffs = next(line for line in lines if line.startswith("BIC diff")).split()[2:]
+    assert float(diffs[0]) == 0.0 and float(diffs[1]) < 0 and float(diffs[2]) < float(diffs[1])
+    assert found.plot(str(tmp_path / "bic.png")) and (tmp_path / "bic.png").stat().st_size > 0
+
+
+def test_select_components_univariate_uses_e_and_v(faithful):
+    found = latent_em.select_components(
+        GaussianMixtureModel(1), faithful[:, :1], [1, 2], covariance_types="all", random_state=0
+    )
+    assert tuple(found.results) == ("E", "V")
+    with pytest.raises(ValueError, match="covariance_types: unknown covariance_type 'XXX'"):
+        latent_em.select_components(GaussianMixtureModel(1), faithful, [1], covariance_types="XXX")
+
+
+def test_cli_accepts_mclust_names_and_all(tmp_path, faithful, capsys):
+    from latent_em.cli import main
+
+    path = tmp_path / "x.npy"
+    np.save(path, faithful[:, :1])
+    out = tmp_path / "fit.json"
+    assert main(["fit", str(path), "-k", "1-2", "--covariance", "all", "--out", str(out),
+                 "--no-plot", "--no-progress"]) == 0  # fmt: skip
+    text = capsys.readouterr().out
+    assert "Top 3 models based on the BIC criterion:" in text
+    assert text.count(" E ") + text.count(" V ") >= 4  # the candidates' rows
+    np.save(path, faithful)
+    assert main(["fit", str(path), "-k", "2", "--covariance", "VEV", "--out", str(out),
+                 "--no-plot", "--no-progress"]) == 0  # fmt: skip
+    assert "covariance=VEV" in capsys.readouterr().out
