@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from .._validation import check_int, check_positive_float
+from ..em import fit
 from ..models.gaussian import GaussianMixtureModel, GaussianMixtureParams
+from ..models.gaussian.labels import PartiallyLabelledGaussianMixture, join_labels
 from ._base import MixtureEstimator
 
 __all__ = ["GaussianMixture"]
@@ -115,6 +119,52 @@ class GaussianMixture(MixtureEstimator):
         self.chunk_size = chunk_size
         self.accelerate = accelerate
         self.dtype = dtype
+
+    def fit(
+        self,
+        X: Any,
+        y: Any = None,
+        sample_weight: Any = None,
+        *,
+        callback: Callable[[int, Any, float], Any] | None = None,
+    ) -> GaussianMixture:
+        """Fit by EM with ``n_init`` restarts; the best log-likelihood is kept.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training data.
+        y : array-like of int of shape (n_samples,), optional
+            Partial labels (semi-supervised fitting, mclust's ``MclustSSC``): the
+            component of each row, ``-1`` where unknown. Known rows keep their component
+            (fixed responsibilities); ``log_likelihood_`` is then the combined
+            log-likelihood, ``Σ_known log φ_y N(x; μ_y, Σ_y) + Σ_unknown log p(x)``.
+            Needs ``X`` in memory.
+        sample_weight, callback
+            As in :meth:`MixtureEstimator.fit`.
+        """
+        if y is None:
+            super().fit(X, sample_weight=sample_weight, callback=callback)
+            return self
+        model = self._make_model()
+        x = self._check_fit_data(X, model)
+        if not isinstance(x, np.ndarray):
+            raise ValueError("y (partial labels) needs X in memory, as an array")
+        labelled = PartiallyLabelledGaussianMixture(model)
+        result = fit(
+            labelled,
+            join_labels(x, y, model.n_components),
+            n_init=self.n_init,
+            tol=self.tol,
+            max_iter=self.max_iter,
+            sample_weight=sample_weight,
+            chunk_size=self.chunk_size,
+            random_state=self.random_state,
+            accelerate=self.accelerate,
+            callback=callback,
+        )
+        self._store_result(model, dataclasses.replace(result, model=model), x)
+        return self
 
     def _make_model(self) -> GaussianMixtureModel:
         check_int(self.n_init, "n_init", minimum=1)
