@@ -11,6 +11,7 @@ import numpy as np
 from .._validation import check_int, check_positive_float
 from ..em import fit
 from ..models.gaussian import GaussianMixtureModel, GaussianMixtureParams
+from ..models.gaussian import missing as missing_values
 from ..models.gaussian.labels import PartiallyLabelledGaussianMixture, join_labels
 from ._base import MixtureEstimator
 
@@ -53,6 +54,11 @@ class GaussianMixture(MixtureEstimator):
     dtype : {numpy.float64, numpy.float32}, default float64
         Working precision of the data and E-step (statistics are accumulated in float64;
         see :class:`~latent_em.models.GaussianMixtureModel`).
+    missing : {"error", "marginalize"}, default "error"
+        Rows with NaN entries: an error, or fitted under missing-at-random (each row's
+        likelihood is the density of its observed coordinates). ``predict``,
+        ``predict_proba``, ``score_samples`` then accept such rows, and :meth:`impute`
+        fills them with conditional means.
 
     Attributes
     ----------
@@ -104,6 +110,7 @@ class GaussianMixture(MixtureEstimator):
         chunk_size: int | None = None,
         accelerate: str | None = None,
         dtype: Any = np.float64,
+        missing: str = "error",
     ) -> None:
         self.n_components = n_components
         self.covariance_type = covariance_type
@@ -119,6 +126,7 @@ class GaussianMixture(MixtureEstimator):
         self.chunk_size = chunk_size
         self.accelerate = accelerate
         self.dtype = dtype
+        self.missing = missing
 
     def fit(
         self,
@@ -166,6 +174,13 @@ class GaussianMixture(MixtureEstimator):
         self._store_result(model, dataclasses.replace(result, model=model), x)
         return self
 
+    def impute(self, X: Any) -> np.ndarray:
+        """``X`` with every NaN replaced by its conditional mean given the row's observed
+        values under the fitted mixture, ``Σ_k r_nk E[x_M | x_O, k]`` (needs
+        ``missing="marginalize"``)."""
+        x = self._check_predict_data(X)
+        return missing_values.impute(self.model_, self.params_, np.asarray(x, dtype=float))
+
     def _make_model(self) -> GaussianMixtureModel:
         check_int(self.n_init, "n_init", minimum=1)
         check_int(self.max_iter, "max_iter", minimum=0)
@@ -179,6 +194,7 @@ class GaussianMixture(MixtureEstimator):
             means_init=self.means_init,
             covariances_init=self.covariances_init,
             dtype=self.dtype,
+            missing=self.missing,
         )
 
     def _set_fitted_attributes(self, params: GaussianMixtureParams) -> None:

@@ -35,6 +35,11 @@ class Covariance:
     def check_features(self, d: int) -> None:
         """Raise ``ValueError`` if the structure cannot model D features (none by default)."""
 
+    def reduce_second(self, full_second: np.ndarray) -> np.ndarray:
+        """Per-component ``(K, D, D)`` second moments in the shape ``estimate`` takes
+        (the full structure's: unchanged)."""
+        return full_second
+
     def estimate_from(
         self,
         counts: np.ndarray,
@@ -247,6 +252,9 @@ class TiedCovariance(Covariance):
     def to_full(self, cov: np.ndarray, k: int, d: int) -> np.ndarray:
         return np.broadcast_to(cov, (k, d, d)).copy()
 
+    def reduce_second(self, full_second: np.ndarray) -> np.ndarray:
+        return full_second.sum(axis=0)
+
     def check_pd(self, cov: np.ndarray) -> list[int]:
         return [] if _is_pd(cov) else [0]
 
@@ -304,6 +312,9 @@ class DiagCovariance(Covariance):
 
     def to_full(self, cov: np.ndarray, k: int, d: int) -> np.ndarray:
         return np.stack([np.diag(c) for c in cov])
+
+    def reduce_second(self, full_second: np.ndarray) -> np.ndarray:
+        return np.diagonal(full_second, axis1=1, axis2=2).copy()
 
     def check_pd(self, cov: np.ndarray) -> list[int]:
         return [k for k, c in enumerate(cov) if not (np.all(np.isfinite(c)) and np.all(c > 0))]
@@ -366,6 +377,9 @@ class SphericalCovariance(Covariance):
 
     def to_full(self, cov: np.ndarray, k: int, d: int) -> np.ndarray:
         return cov[:, None, None] * np.eye(d)[None]
+
+    def reduce_second(self, full_second: np.ndarray) -> np.ndarray:
+        return np.trace(full_second, axis1=1, axis2=2)
 
     def check_pd(self, cov: np.ndarray) -> list[int]:
         return [k for k, c in enumerate(cov) if not (np.isfinite(c) and c > 0)]

@@ -33,6 +33,7 @@ from ..._validation import as_float_matrix, check_choice, check_int, check_posit
 from ...constraints import Constraint, Real, Simplex
 from .._kmeans import kmeans_plusplus, lloyd
 from .._mixture import FiniteMixture
+from . import missing as missing_values
 from .covariance import COVARIANCE_NAMES, COVARIANCES, Covariance, canonical_covariance
 from .kernels import ExpandedKernel, log_normalize, run_blocks
 from .params import INIT_METHODS, GaussianMixtureParams, GaussianMixtureStats
@@ -78,6 +79,11 @@ class GaussianMixtureModel(FiniteMixture):
         only through the rounding of the data to float32, which the tests bound at
         ``1e-5`` relative in the parameters and ``1e-6`` in the mean log-likelihood
         (``tests/test_float32.py``).
+    missing : {"error", "marginalize"}, default "error"
+        Rows with NaN entries: an error, or fitted under missing-at-random (each row's
+        density is that of its observed coordinates; the M-step uses the conditional
+        moments of the missing ones, Ghahramani & Jordan 1994; see
+        :mod:`latent_em.models.gaussian.missing`). Without NaN both are the same fit.
     n_threads : int, optional
         Threads for the fused E-step over a large chunk (default: the CPUs this process
         may use). Each thread runs single-threaded BLAS on its own run of cache-sized
@@ -105,6 +111,7 @@ class GaussianMixtureModel(FiniteMixture):
     covariances_init: Any = None
     dtype: Any = np.float64
     n_threads: int | None = None
+    missing: str = "error"
     _cov: Covariance = dataclasses.field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -125,6 +132,7 @@ class GaussianMixtureModel(FiniteMixture):
         object.__setattr__(self, "covariance_type", canonical_covariance(self.covariance_type))
         check_positive_float(self.reg_covar, "reg_covar", allow_zero=True)
         check_choice(self.init_params, "init_params", INIT_METHODS)
+        check_choice(self.missing, "missing", missing_values.MISSING)
         object.__setattr__(self, "_cov", COVARIANCES[self.covariance_type])
         k = self.n_components
         if self.weights_init is not None:
@@ -172,7 +180,9 @@ class GaussianMixtureModel(FiniteMixture):
     # ---- data
     def check_data(self, x: Any) -> np.ndarray:
         """Validate ``x`` as an ``(n, D)`` float matrix with at least K rows."""
-        arr = as_float_matrix(x, "X", min_rows=self.n_components, dtype=self.dtype)
+        arr = self._with_missing(
+            x, lambda v: as_float_matrix(v, "X", min_rows=self.n_components, dtype=self.dtype)
+        )
         self.covariance.check_features(arr.shape[1])
         for name, init in (("means_init", self.means_init),):
             if init is not None and np.shape(init)[1] != arr.shape[1]:
@@ -191,7 +201,24 @@ class GaussianMixtureModel(FiniteMixture):
     def check_chunk(self, x: Any) -> np.ndarray:
         """Validate one chunk of data read from disk or Dask: as :meth:`check_data`, but
         a chunk may have fewer than K rows."""
-        return as_float_matrix(x, "X", dtype=self.dtype)
+        return self._with_missing(x, lambda v: as_float_matrix(v, "X", dtype=self.dtype))
+
+    def _with_missing(self, x: Any, check: Any) -> np.ndarray:
+        """``check(x)``, NaN allowed when ``missing="marginalize"`` (infinity never)."""
+        if self.missing != "marginalize":
+            return check(x)
+        raw = np.asarray(x)
+        if raw.dtype.kind != "f":
+            return check(x)
+        nan = np.isnan(raw)
+        if not nan.any():
+            return check(x)
+        arr = check(np.where(nan, 0.0, raw))
+        arr[nan.reshape(arr.shape)] = np.nan
+        return arr
+
+    def _has_missing(self, x: np.ndarray) -> bool:
+        return self.missing == "marginalize" and bool(np.isnan(x).any())
 
     # ---- parameters
     def make_params(self, weights: Any, means: Any, covariances: Any) -> GaussianMixtureParams:
@@ -225,6 +252,10 @@ class GaussianMixtureModel(FiniteMixture):
         """Initial parameters: responsibilities from ``init_params``, then one M-step,
         then the user's ``*_init`` values where given."""
         x = np.asarray(x, dtype=float)
+        if self._has_missing(x):
+            # start from the data with each missing value replaced by its column's mean
+            x = np.where(np.isnan(x), np.nanmean(x, axis=0), x)
+            x = np.where(np.isnan(x), 0.0, x)  # a column with no value at all
         k = self.n_components
         n = x.shape[0]
         if self.means_init is not None and self.init_params in ("kmeans", "k-means++"):
@@ -307,8 +338,11 @@ class GaussianMixtureModel(FiniteMixture):
         return x
 
     def log_weighted_densities(self, params: GaussianMixtureParams, x: np.ndarray) -> np.ndarray:
-        """``(n, K)`` table of ``log φ_k + log N(x_n; μ_k, Σ_k)`` (float64)."""
+        """``(n, K)`` table of ``log φ_k + log N(x_n; μ_k, Σ_k)`` (float64); with
+        ``missing="marginalize"``, of the observed coordinates of each row."""
         x = self._as_working(x)
+        if self._has_missing(x):
+            return missing_values.log_weighted_densities(self, params, x)
         out = np.empty((x.shape[0], self.n_components))
         with single_threaded_blas():
             kernel = self._kernel(params, x.shape[1])
@@ -334,6 +368,8 @@ class GaussianMixtureModel(FiniteMixture):
             ``log p(x_n | params)``.
         """
         x = self._as_working(x)
+        if self._has_missing(x):
+            return missing_values.e_step(self, params, x, weights)
         n, d = x.shape
         log_marginal = np.empty(n)
         with single_threaded_blas() as limited:
@@ -404,6 +440,8 @@ class GaussianMixtureModel(FiniteMixture):
     ) -> GaussianMixtureStats:
         """Weighted counts and moments about the current means (additive over rows)."""
         x = np.asarray(x, dtype=float)
+        if self._has_missing(x):
+            return missing_values.expected_stats(self, params, x, posterior, weights)
         rw = np.asarray(posterior, dtype=float) * weights[:, None]
         counts = rw.sum(axis=0)
         with single_threaded_blas():  # (D, n) @ (n, D) products: see there
