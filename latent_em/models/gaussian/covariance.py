@@ -134,7 +134,7 @@ def _jitter_matrix(mat: np.ndarray) -> np.ndarray:
 
 class FullCovariance(Covariance):
     name = "full"
-    constraint = PositiveDefinite()
+    constraint: Constraint = PositiveDefinite()
 
     def shape(self, k: int, d: int) -> tuple[int, ...]:
         return (k, d, d)
@@ -409,7 +409,7 @@ class ParsimoniousConstraint(Constraint):
     def __init__(self, name: str) -> None:
         self.name = name
         letters = name + "II" if len(name) == 1 else name
-        self.volume, self.shape, self.orientation = letters
+        self.volume, self.shape, self.orientation = letters[0], letters[1], letters[2]
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.name!r})"

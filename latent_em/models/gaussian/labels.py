@@ -149,7 +149,7 @@ class PartiallyLabelledGaussianMixture(FiniteMixture):
         resp = np.zeros((features.shape[0], k))
         resp[np.arange(features.shape[0]), assign] = 1.0
         counts = resp.sum(axis=0)
-        for j in np.flatnonzero(counts == 0):
+        for j in np.flatnonzero(counts == 0).tolist():
             # a component with neither labels nor nearest rows: its centre's nearest
             # unlabelled row
             row = int(pool[np.argmin(((features[pool] - centres[j]) ** 2).sum(axis=1))])

@@ -54,8 +54,9 @@ class _Conditional:
         self.mis = np.flatnonzero(missing)
         self.mean = mean
         s_oo = cov[np.ix_(self.obs, self.obs)]
-        self.chol = linalg.cholesky(s_oo, lower=True, check_finite=False) if self.obs.size else None
-        self.log_det = 2.0 * float(np.sum(np.log(np.diag(self.chol)))) if self.obs.size else 0.0
+        # (an empty factor when nothing is observed)
+        self.chol = linalg.cholesky(s_oo, lower=True, check_finite=False) if self.obs.size else s_oo
+        self.log_det = 2.0 * float(np.sum(np.log(np.diag(self.chol))))
         if self.mis.size and self.obs.size:
             s_mo = cov[np.ix_(self.mis, self.obs)]
             # regression of the missing on the observed coordinates: Σ_MO Σ_OO⁻¹
