@@ -208,7 +208,7 @@ CASES: list[Case] = [
         "options",
         "GaussianMixture(2).set_params(n_component=3)",
         "ValueError",
-        "invalid parameter 'n_component' for GaussianMixture; valid: ['accelerate', 'chunk_size', 'covariance_type', 'covariances_init', 'dtype', 'init_params', 'max_iter', 'means_init', 'missing', 'n_components', 'n_init', 'random_state', 'reg_covar', 'tol', 'weights_init']",
+        "invalid parameter 'n_component' for GaussianMixture; valid: ['accelerate', 'chunk_size', 'covariance_type', 'covariances_init', 'dtype', 'init_params', 'max_iter', 'means_init', 'missing', 'n_components', 'n_init', 'prior', 'random_state', 'reg_covar', 'tol', 'weights_init']",
     ),
     Case(
         "initial parameters",

@@ -13,6 +13,7 @@ from ..em import fit
 from ..models.gaussian import GaussianMixtureModel, GaussianMixtureParams
 from ..models.gaussian import missing as missing_values
 from ..models.gaussian.labels import PartiallyLabelledGaussianMixture, join_labels
+from ..models.gaussian.prior import ConjugatePrior
 from ._base import MixtureEstimator
 
 __all__ = ["GaussianMixture"]
@@ -54,6 +55,13 @@ class GaussianMixture(MixtureEstimator):
     dtype : {numpy.float64, numpy.float32}, default float64
         Working precision of the data and E-step (statistics are accumulated in float64;
         see :class:`~latent_em.models.GaussianMixtureModel`).
+    prior : {None, "default"} or ConjugatePrior, optional
+        mclust's conjugate prior (Fraley & Raftery 2007): ``"default"`` uses mclust's
+        ``priorControl()`` defaults computed from the training data
+        (:meth:`ConjugatePrior.default <latent_em.models.gaussian.prior.ConjugatePrior.default>`);
+        EM then maximizes ``log L + log p(θ)`` (MAP), and BIC, AIC and ICL use the
+        log-likelihood at the MAP estimate, as mclust's do. For full, tied, diag,
+        spherical, EII, EEI, E and V.
     missing : {"error", "marginalize"}, default "error"
         Rows with NaN entries: an error, or fitted under missing-at-random (each row's
         likelihood is the density of its observed coordinates). ``predict``,
@@ -111,6 +119,7 @@ class GaussianMixture(MixtureEstimator):
         accelerate: str | None = None,
         dtype: Any = np.float64,
         missing: str = "error",
+        prior: Any = None,
     ) -> None:
         self.n_components = n_components
         self.covariance_type = covariance_type
@@ -127,6 +136,7 @@ class GaussianMixture(MixtureEstimator):
         self.accelerate = accelerate
         self.dtype = dtype
         self.missing = missing
+        self.prior = prior
 
     def fit(
         self,
@@ -151,17 +161,34 @@ class GaussianMixture(MixtureEstimator):
         sample_weight, callback
             As in :meth:`MixtureEstimator.fit`.
         """
-        if y is None:
+        if y is None and self.prior is None:
             super().fit(X, sample_weight=sample_weight, callback=callback)
             return self
         model = self._make_model()
         x = self._check_fit_data(X, model)
-        if not isinstance(x, np.ndarray):
-            raise ValueError("y (partial labels) needs X in memory, as an array")
-        labelled = PartiallyLabelledGaussianMixture(model)
+        if isinstance(self.prior, str):
+            if self.prior != "default":
+                raise ValueError(
+                    f"prior must be None, 'default' or a ConjugatePrior; got {self.prior!r}"
+                )
+            if not isinstance(x, np.ndarray):
+                raise ValueError(
+                    "prior='default' needs X in memory (its hyperparameters "
+                    "come from the data); give a ConjugatePrior instead"
+                )
+            data = x[~np.isnan(x).any(axis=1)] if model.missing == "marginalize" else x
+            resolved = ConjugatePrior.default(data, model.n_components, model.covariance_type)
+            model = dataclasses.replace(model, prior=resolved)
+        fitted: Any = model
+        data_in = x
+        if y is not None:
+            if not isinstance(x, np.ndarray):
+                raise ValueError("y (partial labels) needs X in memory, as an array")
+            fitted = PartiallyLabelledGaussianMixture(model)
+            data_in = join_labels(x, y, model.n_components)
         result = fit(
-            labelled,
-            join_labels(x, y, model.n_components),
+            fitted,
+            data_in,
             n_init=self.n_init,
             tol=self.tol,
             max_iter=self.max_iter,
@@ -195,6 +222,7 @@ class GaussianMixture(MixtureEstimator):
             covariances_init=self.covariances_init,
             dtype=self.dtype,
             missing=self.missing,
+            prior=None if self.prior is None or isinstance(self.prior, str) else self.prior,
         )
 
     def _set_fitted_attributes(self, params: GaussianMixtureParams) -> None:

@@ -115,6 +115,9 @@ class PartiallyLabelledGaussianMixture(FiniteMixture):
     ) -> tuple[GaussianMixtureParams, tuple[str, ...]]:
         return self.base.repair(params, stats, rng)
 
+    def log_prior(self, params: GaussianMixtureParams) -> float:
+        return self.base.log_prior(params)
+
     @property
     def constraints(self) -> Mapping[str, Constraint]:
         return self.base.constraints

@@ -34,6 +34,7 @@ from ...constraints import Constraint, Real, Simplex
 from .._kmeans import kmeans_plusplus, lloyd
 from .._mixture import FiniteMixture
 from . import missing as missing_values
+from . import prior as conjugate_prior
 from .covariance import COVARIANCE_NAMES, COVARIANCES, Covariance, canonical_covariance
 from .kernels import ExpandedKernel, log_normalize, run_blocks
 from .params import INIT_METHODS, GaussianMixtureParams, GaussianMixtureStats
@@ -84,6 +85,11 @@ class GaussianMixtureModel(FiniteMixture):
         density is that of its observed coordinates; the M-step uses the conditional
         moments of the missing ones, Ghahramani & Jordan 1994; see
         :mod:`latent_em.models.gaussian.missing`). Without NaN both are the same fit.
+    prior : ConjugatePrior, optional
+        mclust's conjugate prior on the means and covariances (``priorControl()``;
+        :class:`~latent_em.models.gaussian.prior.ConjugatePrior`, its defaults from
+        ``ConjugatePrior.default(X, n_components, covariance_type)``): EM becomes MAP-EM
+        on ``log L + log p(θ)``. For full, tied, diag, spherical, EII, EEI, E and V.
     n_threads : int, optional
         Threads for the fused E-step over a large chunk (default: the CPUs this process
         may use). Each thread runs single-threaded BLAS on its own run of cache-sized
@@ -112,6 +118,7 @@ class GaussianMixtureModel(FiniteMixture):
     dtype: Any = np.float64
     n_threads: int | None = None
     missing: str = "error"
+    prior: Any = None
     _cov: Covariance = dataclasses.field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -134,6 +141,13 @@ class GaussianMixtureModel(FiniteMixture):
         check_choice(self.init_params, "init_params", INIT_METHODS)
         check_choice(self.missing, "missing", missing_values.MISSING)
         object.__setattr__(self, "_cov", COVARIANCES[self.covariance_type])
+        if self.prior is not None:
+            if not isinstance(self.prior, conjugate_prior.ConjugatePrior):
+                raise TypeError(
+                    "prior must be None or a ConjugatePrior (e.g. ConjugatePrior.default(X, "
+                    f"n_components, covariance_type)); got {type(self.prior).__name__}"
+                )
+            conjugate_prior.check_structure(self.prior, self.covariance_type)
         k = self.n_components
         if self.weights_init is not None:
             w = np.asarray(self.weights_init, dtype=float)
@@ -452,7 +466,10 @@ class GaussianMixtureModel(FiniteMixture):
         self, params: GaussianMixtureParams, stats: GaussianMixtureStats
     ) -> GaussianMixtureParams:
         """Closed-form maximizer (see module docstring). An empty component keeps its
-        mean and covariance and gets weight zero; :meth:`repair` then re-seeds it."""
+        mean and covariance and gets weight zero; :meth:`repair` then re-seeds it. With a
+        ``prior``, the MAP update (:mod:`.prior`; ``reg_covar`` is then not added)."""
+        if self.prior is not None:
+            return conjugate_prior.map_m_step(self, params, stats)
         counts = stats.counts
         total = counts.sum()
         live = counts > 10 * np.finfo(float).eps * total
@@ -471,6 +488,12 @@ class GaussianMixtureModel(FiniteMixture):
             covariances[~live] = old[~live]
         weights = np.where(live, counts, 0.0) / total
         return GaussianMixtureParams(weights, means, covariances)
+
+    def log_prior(self, params: GaussianMixtureParams) -> float:
+        """``log p(θ)`` under ``prior`` (normalized), 0 without one."""
+        if self.prior is None:
+            return 0.0
+        return conjugate_prior.log_prior(self, params)
 
     def repair(
         self, params: GaussianMixtureParams, stats: GaussianMixtureStats, rng: np.random.Generator
