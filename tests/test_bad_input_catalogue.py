@@ -163,7 +163,7 @@ CASES: list[Case] = [
         "options",
         'GaussianMixture(2, init_params="kmeans+").fit(X)',
         "ValueError",
-        "unknown init_params 'kmeans+'; expected one of 'kmeans', 'k-means++', 'random', 'random_from_data'",
+        "unknown init_params 'kmeans+'; expected one of 'kmeans', 'k-means++', 'random', 'random_from_data', 'hc'",
     ),
     Case(
         "options",

@@ -328,3 +328,31 @@ def test_cli_accepts_mclust_names_and_all(tmp_path, faithful, capsys):
     assert main(["fit", str(path), "-k", "2", "--covariance", "VEV", "--out", str(out),
                  "--no-plot", "--no-progress"]) == 0  # fmt: skip
     assert "covariance=VEV" in capsys.readouterr().out
+
+
+# ----------------------------------------------------------------- deterministic start
+
+
+def test_hc_start_is_wards_partition_and_does_not_depend_on_the_seed(faithful):
+    from scipy.cluster import hierarchy
+
+    model = GaussianMixtureModel(3, "VEV", init_params="hc")
+    a = model.initialize(faithful, np.random.default_rng(0))
+    b = model.initialize(faithful, np.random.default_rng(99))
+    np.testing.assert_array_equal(a.means, b.means)
+    # the start's means are the means of scipy's Ward groups (mclust's hcEII criterion)
+    groups = hierarchy.cut_tree(hierarchy.linkage(faithful, "ward"), n_clusters=3).ravel()
+    expected = np.stack([faithful[groups == g].mean(axis=0) for g in range(3)])
+    order = np.lexsort(expected.T[::-1])
+    np.testing.assert_allclose(a.means[np.lexsort(a.means.T[::-1])], expected[order])
+    fits = [
+        GaussianMixture(3, covariance_type="EEE", init_params="hc", random_state=s).fit(faithful)
+        for s in (0, 1)
+    ]
+    assert fits[0].log_likelihood_ == fits[1].log_likelihood_
+    # from this start EM reaches mclust's EEE,3 (log-likelihood -1126.326 in mclust)
+    assert fits[0].log_likelihood_ == pytest.approx(-1126.32, abs=0.01)
+    with pytest.raises(ValueError, match="init_params='hc' agglomerates all rows"):
+        GaussianMixtureModel(2, init_params="hc").initialize(
+            np.zeros((10_001, 2)), np.random.default_rng(0)
+        )

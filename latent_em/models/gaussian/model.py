@@ -36,6 +36,7 @@ from .._mixture import FiniteMixture
 from . import missing as missing_values
 from . import prior as conjugate_prior
 from .covariance import COVARIANCE_NAMES, COVARIANCES, Covariance, canonical_covariance
+from .hierarchical import ward_partition
 from .kernels import ExpandedKernel, log_normalize, run_blocks
 from .params import INIT_METHODS, GaussianMixtureParams, GaussianMixtureStats
 from .threads import MIN_BLOCKS_PER_THREAD, single_threaded_blas
@@ -65,10 +66,12 @@ class GaussianMixtureModel(FiniteMixture):
         the parsimonious structures: ``n_k·reg_covar·I`` added to each scatter matrix
         before the structure's M-step, which for the four scikit-learn structures is the
         same thing).
-    init_params : {"kmeans", "k-means++", "random", "random_from_data"}
+    init_params : {"kmeans", "k-means++", "random", "random_from_data", "hc"}
         How initial responsibilities are formed: Lloyd's k-means from k-means++ seeds,
         k-means++ seeds alone (nearest-seed assignment), uniform random
-        responsibilities, or random data points as means (nearest-point assignment).
+        responsibilities, random data points as means (nearest-point assignment), or
+        mclust-style model-based hierarchical agglomeration (Ward's criterion, mclust's
+        ``hcEII``; deterministic, at most 10 000 rows; see :mod:`.hierarchical`).
     weights_init, means_init, covariances_init : array-like, optional
         User-provided initial values; they override the corresponding part of the
         initialization from ``init_params``.
@@ -282,6 +285,8 @@ class GaussianMixtureModel(FiniteMixture):
         elif self.init_params == "k-means++":
             centers = kmeans_plusplus(x, k, rng)
             resp = _one_hot(np.argmin(_sqdist(x, centers), axis=1), k)
+        elif self.init_params == "hc":
+            resp = _one_hot(ward_partition(x, k), k)
         elif self.init_params == "random":
             resp = rng.uniform(size=(n, k))
             resp /= resp.sum(axis=1, keepdims=True)

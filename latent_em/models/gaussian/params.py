@@ -8,7 +8,7 @@ import numpy as np
 
 __all__ = ["GaussianMixtureParams", "GaussianMixtureStats", "INIT_METHODS"]
 
-INIT_METHODS = ("kmeans", "k-means++", "random", "random_from_data")
+INIT_METHODS = ("kmeans", "k-means++", "random", "random_from_data", "hc")
 
 
 class GaussianMixtureParams(NamedTuple):
