@@ -494,12 +494,13 @@ def standard_errors(
     if method not in ("auto", "louis", "numerical"):
         raise ValueError(f"method must be 'auto', 'louis' or 'numerical'; got {method!r}")
     model, params, x = _resolve(fitted, x, params)
-    if isinstance(model, GaussianMixtureModel) and model.covariance.uses_current:
+    parsimonious = isinstance(model, GaussianMixtureModel) and model.covariance.uses_current
+    if parsimonious and method == "louis":
         raise ValueError(
-            f"standard errors are not available for covariance_type="
-            f"{model.covariance_type!r}: its constraints (mclust's parsimonious structures) "
-            "are not part of the parameterization the information is computed in; use "
-            "bootstrap(), or one of 'full', 'tied', 'diag', 'spherical'"
+            f"method='louis' is not available for covariance_type="
+            f"{model.covariance_type!r} (mclust's parsimonious structures): use "
+            "method='numerical' (or 'auto'), which differentiates in the structure's own "
+            "parameters, or bootstrap()"
         )
     constraints = _constraints(model)
     weights = check_sample_weight(sample_weight, len(x))
@@ -509,6 +510,9 @@ def standard_errors(
             f"method='louis' is not available for {type(model).__name__}; use "
             "method='numerical' (or 'auto')"
         )
+    # the analytic Louis information of the Gaussian mixture is for the unstructured
+    # covariances; mclust's other structures are differentiated in their own parameters
+    has_louis = has_louis and not parsimonious
     use = "louis" if method == "louis" or (method == "auto" and has_louis) else "numerical"
     if use == "louis":
         information, jac = louis_information(model, params, x, weights)

@@ -237,10 +237,27 @@ def test_every_structure_is_in_the_table():
     assert set(MODELS) <= set(COVARIANCES) | set(ALIASES)
 
 
-def test_standard_errors_and_pymc_refuse_the_new_structures(three_blobs):
+def test_standard_errors_in_the_structures_parameters():
+    # one EII component: the MLE is (x̄, σ² = tr S / (n d)) and the observed information
+    # gives se(μ_j) = sqrt(σ² / n) and se(σ²) = sqrt(2 σ⁴ / (n d)) in closed form
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(400, 3)) * 1.5 + 2
+    gm = GaussianMixture(1, covariance_type="EII", reg_covar=0.0, tol=1e-12).fit(x)
+    found = latent_em.standard_errors(gm, x)
+    assert found.method == "numerical"  # 'auto' does not take the unstructured Louis path
+    var = gm.covariances_[0, 0, 0]
+    np.testing.assert_allclose(found.se.means, np.sqrt(var / 400), rtol=1e-5)
+    np.testing.assert_allclose(
+        np.diag(found.se.covariances[0]), np.sqrt(2 * var**2 / 1200), rtol=1e-5
+    )
+    with pytest.raises(
+        ValueError, match="method='louis' is not available for covariance_type='EII'"
+    ):
+        latent_em.standard_errors(gm, x, method="louis")
+
+
+def test_pymc_refuses_the_new_structures(three_blobs):
     gm = GaussianMixture(3, covariance_type="EVE", random_state=0).fit(three_blobs)
-    with pytest.raises(ValueError, match="standard errors are not available.*'EVE'"):
-        latent_em.standard_errors(gm, three_blobs)
     from latent_em.bridges.pymc import gaussian_mixture_builder
 
     with pytest.raises(NotImplementedError, match="to_pymc does not support.*'EVE'"):
