@@ -373,3 +373,20 @@ def test_hc_start_is_wards_partition_and_does_not_depend_on_the_seed(faithful):
         GaussianMixtureModel(2, init_params="hc").initialize(
             np.zeros((10_001, 2)), np.random.default_rng(0)
         )
+
+
+@pytest.mark.parametrize("name", ["VEV", "EVE"])
+def test_chunks_and_squarem_with_an_iterated_structure(name, faithful):
+    plain = GaussianMixture(3, covariance_type=name, random_state=0, tol=1e-8).fit(faithful)
+    chunked = GaussianMixture(3, covariance_type=name, random_state=0, tol=1e-8, chunk_size=50)
+    assert chunked.fit(faithful).log_likelihood_ == pytest.approx(plain.log_likelihood_, rel=1e-12)
+    fast = GaussianMixture(
+        3, covariance_type=name, random_state=0, tol=1e-8, accelerate="squarem"
+    ).fit(faithful)
+    # SQUAREM extrapolates in the structure's own parameters and lands on the same maximum
+    assert fast.log_likelihood_ == pytest.approx(plain.log_likelihood_, abs=1e-4)
+    assert fast.n_iter_ < plain.n_iter_
+    vals = np.linalg.eigvalsh(fast.covariances_)
+    if name == "VEV":  # the common shape survives the extrapolation
+        shapes = vals / np.exp(np.log(vals).mean(axis=1, keepdims=True))
+        np.testing.assert_allclose(shapes, np.broadcast_to(shapes[0], shapes.shape), rtol=1e-6)
