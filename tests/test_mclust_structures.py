@@ -390,3 +390,30 @@ def test_chunks_and_squarem_with_an_iterated_structure(name, faithful):
     if name == "VEV":  # the common shape survives the extrapolation
         shapes = vals / np.exp(np.log(vals).mean(axis=1, keepdims=True))
         np.testing.assert_allclose(shapes, np.broadcast_to(shapes[0], shapes.shape), rtol=1e-6)
+
+
+@pytest.mark.parametrize("name", [m for m in COVARIANCES if COVARIANCES[m].uses_current])
+def test_new_structures_use_the_full_kernel_through_the_table(name):
+    from latent_em.models.gaussian.kernels import KERNELS, FullKernel
+
+    assert KERNELS[name] is FullKernel
+    d = 1 if name in ("E", "V") else 3
+    model = GaussianMixtureModel(2, name)
+    rng = np.random.default_rng(0)
+    params = model.initialize(rng.normal(size=(40, d)), rng)
+    assert type(model._kernel(params, d)) is FullKernel
+
+
+def test_partial_labels_with_missing_values(faithful):
+    x = faithful.copy()
+    x[::7, 1] = np.nan
+    y = np.full(len(x), -1)
+    y[:4] = [0, 1, 0, 1]
+    gm = GaussianMixture(2, covariance_type="VEV", missing="marginalize", random_state=0)
+    gm.fit(x, y)
+    assert gm.converged_ and np.isfinite(gm.log_likelihood_)
+    table = gm.model_.log_weighted_densities(gm.params_, x)
+    from scipy.special import logsumexp
+
+    combined = table[np.arange(4), y[:4]].sum() + logsumexp(table[4:], axis=1).sum()
+    assert gm.log_likelihood_ == pytest.approx(combined, rel=1e-10)

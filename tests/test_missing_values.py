@@ -165,3 +165,20 @@ def test_nan_is_still_an_error_by_default(holes):
     bad[0, 0] = np.inf
     with pytest.raises(ValueError, match="infinite"):
         GaussianMixture(2, missing="marginalize").fit(bad)
+
+
+def test_a_column_with_no_value_is_a_clear_error(holes):
+    _, xm = holes
+    bad = xm.copy()
+    bad[:, 1] = np.nan
+    with pytest.raises(ValueError, match="X column 1 has no observed value"):
+        GaussianMixture(2, missing="marginalize").fit(bad)
+
+
+def test_predict_on_rows_missing_the_same_column(holes):
+    x, xm = holes
+    gm = GaussianMixture(2, missing="marginalize", random_state=0).fit(xm)
+    new = x[:5].copy()
+    new[:, 2] = np.nan  # every new row lacks column 2: still a valid question
+    assert gm.predict_proba(new).shape == (5, 2)
+    assert np.all(np.isfinite(gm.score_samples(new)))

@@ -17,7 +17,7 @@ from scipy import linalg
 
 from ...constraints import Constraint, Positive, PositiveDefinite
 from .kernels import KERNELS, ExpandedKernel
-from .parsimonious import MCLUST_MODELS, n_variance_parameters, q_value, solve
+from .parsimonious import ITERATIVE, MCLUST_MODELS, n_variance_parameters, q_value, solve
 
 
 class Covariance:
@@ -535,10 +535,14 @@ class ParsimoniousCovariance(FullCovariance):
         scatter += (n * reg)[:, None, None] * np.eye(d)[None]
         now = cov[live]
         new = solve(self.name, scatter, n, now)
-        # generalized EM: never return a lower Q than the current covariances', when
-        # those are of the structure (solve starts from their projection, so this only
-        # guards against rounding)
-        if _of_structure(self.name, now) and q_value(scatter, n, new) < q_value(scatter, n, now):
+        # generalized EM: an iterated M-step never returns a lower Q than the current
+        # covariances', when those are of the structure (solve starts from their
+        # projection, so this only guards against rounding); a closed form is the maximizer
+        if (
+            self.name in ITERATIVE
+            and q_value(scatter, n, new) < q_value(scatter, n, now)
+            and _of_structure(self.name, now)
+        ):
             new = now
         cov[live] = new
         return cov

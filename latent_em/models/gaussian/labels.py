@@ -19,6 +19,7 @@ import numpy as np
 
 from ...constraints import Constraint
 from .._mixture import FiniteMixture
+from . import missing as missing_values
 from .model import GaussianMixtureModel
 from .params import GaussianMixtureParams, GaussianMixtureStats
 
@@ -137,6 +138,8 @@ class PartiallyLabelledGaussianMixture(FiniteMixture):
         component without labels), every unlabelled row assigned to the nearest, then
         one M-step; the base model's ``*_init`` values override as in its own start."""
         features, labels = self._split(x)
+        if np.isnan(features).any():  # missing="marginalize": start from column means
+            features = missing_values.fill_column_means(features)
         k = self.n_components
         base = self.base
         unlabelled = np.flatnonzero(labels < 0)

@@ -26,7 +26,14 @@ from scipy import linalg
 from .kernels import log_normalize
 from .params import GaussianMixtureParams, GaussianMixtureStats
 
-__all__ = ["MISSING", "log_weighted_densities", "e_step", "expected_stats", "impute"]
+__all__ = [
+    "MISSING",
+    "log_weighted_densities",
+    "e_step",
+    "expected_stats",
+    "impute",
+    "fill_column_means",
+]
 
 #: the values of ``GaussianMixtureModel(missing=...)``
 MISSING = ("error", "marginalize")
@@ -147,6 +154,15 @@ def e_step(
     table = np.ascontiguousarray(log_weighted_densities(model, params, x).T)
     log_marginal = log_normalize(table)
     return expected_stats(model, params, x, table.T, weights), log_marginal
+
+
+def fill_column_means(x: np.ndarray) -> np.ndarray:
+    """``x`` with each NaN replaced by its column's mean (0 for a column with no value):
+    a starting point for the initialization."""
+    missing = np.isnan(x)
+    present = (~missing).sum(axis=0)
+    means = np.where(missing, 0.0, x).sum(axis=0) / np.maximum(present, 1)
+    return np.where(missing, means, x)
 
 
 def impute(model: Any, params: GaussianMixtureParams, x: np.ndarray) -> np.ndarray:

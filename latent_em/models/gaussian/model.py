@@ -270,9 +270,14 @@ class GaussianMixtureModel(FiniteMixture):
         then the user's ``*_init`` values where given."""
         x = np.asarray(x, dtype=float)
         if self._has_missing(x):
+            empty = np.flatnonzero(np.isnan(x).all(axis=0))
+            if empty.size:
+                raise ValueError(
+                    f"X column {int(empty[0])} has no observed value (all NaN): nothing can "
+                    "be estimated for it; drop it"
+                )
             # start from the data with each missing value replaced by its column's mean
-            x = np.where(np.isnan(x), np.nanmean(x, axis=0), x)
-            x = np.where(np.isnan(x), 0.0, x)  # a column with no value at all
+            x = missing_values.fill_column_means(x)
         k = self.n_components
         n = x.shape[0]
         if self.means_init is not None and self.init_params in ("kmeans", "k-means++"):
