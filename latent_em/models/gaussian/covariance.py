@@ -548,8 +548,20 @@ class ParsimoniousCovariance(FullCovariance):
         return cov
 
     def estimate(
-        self, counts: np.ndarray, delta: np.ndarray, second: np.ndarray, reg: float
+        self,
+        counts: np.ndarray,
+        delta: np.ndarray,
+        second: np.ndarray,
+        reg: float = 0.0,
+        *,
+        floor: float = 0.0,
+        add: float = 0.0,
     ) -> np.ndarray:
+        """The structure's M-step without current covariances (from its heuristic
+        start); ``reg``, ``add`` or ``floor`` regularize as ``n_k·reg·I`` added to each
+        scatter matrix (the parsimonious structures have no eigenvalue floor of their
+        own: see ``estimate_from``)."""
+        reg = max(float(reg), float(add), float(floor))
         live = counts > 0
         current = np.full((counts.shape[0], delta.shape[1], delta.shape[1]), np.nan)
         return self.estimate_from(counts, live, delta, second, reg, current)
