@@ -7,9 +7,20 @@ and are imported only when used.
 """
 
 from ._version import __version__  # noqa: I001 (first: every layer may read it)
-from . import acceleration, constraints, data, datasets, io, protocols, selection, uncertainty
+from . import (
+    acceleration,
+    components,
+    constraints,
+    data,
+    datasets,
+    io,
+    protocols,
+    selection,
+    uncertainty,
+)
 from .acceleration import Squarem
 from .checking import CheckReport, LawResult, check_model
+from .composite import Independent, Mixture
 from .em import EMResult, Event, RestartOutcome, fit, log_likelihood, posterior
 from .estimators import (
     BernoulliMixture,
@@ -25,6 +36,7 @@ from .exceptions import (
     MonotonicityError,
     NotFittedError,
 )
+from .hmm import HiddenMarkovModel, HMMPosterior, Sequences
 from .models import (
     BernoulliMixtureModel,
     BernoulliMixtureParams,
@@ -98,5 +110,11 @@ __all__ = [
     "datasets",
     "io",
     "protocols",
+    "components",
+    "Mixture",
+    "Independent",
+    "HiddenMarkovModel",
+    "HMMPosterior",
+    "Sequences",
     "__version__",
 ]

@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import numbers
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
-__all__ = ["as_float_matrix", "check_int", "check_choice", "check_positive_float"]
+__all__ = [
+    "as_float_matrix",
+    "check_int",
+    "check_choice",
+    "check_positive_float",
+    "check_param_shapes",
+]
 
 
 def as_float_matrix(
@@ -87,3 +94,44 @@ def check_positive_float(value: Any, name: str, *, allow_zero: bool = False) -> 
         bound = ">= 0" if allow_zero else "> 0"
         raise ValueError(f"{name} must be a finite number {bound}; got {value!r}")
     return value
+
+
+def check_param_shapes(
+    owner: str,
+    params: Any,
+    kind: type,
+    shapes: Mapping[str, tuple[int, ...] | list[tuple[int, ...]]],
+) -> None:
+    """Parameters passed to ``fit`` for the model ``owner``: a ``kind`` whose fields have
+    ``shapes`` (a list of shapes for a field holding a tuple of arrays, one per element).
+
+    Raises ``TypeError`` for another container and ``ValueError`` for a wrong shape, both
+    naming ``params`` and the field.
+    """
+    if not isinstance(params, kind):
+        fields = getattr(kind, "_fields", None)
+        listed = f" (fields {', '.join(fields)})" if fields else ""
+        raise TypeError(
+            f"params: {owner} takes its parameters as a {kind.__name__}{listed}; got a "
+            f"{type(params).__name__}. Build them as {kind.__name__}(...) or start from a "
+            "fit's result.params"
+        )
+    for field, shape in shapes.items():
+        value = getattr(params, field)
+        if isinstance(shape, list):
+            if not isinstance(value, (tuple, list)) or len(value) != len(shape):
+                got = len(value) if isinstance(value, (tuple, list)) else type(value).__name__
+                raise ValueError(
+                    f"params: field '{field}' must hold {len(shape)} arrays, one per item; "
+                    f"got {got}"
+                )
+            elements = enumerate(zip(value, shape, strict=True))
+            pairs = [(f"{field}[{i}]", v, s) for i, (v, s) in elements]
+        else:
+            pairs = [(field, value, shape)]
+        for name, v, s in pairs:
+            if np.shape(v) != tuple(s):
+                raise ValueError(
+                    f"params: field '{name}' has shape {np.shape(v)}, but {owner} with these "
+                    f"data needs shape {tuple(s)}"
+                )

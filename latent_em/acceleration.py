@@ -61,10 +61,18 @@ import numpy as np
 from scipy import linalg
 
 from .constraints import flatten_params, get_field, replace_fields, unflatten_params
-from .em_map import EPass, MStep, RestartRun, e_pass, validate_m_step_output
-from .exceptions import ModelContractError, MonotonicityError
+from .em_map import (
+    CHECKED_ITERATIONS,
+    EPass,
+    MStep,
+    RestartRun,
+    check_step,
+    e_pass,
+    validate_m_step_output,
+)
+from .exceptions import ModelContractError
 from .posteriors import log_prior
-from .protocols import Constrained, Repairable
+from .protocols import Constrained, Repairable, round_off_of
 from .result import Event
 
 __all__ = ["Squarem", "resolve_accelerate"]
@@ -262,18 +270,19 @@ def run_squarem(
         return new, False
 
     def check_monotone(before: _Point, after: _Point, iteration: int) -> None:
-        change = after.objective - before.objective
-        if change < -monotone_rtol * (abs(before.objective) + total_weight):
-            raise MonotonicityError(
-                iteration,
-                before.objective,
-                after.objective,
-                f"an EM step inside SQUAREM decreased the objective at iteration {iteration} "
-                f"(restart {restart}): from {before.objective!r} to {after.objective!r}. The "
-                f"M-step of {type(model).__name__} is not a maximizer of the expected "
-                "complete-data log-likelihood, or its posterior is not exact; run "
-                "latent_em.check_model to find which.",
-            )
+        decrease = check_step(
+            model,
+            before.objective,
+            after.objective,
+            rtol=monotone_rtol,
+            total_weight=total_weight,
+            iteration=iteration,
+            restart=restart,
+            where="an EM step inside SQUAREM",
+            round_off=round_off_of(model, before.params, after.params),
+        )
+        if decrease is not None:
+            events.append(decrease)
 
     def extrapolate(start: _Point, point1: _Point, p2: Any, iteration: int) -> _Point:
         """One SQUAREM step from ``start``; falls back to the EM point ``p2``."""
@@ -334,14 +343,15 @@ def run_squarem(
 
     current = evaluate(params, validate=True)
     history = [current.objective]
+    jumps: list[int] = []
     if callback is not None:
         callback(0, current.params, current.objective)
     converged = False
     while n_iter < max_iter:
         p1, jumped = em_step(current)
-        if n_iter == 0:
-            # the same check of the first M-step's output as plain EM makes
-            validate_m_step_output(model, current.params, p1)
+        if n_iter < CHECKED_ITERATIONS:
+            # the same checks of the first M-steps' output as plain EM makes
+            validate_m_step_output(model, current.params, p1, n_iter + 1)
         point1 = evaluate(p1)
         if not jumped:
             check_monotone(current, point1, n_iter + 1)
@@ -357,8 +367,10 @@ def run_squarem(
         p2, jumped2 = em_step(point1)
         if jumped or jumped2:
             # a repair moved the parameters: the two steps are not an EM trajectory, so do
-            # not extrapolate; the next cycle starts from the repaired point
+            # not extrapolate; the next cycle starts from the repaired point, and the
+            # history a new segment
             accepted = evaluate(p2)
+            jumps.append(len(history))
         else:
             accepted = extrapolate(current, point1, p2, n_iter + 1)
         n_iter += 1
@@ -377,6 +389,7 @@ def run_squarem(
         n_evals,
         converged,
         events,
+        jumps,
     )
 
 

@@ -12,12 +12,18 @@ law                         what is checked
 ``elbo``                    ``ELBO = log p(x)`` after the E-step (the KL gap is zero)
 ``additive_stats``          ``stats(x[:k]) + stats(x[k:]) == stats(x)``
 ``m_step_maximizer``        no small perturbation of ``m_step``'s θ raises ``Q`` (+ prior)
+``m_step_constraints``      ``m_step``'s θ lies in the declared ``constraints`` (weights
+                            sum to one, variances positive, ...)
 ``monotone``                a few EM iterations never lower the objective
 ``n_parameters``            the declared count equals the free values of ``constraints``
 ``constraints``             the parameters satisfy their declared constraints
 ==========================  ==============================================================
 
-For z with ``latent_support`` every law is exact. For a model that computes its own
+For z with ``latent_support`` every law is exact. A model that computes its own discrete
+posterior (an ``(n, m)`` table) without declaring ``latent_support`` still has its
+``log_joint`` checked against it, at ``z = 0 .. m-1`` (the posterior's column index): the
+``log_marginal`` and ``elbo`` laws then compare the two, so a ``log_joint`` that the
+driver never calls cannot be wrong unnoticed. For a model that computes its own
 posterior over continuous or structured z (PPCA, an HMM), the ``elbo`` and
 ``m_step_maximizer`` laws need ``expected_log_joint`` and ``posterior_entropy``
 (:class:`latent_em.protocols.ExpectedLogJoint`); without them they are skipped, and the
@@ -35,7 +41,14 @@ import numpy as np
 from scipy.special import logsumexp
 
 from ._tree import tree_add, tree_leaves
-from .constraints import count_free_parameters, flatten_params, get_field, unflatten_params
+from ._validation import check_int, check_positive_float
+from .constraints import (
+    constraint_violation,
+    count_free_parameters,
+    flatten_params,
+    get_field,
+    unflatten_params,
+)
 from .em import fit
 from .em_map import check_model_contract
 from .exceptions import ModelContractError, MonotonicityError
@@ -47,6 +60,7 @@ from .protocols import (
     CountsParameters,
     EnumerableLatent,
     ExpectedLogJoint,
+    Repairable,
 )
 
 __all__ = ["check_model", "CheckReport", "LawResult"]
@@ -129,6 +143,10 @@ class _Checker:
         self.enumerable = isinstance(model, EnumerableLatent)
         self.closed_form = isinstance(model, ClosedFormMStep)
         self.has_q = isinstance(model, ExpectedLogJoint)
+        # for a model-defined discrete posterior without latent_support: log_joint at
+        # z = 0 .. m-1, or why it could not be evaluated there
+        self.implied_table: np.ndarray | None = None
+        self.implied_reason = ""
 
     def add(self, law: str, status: str, message: str, value: Any = None, tol: Any = None) -> None:
         self.results.append(
@@ -199,8 +217,36 @@ class _Checker:
             self.add("posterior", "passed", f"rows sum to one (max error {err:.2g})", err, rtol)
         else:
             self.add("posterior", "passed", f"log p(x_n) has shape ({self.n},) and is finite")
+            self.implied_table, self.implied_reason = self._implied_table(post)
         self.post, self.lm = post, lm
         return True
+
+    def _implied_table(self, post: Any) -> tuple[np.ndarray | None, str]:
+        """``log_joint`` at ``z = 0 .. m-1`` when the model's posterior is an ``(n, m)`` table."""
+        try:
+            resp = np.asarray(post, dtype=float)
+        except (TypeError, ValueError):
+            return None, "the posterior is not an array"
+        if resp.ndim != 2 or resp.shape[0] != self.n or resp.shape[1] < 1:
+            return None, f"the posterior has shape {resp.shape}, not an (n, m) table over z"
+        if not np.allclose(resp.sum(axis=1), 1.0, atol=1e-6) or np.any(resp < 0):
+            return None, "the posterior's rows are not probability vectors over z"
+        columns = []
+        for j in range(resp.shape[1]):
+            try:
+                with np.errstate(all="ignore"):
+                    lj = np.asarray(
+                        self.model.log_joint(self.params, self.x, np.full(self.n, j)), dtype=float
+                    )
+            except Exception as exc:  # the model's own code: z may be coded otherwise
+                return None, (
+                    f"log_joint raised {type(exc).__name__} at z = {j} (the posterior's column "
+                    "index); declare latent_support() to have it checked"
+                )
+            if lj.shape != (self.n,):
+                return None, f"log_joint returned shape {lj.shape} at z = {j}, not ({self.n},)"
+            columns.append(lj)
+        return np.stack(columns, axis=1), ""
 
     def _post_source(self) -> str:
         if callable(getattr(self.model, "posterior", None)):
@@ -209,17 +255,27 @@ class _Checker:
 
     def law_log_marginal(self, rtol: float) -> None:
         assert self.lm is not None
-        if not self.enumerable:
+        if self.enumerable:
+            table = enumerate_log_joint(self.model, self.params, self.x, self.n)
+            over = "latent_support()"
+        elif self.implied_table is not None:
+            table = self.implied_table
+            over = f"z = 0 .. {table.shape[1] - 1} (the posterior's columns)"
+        else:
             self.add(
                 "log_marginal",
                 "skipped",
                 "z is not enumerable (no latent_support), so log p(x_n) cannot be checked "
-                "against log_joint by summation",
+                "against log_joint by summation"
+                + (f" ({self.implied_reason})" if self.implied_reason else ""),
             )
             return
-        table = enumerate_log_joint(self.model, self.params, self.x, self.n)
-        lse = logsumexp(table, axis=1)
-        gap = np.abs(lse - self.lm)
+        with np.errstate(all="ignore"):
+            lse = logsumexp(table, axis=1)
+        with np.errstate(invalid="ignore"):
+            # rows of zero probability under both agree; NaN anywhere is a failure
+            gap = np.where(lse == self.lm, 0.0, np.abs(lse - self.lm))
+        gap = np.where(np.isnan(gap), np.inf, gap)
         i = int(np.argmax(gap))
         tol = rtol * self.scale(self.lm)
         if gap[i] > tol:
@@ -227,7 +283,7 @@ class _Checker:
                 "log_marginal",
                 "failed",
                 f"{self._post_source()} gives log p(x_n) = {float(self.lm[i])!r} at row {i}, but "
-                f"log-sum-exp of log_joint over latent_support() is {float(lse[i])!r} (difference "
+                f"log-sum-exp of log_joint over {over} is {float(lse[i])!r} (difference "
                 f"{gap[i]:.3g}). log_marginal must be logsumexp(log_joint over z); fix "
                 "posterior() or log_joint",
                 gap[i],
@@ -237,7 +293,7 @@ class _Checker:
             self.add(
                 "log_marginal",
                 "passed",
-                f"matches log-sum-exp of log_joint (max difference {gap[i]:.2g})",
+                f"matches log-sum-exp of log_joint over {over} (max difference {gap[i]:.2g})",
                 gap[i],
                 tol,
             )
@@ -245,9 +301,13 @@ class _Checker:
     def law_elbo(self, rtol: float) -> None:
         assert self.lm is not None
         tol = rtol * self.scale(self.lm)
-        if self.enumerable:
+        if self.enumerable or self.implied_table is not None:
             resp = np.asarray(self.post, dtype=float)
-            table = enumerate_log_joint(self.model, self.params, self.x, self.n)
+            table = (
+                enumerate_log_joint(self.model, self.params, self.x, self.n)
+                if self.enumerable
+                else self.implied_table
+            )
             with np.errstate(divide="ignore", invalid="ignore"):
                 log_q = np.log(np.where(resp > 0, resp, 1.0))
                 elbo = np.sum(np.where(resp > 0, resp * (table - log_q), 0.0), axis=1)
@@ -463,6 +523,42 @@ class _Checker:
                 tol,
             )
 
+    def law_m_step_constraints(self) -> None:
+        law = "m_step_constraints"
+        m: Any = self.model
+        if not isinstance(self.model, Constrained):
+            self.add(law, "skipped", "no constraints declared")
+            return
+        if not self.closed_form:
+            self.add(
+                law,
+                "skipped",
+                "no closed-form m_step (the numerical M-step moves θ within the "
+                "constraints by construction)",
+            )
+            return
+        stats = m.expected_stats(self.params, self.x, self.post, self.weights)
+        new = m.m_step(self.params, stats)
+        if isinstance(m, Repairable):
+            # as the driver does: a model may rely on repair to mend what m_step left
+            new, _ = m.repair(new, stats, self.rng)
+        problem = constraint_violation(new, m.constraints)
+        if problem is not None:
+            self.add(
+                law,
+                "failed",
+                f"m_step returns parameters outside the declared constraints: {problem}. "
+                "The driver stops such a fit with a ModelContractError; normalize weights, "
+                "keep variances positive, ... in m_step",
+            )
+        else:
+            self.add(
+                law,
+                "passed",
+                "m_step's θ satisfies "
+                + ", ".join(f"{k}: {c!r}" for k, c in m.constraints.items()),
+            )
+
     def law_monotone(self, n_em_iter: int) -> None:
         try:
             result = fit(
@@ -528,6 +624,15 @@ class _Checker:
         m = self.model
         if not isinstance(m, Constrained):
             self.add("constraints", "skipped", "no constraints declared")
+            return
+        problem = constraint_violation(self.params, m.constraints)
+        if problem is not None:
+            self.add(
+                "constraints",
+                "failed",
+                f"the parameters checked violate their declared constraints: {problem}; fix "
+                "the parameters (initialize/m_step) or the declared constraint",
+            )
             return
         for name, c in m.constraints.items():
             try:
@@ -647,6 +752,11 @@ def check_model(
         When a law failed and ``raise_on_failure`` is true; the message holds the report.
     """
     name = type(model).__name__
+    check_int(n_perturbations, "n_perturbations", minimum=1)
+    check_int(n_em_iter, "n_em_iter", minimum=1)
+    check_positive_float(rtol, "rtol")
+    if isinstance(random_state, bool):
+        raise TypeError(f"random_state must be an integer; got {random_state!r}")
     rng = np.random.default_rng(random_state)
     checker: _Checker | None = None
     results: list[LawResult]
@@ -667,6 +777,7 @@ def check_model(
             _guard(checker, "elbo", lambda: checker.law_elbo(rtol))
             _guard(checker, "additive_stats", lambda: checker.law_additive(rtol))
             _guard(checker, "m_step_maximizer", lambda: checker.law_m_step(rtol, n_perturbations))
+            _guard(checker, "m_step_constraints", checker.law_m_step_constraints)
         _guard(checker, "monotone", lambda: checker.law_monotone(n_em_iter))
         _guard(checker, "n_parameters", checker.law_n_parameters)
         _guard(checker, "constraints", checker.law_constraints)

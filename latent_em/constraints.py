@@ -45,6 +45,7 @@ __all__ = [
     "unflatten_params",
     "unflatten_params_vjp",
     "count_free_parameters",
+    "constraint_violation",
     "get_field",
     "replace_fields",
 ]
@@ -123,8 +124,40 @@ class Constraint(ABC):
         out = self._constrain_vjp_events(u.reshape(batch, size), event, g.reshape((batch, *event)))
         return out.ravel()
 
+    def violation(self, value: Any) -> str | None:
+        """Why ``value`` lies outside the constrained set, or ``None`` when it does not.
+
+        A cheap check (no transform), tolerant of round-off and of the set's boundary
+        (a probability of exactly 0, a zero rate): it catches parameters that are wrong,
+        such as weights that do not sum to one or a negative variance. The base class
+        (and :class:`Real`) accept every value; the other built-in constraints override
+        it, and so may a user's own constraint.
+        """
+        return None
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
+
+
+def _round_off(value: np.ndarray) -> float:
+    """Tolerance for round-off in a parameter computed in ``value``'s precision."""
+    dtype: Any = value.dtype if np.issubdtype(value.dtype, np.floating) else np.float64
+    return max(1e-9, 1e3 * float(np.finfo(dtype).eps))
+
+
+def _where(value: np.ndarray, mask: np.ndarray) -> str:
+    index = tuple(int(i) for i in np.argwhere(mask)[0])
+    return f"{float(value[index])!r} at index {index if len(index) != 1 else index[0]}"
+
+
+def _as_float_array(value: Any) -> np.ndarray | None:
+    try:
+        arr = np.asarray(value)
+    except Exception:  # a ragged or otherwise unconvertible value
+        return None
+    if not (np.issubdtype(arr.dtype, np.number) or np.issubdtype(arr.dtype, np.bool_)):
+        return None
+    return arr
 
 
 class Real(Constraint):
@@ -156,6 +189,14 @@ class Positive(Constraint):
 
     def _constrain_events(self, u: np.ndarray, event_shape: tuple[int, ...]) -> np.ndarray:
         return np.exp(u)
+
+    def violation(self, value: Any) -> str | None:
+        """Negative entries (zero is accepted as the boundary)."""
+        arr = _as_float_array(value)
+        if arr is None:
+            return f"expected numbers; got {type(value).__name__}"
+        bad = arr < 0
+        return f"entries must be positive; found {_where(arr, bad)}" if np.any(bad) else None
 
     def _constrain_vjp_events(
         self, u: np.ndarray, event_shape: tuple[int, ...], cotangent: np.ndarray
@@ -191,6 +232,17 @@ class Interval(Constraint):
         s = expit(u)
         return cotangent.reshape(u.shape) * (self.high - self.low) * s * (1.0 - s)
 
+    def violation(self, value: Any) -> str | None:
+        """Entries outside ``[low, high]`` (the end points are accepted)."""
+        arr = _as_float_array(value)
+        if arr is None:
+            return f"expected numbers; got {type(value).__name__}"
+        slack = _round_off(arr) * (self.high - self.low)
+        bad = (arr < self.low - slack) | (arr > self.high + slack)
+        if np.any(bad):
+            return f"entries must lie in [{self.low}, {self.high}]; found {_where(arr, bad)}"
+        return None
+
     def __repr__(self) -> str:
         return f"Interval({self.low}, {self.high})"
 
@@ -218,6 +270,28 @@ class Simplex(Constraint):
         e = np.exp(full - full.max(axis=1, keepdims=True))
         return e / e.sum(axis=1, keepdims=True)
 
+    def violation(self, value: Any) -> str | None:
+        """Negative entries, or a vector along the last axis that does not sum to one."""
+        arr = _as_float_array(value)
+        if arr is None:
+            return f"expected numbers; got {type(value).__name__}"
+        if arr.ndim < 1 or arr.shape[-1] == 0:
+            return f"expected probability vectors along the last axis; got shape {arr.shape}"
+        tol = _round_off(arr) * arr.shape[-1]
+        negative = arr < -tol
+        if np.any(negative):
+            return f"probabilities must be >= 0; found {_where(arr, negative)}"
+        sums = arr.sum(axis=-1)
+        off = np.abs(sums - 1.0) > tol
+        if np.any(off):
+            index = tuple(int(i) for i in np.argwhere(off)[0])
+            where = f" (vector {index if len(index) != 1 else index[0]})" if index else ""
+            return (
+                "probabilities must sum to one along the last axis; they sum to "
+                f"{float(sums[index])!r}{where}"
+            )
+        return None
+
     def _constrain_vjp_events(
         self, u: np.ndarray, event_shape: tuple[int, ...], cotangent: np.ndarray
     ) -> np.ndarray:
@@ -241,6 +315,32 @@ class PositiveDefinite(Constraint):
         if event_shape != (d, d):
             raise ValueError(f"positive-definite matrices must be square; got {event_shape}")
         return d * (d + 1) // 2
+
+    def violation(self, value: Any) -> str | None:
+        """Matrices that are not square, not symmetric, or not positive definite."""
+        arr = _as_float_array(value)
+        if arr is None:
+            return f"expected numbers; got {type(value).__name__}"
+        if arr.ndim < 2 or arr.shape[-1] != arr.shape[-2]:
+            return f"expected square matrices over the last two axes; got shape {arr.shape}"
+        mats = arr.reshape((-1, *arr.shape[-2:])).astype(float)
+        scale = np.maximum(np.abs(mats).max(axis=(1, 2)), np.finfo(float).tiny)
+        asym = np.abs(mats - np.swapaxes(mats, 1, 2)).max(axis=(1, 2)) / scale
+        tol = _round_off(arr)
+        for i, m in enumerate(mats):
+            if asym[i] > tol * 1e3:
+                return f"matrix {i} is not symmetric (relative asymmetry {asym[i]:.3g})"
+            try:
+                np.linalg.cholesky(m)
+            except np.linalg.LinAlgError:
+                # positive semi-definite to round-off is accepted; a clearly negative
+                # eigenvalue is not
+                smallest = float(np.linalg.eigvalsh(0.5 * (m + m.T))[0])
+                if smallest < -tol * scale[i] or not np.isfinite(smallest):
+                    return (
+                        f"matrix {i} is not positive definite (smallest eigenvalue {smallest:.6g})"
+                    )
+        return None
 
     def _unconstrain_events(self, value: np.ndarray) -> np.ndarray:
         d = value.shape[-1]
@@ -295,6 +395,19 @@ class Ordered(Constraint):
 
     def _constrain_events(self, u: np.ndarray, event_shape: tuple[int, ...]) -> np.ndarray:
         return np.concatenate([u[:, :1], u[:, :1] + np.cumsum(np.exp(u[:, 1:]), axis=1)], axis=1)
+
+    def violation(self, value: Any) -> str | None:
+        """Vectors that decrease somewhere along the last axis."""
+        arr = _as_float_array(value)
+        if arr is None:
+            return f"expected numbers; got {type(value).__name__}"
+        if arr.ndim < 1:
+            return f"expected vectors along the last axis; got shape {arr.shape}"
+        gaps = np.diff(arr, axis=-1)
+        bad = gaps < 0
+        if np.any(bad):
+            return f"entries must increase along the last axis; a step is {_where(gaps, bad)}"
+        return None
 
     def _constrain_vjp_events(
         self, u: np.ndarray, event_shape: tuple[int, ...], cotangent: np.ndarray
@@ -388,6 +501,29 @@ def unflatten_params_vjp(
     if start != u.size:
         raise ValueError(f"expected {start} free values, got {u.size}")
     return np.concatenate(parts) if parts else np.zeros(0)
+
+
+def constraint_violation(params: Any, constraints: Mapping[str, Constraint]) -> str | None:
+    """The first constrained field of ``params`` that violates its constraint, in words.
+
+    ``None`` when every field satisfies :meth:`Constraint.violation`. A missing field is
+    a violation too. A field holding a tuple of arrays is checked element by element.
+    """
+    for name, c in constraints.items():
+        try:
+            value = get_field(params, name)
+        except (KeyError, AttributeError, TypeError):
+            return (
+                f"field '{name}' is missing: the parameters ({type(params).__name__}) have no "
+                f"field of that name, which the constraints declare"
+            )
+        elements = list(value) if _is_sequence_field(value) else [value]
+        for i, element in enumerate(elements):
+            problem = c.violation(element)
+            if problem is not None:
+                where = f"'{name}[{i}]'" if _is_sequence_field(value) else f"'{name}'"
+                return f"field {where} violates {c!r}: {problem}"
+    return None
 
 
 def count_free_parameters(params: Any, constraints: Mapping[str, Constraint]) -> int:

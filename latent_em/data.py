@@ -11,7 +11,9 @@ Accepted data (``as_data_source``):
 
 * the path of a ``.npy`` file, or a :class:`numpy.memmap` of a whole file: read with
   plain file reads, one chunk at a time, so resident memory stays bounded by the chunk
-  (pages of a memory map would count towards the process's resident set);
+  (pages of a memory map would count towards the process's resident set); a
+  copy-on-write map (``mode="c"``, as from ``np.load(path, mmap_mode="c")``) is read
+  through the map instead, since its changes are not in the file;
 * :class:`Chunks` around any re-iterable of array chunks (a list, or a zero-argument
   callable returning a fresh iterator, e.g. over files); an object whose ``__iter__``
   returns a fresh iterator and that has no length is taken as chunks too. A one-shot
@@ -349,7 +351,9 @@ def as_data_source(x: Any) -> DataSource | None:
             raise FileNotFoundError(f"x: no such .npy file: {path!r}")
         return _open_npy(path)
     if isinstance(x, np.memmap):
-        located = _memmap_file_offset(x)
+        # a copy-on-write map (mode "c") may differ from its file: its changes live in
+        # private pages that only the map sees, so it is read through the map
+        located = None if getattr(x, "mode", None) == "c" else _memmap_file_offset(x)
         if located is not None:
             # read its file directly: pages of the map would count as resident memory
             return _NpyFile(str(x.filename), located, tuple(x.shape), x.dtype, what=str(x.filename))

@@ -8,7 +8,11 @@ capabilities a model provides (see :mod:`latent_em.protocols`).
 The objective is ``L(θ) = Σ_n w_n log p(x_n | θ)`` (plus ``log p(θ)`` for MAP-EM). By the
 decomposition ``log p(x) = ELBO(q, θ) + KL(q ‖ p(z | x, θ))`` the E-step
 ``q = p(z | x, θ)`` closes the gap and the M-step raises the ELBO, so ``L`` never
-decreases; the driver enforces this instead of assuming it.
+decreases; the driver enforces this instead of assuming it, up to the round-off
+tolerance ``monotone_rtol · (|L| + Σ w)``. Two exceptions, both recorded in the result: a
+repair (``model.repair``) moves the parameters off the EM path and starts a new segment
+of the history (``EMResult.jumps``), and a model stating ``monotone_objective = False``
+has decreases recorded as events instead of raised.
 """
 
 from __future__ import annotations
@@ -16,7 +20,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
-import math
 import numbers
 import warnings
 from collections.abc import Callable, Sequence
@@ -24,11 +27,14 @@ from typing import Any
 
 import numpy as np
 
+from ._validation import check_int, check_positive_float
 from .acceleration import resolve_accelerate, run_squarem
 from .em_map import (
+    CHECKED_ITERATIONS,
     MStep,
     RestartRun,
     check_model_contract,
+    check_step,
     choose_m_step,
     e_pass,
     n_parameters_of,
@@ -37,9 +43,15 @@ from .em_map import (
     validate_m_step_output,
     working_rtol,
 )
-from .exceptions import ConvergenceWarning, MonotonicityError
+from .exceptions import ConvergenceWarning
 from .posteriors import check_sample_weight, log_likelihood, log_prior, posterior
-from .protocols import ClosedFormMStep, HasFitContext, Repairable
+from .protocols import (
+    ClosedFormMStep,
+    HasFitContext,
+    Repairable,
+    ValidatesParams,
+    round_off_of,
+)
 from .result import EMResult, Event, RestartOutcome
 
 __all__ = [
@@ -66,7 +78,9 @@ def restart_rngs(random_state: Any, n: int) -> list[np.random.Generator]:
     if isinstance(random_state, np.random.RandomState):
         seed = int(random_state.randint(0, 2**31 - 1))
         return [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(n)]
-    if random_state is not None and not isinstance(random_state, numbers.Integral):
+    if random_state is not None and (
+        isinstance(random_state, bool) or not isinstance(random_state, numbers.Integral)
+    ):
         raise TypeError(
             "random_state must be None, an int or a numpy Generator; "
             f"got {type(random_state).__name__}"
@@ -77,15 +91,16 @@ def restart_rngs(random_state: Any, n: int) -> list[np.random.Generator]:
     return [np.random.default_rng(s) for s in np.random.SeedSequence(entropy).spawn(n)]
 
 
-def _check_options(tol: float, max_iter: int, n_init: int, chunk_size: int | None) -> None:
-    if not isinstance(tol, numbers.Real) or not (math.isfinite(tol) and tol >= 0):
-        raise ValueError(f"tol must be a finite number >= 0; got {tol!r}")
-    if not isinstance(max_iter, numbers.Integral) or max_iter < 0:
-        raise ValueError(f"max_iter must be an integer >= 0; got {max_iter!r}")
-    if not isinstance(n_init, numbers.Integral) or n_init < 1:
-        raise ValueError(f"n_init must be an integer >= 1; got {n_init!r}")
-    if chunk_size is not None and (not isinstance(chunk_size, numbers.Integral) or chunk_size < 1):
-        raise ValueError(f"chunk_size must be None or an integer >= 1; got {chunk_size!r}")
+def _check_options(
+    tol: float, max_iter: int, n_init: int, chunk_size: int | None, monotone_rtol: float
+) -> None:
+    # the shared validators: bools are not integers, NaN and strings are not tolerances
+    check_positive_float(tol, "tol", allow_zero=True)
+    check_int(max_iter, "max_iter", minimum=0)
+    check_int(n_init, "n_init", minimum=1)
+    if chunk_size is not None:
+        check_int(chunk_size, "chunk_size", minimum=1)
+    check_positive_float(monotone_rtol, "monotone_rtol", allow_zero=True)
 
 
 # ----------------------------------------------------------------------------- driver
@@ -109,9 +124,11 @@ def _run_em(
 ) -> RestartRun:
     total_weight = float(weights.sum())
     history: list[float] = []
+    jumps: list[int] = []
     events: list[Event] = []
     reported: set[str] = set()
     previous: float | None = None  # objective at the parameters the last M-step started from
+    previous_params = params
     jumped = False  # whether a repair moved the parameters after the last M-step
     converged = False
     n_iter = 0
@@ -124,18 +141,22 @@ def _run_em(
             callback(iteration, params, objective)
         if previous is not None:
             change = objective - previous
-            if not jumped and change < -monotone_rtol * (abs(previous) + total_weight):
-                raise MonotonicityError(
-                    iteration,
+            if jumped:
+                # a repair moved the parameters: a new segment of the history begins
+                jumps.append(len(history) - 1)
+            else:
+                decrease = check_step(
+                    model,
                     previous,
                     objective,
-                    f"EM decreased the objective at iteration {iteration} (restart {restart}): "
-                    f"from {previous!r} to {objective!r}, a drop of {-change:.6g} "
-                    f"({-change / max(abs(previous), 1e-300):.3g} relative, tolerance "
-                    f"{monotone_rtol:g}). The M-step of {type(model).__name__} is not a "
-                    "maximizer of the expected complete-data log-likelihood, or its "
-                    "posterior is not exact; run latent_em.check_model to find which.",
+                    rtol=monotone_rtol,
+                    total_weight=total_weight,
+                    iteration=iteration,
+                    restart=restart,
+                    round_off=round_off_of(model, previous_params, params),
                 )
+                if decrease is not None:
+                    events.append(decrease)
             if abs(change) < tol * total_weight:
                 converged = True
                 break
@@ -146,7 +167,7 @@ def _run_em(
         for message in step_messages:
             events.append(Event(restart, n_iter, message))
             logger.info("restart %d, iteration %d: %s", restart, n_iter, message)
-        previous = objective
+        previous, previous_params = objective, params
         jumped = False
         if isinstance(model, Repairable):
             repaired, messages = model.repair(new_params, e.stats, rng)
@@ -161,14 +182,14 @@ def _run_em(
                 # failure, so monotonicity is not checked for this one step
                 jumped = True
                 new_params = repaired
-        if n_iter == 1:
+        if n_iter <= CHECKED_ITERATIONS:
             # after repair: a model may rely on repair to mend what its m_step left
-            validate_m_step_output(model, params, new_params)
+            validate_m_step_output(model, params, new_params, n_iter)
         params = new_params
     # The loop always ends right after an E-step at `params`, so the reported
     # log-likelihood belongs to the returned parameters (the final E-step).
     return RestartRun(
-        params, e.log_likelihood, lp, history, n_iter, len(history), converged, events
+        params, e.log_likelihood, lp, history, n_iter, len(history), converged, events, jumps
     )
 
 
@@ -201,6 +222,9 @@ def fit(
         :mod:`latent_em.data`. Such data need a closed-form model.
     params : optional
         Initial parameters; by default ``model.initialize(x, rng)`` for every restart.
+        Checked before the first E-step: same type, fields and shapes as what
+        ``model.initialize`` returns (or the model's own ``validate_params(params, x)``),
+        finite, and inside the model's ``constraints``.
     n_init : int, default 1
         Number of restarts from independent initializations; the best objective wins.
     tol : float, default 1e-6
@@ -225,8 +249,12 @@ def fit(
         Called as ``callback(iteration, params, objective)`` after every E-step;
         ``iteration`` counts from 0 in every restart.
     monotone_rtol : float, default 1e-10
-        A decrease of the objective larger than ``monotone_rtol * (|L| + Σ w)`` raises
-        :class:`~latent_em.MonotonicityError`.
+        A decrease of the objective larger than ``monotone_rtol * (|L| + Σ w)`` (``L``
+        the objective before the step) raises :class:`~latent_em.MonotonicityError`;
+        smaller decreases are round-off. Not checked on the step right after a repair
+        (its index is in ``EMResult.jumps``), and only recorded as an event for a model
+        that states ``monotone_objective = False``
+        (:class:`~latent_em.protocols.DeclaresObjective`).
     warn_not_converged : bool, default True
         Emit :class:`~latent_em.ConvergenceWarning` when the best restart did not converge.
 
@@ -240,20 +268,28 @@ def fit(
     MonotonicityError
         If an iteration lowers the objective beyond round-off.
     ModelContractError
-        If the model lacks a required method or returns values of the wrong shape.
+        If the model lacks a required method, returns values of the wrong shape, or an
+        M-step of the first iterations returns parameters outside the model's
+        ``constraints`` (the message names the field and the value).
+    TypeError, ValueError
+        For bad options, and for ``params`` that are not what the model uses (another
+        type, other fields or shapes than ``model.initialize`` returns, NaN, or values
+        outside the model's ``constraints``).
     """
     check_model_contract(model)
-    _check_options(tol, max_iter, n_init, chunk_size)
+    _check_options(tol, max_iter, n_init, chunk_size, monotone_rtol)
     if params is not None and n_init > 1:
         raise ValueError("give either initial params or n_init > 1, not both")
     x, n, init_data = prepare_data(model, x)
+    if params is not None:
+        _check_given_params(model, params, init_data)
     monotone_rtol = working_rtol(model, monotone_rtol)
     weights = check_sample_weight(sample_weight, n)
     # SQUAREM (latent_em.acceleration) is a second user of the EM map, beside _run_em
     squarem = resolve_accelerate(accelerate, model)
 
     closed_form = isinstance(model, ClosedFormMStep)
-    m_step = choose_m_step(model, x, weights, chunk_size)
+    m_step = choose_m_step(model, x, weights, chunk_size, tol)
     run_restart: Callable[..., RestartRun] = _run_em
     if squarem is not None:
         run_restart = functools.partial(run_squarem, options=squarem)
@@ -262,8 +298,11 @@ def fit(
     context = model.fit_context() if isinstance(model, HasFitContext) else contextlib.nullcontext()
     with context:
         for restart, rng in enumerate(rngs):
-            start = params if params is not None else model.initialize(init_data(rng), rng)
-            validate_initial_params(model, start)
+            if params is None:
+                start = model.initialize(init_data(rng), rng)
+                validate_initial_params(model, start)
+            else:
+                start = params
             runs.append(
                 run_restart(
                     model,
@@ -317,7 +356,30 @@ def fit(
         restarts=outcomes,
         events=tuple(ev for r in runs for ev in r.events),
         model=model,
+        jumps=tuple(run.jumps),
     )
+
+
+def _check_given_params(
+    model: Any, params: Any, init_data: Callable[[np.random.Generator], Any]
+) -> None:
+    """Parameters passed to :func:`fit` are checked before the first E-step.
+
+    A model's own ``validate_params(params, x)``, when it has one, checks them against
+    the data; otherwise they must have the type, fields and shapes of what
+    ``model.initialize`` returns for these data. Then, for every model: finite values
+    inside the declared ``constraints``.
+    """
+    rng = np.random.default_rng(0)
+    reference = None
+    if isinstance(model, ValidatesParams):
+        model.validate_params(params, init_data(rng))
+    else:
+        try:
+            reference = model.initialize(init_data(rng), rng)
+        except Exception:  # a model used only from given parameters: nothing to compare
+            reference = None
+    validate_initial_params(model, params, given=True, reference=reference)
 
 
 def _last_change(history: Sequence[float], total_weight: float) -> float:

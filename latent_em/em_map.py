@@ -22,20 +22,23 @@ from typing import Any
 
 import numpy as np
 
+from ._registry import kind_of
 from ._tree import tree_add, tree_allclose, tree_leaves
-from .constraints import count_free_parameters
+from .constraints import constraint_violation, count_free_parameters
 from .data import DataSource, as_data_source, check_chunk
-from .exceptions import ModelContractError
+from .exceptions import ModelContractError, MonotonicityError
 from .numerical_mstep import numerical_m_step
 from .posteriors import chunks, posterior_unchecked, validate_posterior
 from .protocols import (
     ChecksData,
+    ChecksParams,
     ClosedFormMStep,
     Constrained,
     CountsParameters,
     EnumerableLatent,
     ExactPosterior,
     FusedEStep,
+    has_monotone_objective,
 )
 from .result import Event
 
@@ -43,6 +46,7 @@ __all__ = [
     "EPass",
     "MStep",
     "RestartRun",
+    "CHECKED_ITERATIONS",
     "VALIDATE_ROWS",
     "check_model_contract",
     "chunk_e_step",
@@ -54,6 +58,7 @@ __all__ = [
     "validate_initial_params",
     "validate_m_step_output",
     "working_rtol",
+    "check_step",
 ]
 
 
@@ -253,6 +258,68 @@ def working_rtol(model: Any, monotone_rtol: float) -> float:
     return max(monotone_rtol, 4.0 * eps if eps > np.finfo(np.float64).eps else 0.0)
 
 
+def check_step(
+    model: Any,
+    before: float,
+    after: float,
+    *,
+    rtol: float,
+    total_weight: float,
+    iteration: int,
+    restart: int,
+    where: str = "EM",
+    round_off: float = 0.0,
+) -> Event | None:
+    """The monotonicity check of one EM step from ``before`` to ``after``.
+
+    A decrease larger than ``rtol * (|before| + Σ w)`` (the documented round-off
+    tolerance, plus ``round_off · Σ w`` where the model states that its log-likelihood is
+    less accurate at these parameters: :class:`~latent_em.protocols.StatesRoundOff`)
+    raises :class:`~latent_em.MonotonicityError` for a model whose objective
+    EM provably increases; for a model that states ``monotone_objective = False`` (see
+    :class:`~latent_em.protocols.DeclaresObjective`) it is returned as an
+    :class:`~latent_em.Event` instead. ``None`` when the step did not decrease.
+    """
+    change = after - before
+    allowed = rtol * (abs(before) + total_weight) + round_off * total_weight
+    if not change < -allowed:
+        return None
+    drop = (
+        f"from {before!r} to {after!r}, a drop of {-change:.6g} "
+        f"({-change / max(abs(before), 1e-300):.3g} relative; tolerance {allowed:.3g}, "
+        f"from monotone_rtol={rtol:g}"
+        + (f" and the model's round-off bound {round_off:.3g} per row)" if round_off else ")")
+    )
+    name = type(model).__name__
+    if not has_monotone_objective(model):
+        return Event(
+            restart,
+            iteration,
+            f"the objective decreased at iteration {iteration} ({drop}); {name} states that "
+            "its M-step maximizes no fixed objective (monotone_objective = False), so this "
+            "is not an error",
+        )
+    if kind_of(type(model)) == "builtin":
+        cause = (
+            f"{name} is built into latent_em and its objective cannot decrease beyond "
+            "round-off, so this is a bug in latent_em: please report it with the data and "
+            "the options of the fit"
+        )
+    else:
+        cause = (
+            f"The M-step of {name} is not a maximizer of the expected complete-data "
+            "log-likelihood, or its posterior is not exact; run latent_em.check_model to "
+            "find which"
+        )
+    raise MonotonicityError(
+        iteration,
+        before,
+        after,
+        f"{where} decreased the objective at iteration {iteration} (restart {restart}): "
+        f"{drop}. {cause}.",
+    )
+
+
 # ----------------------------------------------------------------------------- M-step
 
 
@@ -261,8 +328,13 @@ def working_rtol(model: Any, monotone_rtol: float) -> float:
 MStep = Callable[[Any, EPass], tuple[Any, tuple[str, ...]]]
 
 
-def choose_m_step(model: Any, x: Any, weights: np.ndarray, chunk_size: int | None) -> MStep:
-    """The one place where the driver branches on model capabilities."""
+def choose_m_step(
+    model: Any, x: Any, weights: np.ndarray, chunk_size: int | None, tol: float | None = None
+) -> MStep:
+    """The one place where the driver branches on model capabilities.
+
+    ``tol`` is EM's convergence tolerance; the numerical M-step's optimizer follows it.
+    """
     if isinstance(model, ClosedFormMStep):
 
         def closed_form(params: Any, e: EPass) -> tuple[Any, tuple[str, ...]]:
@@ -273,7 +345,9 @@ def choose_m_step(model: Any, x: Any, weights: np.ndarray, chunk_size: int | Non
 
         def numerical(params: Any, e: EPass) -> tuple[Any, tuple[str, ...]]:
             assert e.posteriors is not None
-            new, info = numerical_m_step(model, params, x, e.posteriors, weights, chunk_size)
+            new, info = numerical_m_step(
+                model, params, x, e.posteriors, weights, chunk_size, tol=tol
+            )
             return new, info.messages()
 
         return numerical
@@ -288,39 +362,141 @@ def _leaf_summary(tree: Any) -> list[tuple[int, ...]]:
     return [np.shape(leaf) for leaf in tree_leaves(tree)]
 
 
-def validate_initial_params(model: Any, params: Any) -> None:
+def _named_leaves(tree: Any, prefix: str = "") -> list[tuple[str, Any]]:
+    """``(dotted field name, leaf)`` pairs, in :func:`tree_leaves` order."""
+    if isinstance(tree, tuple) and hasattr(tree, "_fields"):
+        items: list[tuple[str, Any]] = list(zip(tree._fields, tree, strict=True))
+    elif dataclasses.is_dataclass(tree) and not isinstance(tree, type):
+        items = [(f.name, getattr(tree, f.name)) for f in dataclasses.fields(tree)]
+    elif isinstance(tree, dict):
+        items = [(str(k), v) for k, v in tree.items()]
+    elif isinstance(tree, (tuple, list)):
+        items = [(str(i), v) for i, v in enumerate(tree)]
+    else:
+        return [(prefix or "params", tree)]
+    out: list[tuple[str, Any]] = []
+    for key, value in items:
+        name = key if not prefix else (f"{prefix}[{key}]" if key.isdigit() else f"{prefix}.{key}")
+        out.extend(_named_leaves(value, name))
+    return out
+
+
+def _fields_of(params: Any) -> str:
+    if isinstance(params, tuple) and hasattr(params, "_fields"):
+        return f" (fields {', '.join(params._fields)})"
+    if dataclasses.is_dataclass(params) and not isinstance(params, type):
+        return f" (fields {', '.join(f.name for f in dataclasses.fields(params))})"
+    if isinstance(params, dict):
+        return f" (keys {', '.join(map(str, params))})"
+    return ""
+
+
+#: M-steps (plain EM iterations or SQUAREM cycles) whose output is checked against the
+#: model's constraints; the first one is also checked for shapes and finite values
+CHECKED_ITERATIONS = 3
+
+
+def _check_given_params(model: Any, params: Any, reference: Any) -> None:
+    """``params`` passed to fit must look like what ``model.initialize`` returns."""
+    name = type(model).__name__
+    expected = f"{type(reference).__name__}{_fields_of(reference)}"
+    same_kind = type(params) is type(reference) or (
+        isinstance(reference, dict) and isinstance(params, dict)
+    )
+    if not same_kind:
+        raise TypeError(
+            f"params: {name} takes its parameters as a {expected}; got a "
+            f"{type(params).__name__}{_fields_of(params)}. Build them as "
+            f"{type(reference).__name__}(...) or start from a fit's result.params"
+        )
+    mine, theirs = _named_leaves(params), _named_leaves(reference)
+    if [k for k, _ in mine] != [k for k, _ in theirs]:
+        raise ValueError(
+            f"params: the fields {[k for k, _ in mine]} do not match those {name} uses, "
+            f"{[k for k, _ in theirs]}"
+        )
+    for (field, value), (_, ref) in zip(mine, theirs, strict=True):
+        if np.shape(value) != np.shape(ref):
+            raise ValueError(
+                f"params: field '{field}' has shape {np.shape(value)}, but {name} with these "
+                f"data needs shape {np.shape(ref)}"
+            )
+
+
+def validate_initial_params(
+    model: Any, params: Any, *, given: bool = False, reference: Any = None
+) -> None:
+    """Check the starting parameters: present, finite and inside the constraints.
+
+    With ``given`` (the user passed ``params`` to fit), errors name the argument and are
+    ``ValueError``/``TypeError``; ``reference`` (what ``model.initialize`` returns for
+    the same data), when given, fixes the type, fields and shapes they must have.
+    Parameters that ``initialize`` returned raise :class:`ModelContractError`.
+    """
     name = type(model).__name__
     if params is None:
         raise ModelContractError(
             f"{name}.initialize returned None; it must return the initial parameters "
             "(a NamedTuple of arrays)"
         )
-    for i, leaf in enumerate(tree_leaves(params)):
-        arr = np.asarray(leaf)
+    if given and reference is not None:
+        _check_given_params(model, params, reference)
+    for field, leaf in _named_leaves(params):
+        try:
+            arr = np.asarray(leaf)
+        except Exception:  # ragged sequences and the like
+            arr = np.asarray(0.0)
         if np.issubdtype(arr.dtype, np.number) and not np.all(np.isfinite(arr)):
-            raise ModelContractError(
-                f"{name}: the initial parameters contain NaN or infinite values (leaf {i}, "
-                f"shape {arr.shape}); check initialize or the params you passed"
+            message = (
+                f"{name}: the initial parameters contain NaN or infinite values (field "
+                f"'{field}', shape {arr.shape}); check initialize or the params you passed"
             )
+            if given:
+                raise ValueError(f"params: {message}")
+            raise ModelContractError(message)
+    if isinstance(model, Constrained):
+        problem = constraint_violation(params, model.constraints)
+        if problem is not None:
+            if given:
+                raise ValueError(f"params: the initial parameters of {name} are invalid: {problem}")
+            raise ModelContractError(
+                f"{name}.initialize returned parameters outside the model's constraints: {problem}"
+            )
+    if isinstance(model, ChecksParams):
+        # the model's own domain (e.g. a floor on the covariances), where EM's guarantee
+        # holds: a start outside it would make the first step look like a decrease
+        model.check_params(params)
 
 
-def validate_m_step_output(model: Any, old: Any, new: Any) -> None:
-    """The first M-step must return parameters shaped like its input, all finite."""
+def validate_m_step_output(model: Any, old: Any, new: Any, iteration: int = 1) -> None:
+    """What an M-step returned: shaped like its input and finite (checked on the first
+    M-step), and inside the model's ``constraints`` (checked on the first
+    :data:`CHECKED_ITERATIONS`)."""
     name = type(model).__name__
     if new is None:
         raise ModelContractError(f"{name}: the M-step returned None instead of new parameters")
-    before, after = _leaf_summary(old), _leaf_summary(new)
-    if before != after:
-        raise ModelContractError(
-            f"{name}: the M-step returned parameters shaped {after} but received {before}; "
-            "m_step must return the same fields with the same shapes"
-        )
-    for i, leaf in enumerate(tree_leaves(new)):
-        arr = np.asarray(leaf)
-        if np.issubdtype(arr.dtype, np.number) and not np.all(np.isfinite(arr)):
+    if iteration == 1:
+        before, after = _leaf_summary(old), _leaf_summary(new)
+        if before != after:
             raise ModelContractError(
-                f"{name}: the M-step returned NaN or infinite values in leaf {i} (shape "
-                f"{arr.shape}); check m_step (a division by a zero count?)"
+                f"{name}: the M-step returned parameters shaped {after} but received {before}; "
+                "m_step must return the same fields with the same shapes"
+            )
+        for i, (field, leaf) in enumerate(_named_leaves(new)):
+            arr = np.asarray(leaf)
+            if np.issubdtype(arr.dtype, np.number) and not np.all(np.isfinite(arr)):
+                raise ModelContractError(
+                    f"{name}: the M-step returned NaN or infinite values in leaf {i} "
+                    f"('{field}', shape {arr.shape}); check m_step (a division by a zero "
+                    "count?)"
+                )
+    if iteration <= CHECKED_ITERATIONS and isinstance(model, Constrained):
+        problem = constraint_violation(new, model.constraints)
+        if problem is not None:
+            raise ModelContractError(
+                f"{name}: the M-step of iteration {iteration} returned parameters outside "
+                f"the model's constraints: {problem}. m_step must return parameters in "
+                "their declared domain (normalize weights, keep variances positive, ...)"
             )
 
 
@@ -344,3 +520,5 @@ class RestartRun:
     n_evaluations: int
     converged: bool
     events: list[Event]
+    #: indices into ``history`` of the values that follow a repair (see EMResult.jumps)
+    jumps: list[int] = dataclasses.field(default_factory=list)

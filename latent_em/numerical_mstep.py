@@ -51,6 +51,7 @@ __all__ = [
     "NumericalMStepInfo",
     "expected_complete_log_likelihood",
     "numerical_m_step",
+    "optimizer_tolerances",
     "uses_model_gradient",
 ]
 
@@ -162,6 +163,26 @@ def _expected_gradient_tree(
     return total
 
 
+def optimizer_tolerances(tol: float | None) -> dict[str, float]:
+    """L-BFGS's ``ftol`` and ``gtol`` for an EM run with convergence tolerance ``tol``.
+
+    Well below scipy's defaults (``ftol`` 2e-9 leaves ~1e-5 relative error in θ): the
+    M-step should land on the maximizer, not near it. They follow ``tol`` (the change of
+    the objective per unit weight at which EM stops) downwards: the optimizer works on
+    ``Q`` per unit weight, and a gradient tolerance above ``tol`` ends the M-step at its
+    starting point once EM is within about ``gtol / curvature`` of the fixed point, so
+    EM would stall there however small ``tol`` is (θ of the DLR linkage example stalled
+    2e-9 from the maximum). ``gtol`` stops at ``1e-13``, about the accuracy of a
+    finite-difference gradient; ``ftol`` (a relative decrease of ``Q``, which leaves an
+    error of about its square root in θ) follows ``tol²`` down to machine epsilon.
+    """
+    ftol, gtol = 1e-13, 1e-9
+    if tol is not None:
+        ftol = min(ftol, max(float(tol) ** 2, float(np.finfo(float).eps)))
+        gtol = min(gtol, max(float(tol), 1e-13))
+    return {"ftol": ftol, "gtol": gtol}
+
+
 def numerical_m_step(
     model: Any,
     params: Any,
@@ -169,6 +190,7 @@ def numerical_m_step(
     posteriors: list[np.ndarray],
     weights: np.ndarray,
     chunk_size: int | None,
+    tol: float | None = None,
 ) -> tuple[Any, NumericalMStepInfo]:
     """Maximize ``Q`` numerically from the current parameters (see module docstring).
 
@@ -218,14 +240,12 @@ def numerical_m_step(
         return -grad / scale
 
     q_current = expected_complete_log_likelihood(model, params, x, posteriors, weights, chunk_size)
-    # tolerances well below scipy's defaults (ftol 2e-9 leaves ~1e-5 relative error in θ):
-    # the M-step should land on the maximizer, not near it
     result = minimize(
         objective,
         u0,
         jac=model_gradient if analytic else fd_gradient,
         method="L-BFGS-B",
-        options={"ftol": 1e-13, "gtol": 1e-9, "maxiter": 1000},
+        options={**optimizer_tolerances(tol), "maxiter": 1000},
     )
     candidate = unflatten_params(result.x, params, constraints)
     with np.errstate(all="ignore"):

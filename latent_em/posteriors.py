@@ -50,7 +50,19 @@ def check_sample_weight(sample_weight: Any, n: int) -> np.ndarray:
         raise ValueError(f"sample_weight must be non-negative; found {w.min():g}")
     if not np.any(w > 0):
         raise ValueError("sample_weight is zero for every row")
+    if w.max() < MIN_LARGEST_WEIGHT:
+        raise ValueError(
+            f"sample_weight is at most {w.max():.3g}: weights this small underflow float64 "
+            "when multiplied by responsibilities, so the statistics lose their precision; "
+            "multiply sample_weight by a constant (the fitted parameters depend only on "
+            "the relative weights)"
+        )
     return w
+
+
+#: the smallest largest sample weight :func:`check_sample_weight` accepts: products with
+#: responsibilities down to 1e-16 stay far above the float64 subnormal range (2.2e-308)
+MIN_LARGEST_WEIGHT = 1e-150
 
 
 def chunks(n: int, chunk_size: int | None) -> Iterator[slice]:

@@ -26,7 +26,14 @@ capability                what the driver does with it
                           for continuous or structured z
 ``n_parameters``          free-parameter count for BIC/AIC (else from ``constraints``)
 ``repair``                called after each M-step to mend degenerate parameters
+``log_likelihood_round_off``  a bound on the float64 error of ``log p(x_n | θ)`` (per
+                          unit weight) at given parameters, added to the driver's
+                          monotonicity tolerance (ill-conditioned parameters)
+``monotone_objective``    ``False`` declares an M-step that maximizes no fixed
+                          objective (e.g. scikit-learn's additive ``reg_covar``): the
+                          driver records a decrease as an event instead of raising
 ``check_data``            validates and converts user data before fitting
+``check_params``          refuses initial parameters outside the model's domain
 ``fit_context``           a context manager held for the whole fit (all restarts),
                           for process state such as BLAS thread limits
 ========================  ===========================================================
@@ -92,10 +99,16 @@ __all__ = [
     "CountsParameters",
     "Repairable",
     "ChecksData",
+    "ValidatesParams",
     "Samples",
     "HasLogJointGradient",
     "ExpectedLogJoint",
     "HasFitContext",
+    "DeclaresObjective",
+    "StatesRoundOff",
+    "ChecksParams",
+    "has_monotone_objective",
+    "round_off_of",
 ]
 
 
@@ -238,6 +251,18 @@ class ChecksData(Protocol):
 
 
 @runtime_checkable
+class ValidatesParams(Protocol):
+    """Checks parameters passed to ``fit(model, x, params=...)`` against the data.
+
+    Raises ``TypeError``/``ValueError`` naming ``params`` and the field. Without it the
+    driver compares them with what ``initialize`` returns for the same data. Either way
+    the driver then checks that they are finite and inside ``constraints``.
+    """
+
+    def validate_params(self, params: Any, x: Any) -> None: ...
+
+
+@runtime_checkable
 class Samples(Protocol):
     """Draws from the fitted model."""
 
@@ -255,3 +280,56 @@ class HasFitContext(Protocol):
 
     def fit_context(self) -> contextlib.AbstractContextManager[Any]:
         """A context manager (e.g. one limiting BLAS to one thread)."""
+
+
+@runtime_checkable
+class DeclaresObjective(Protocol):
+    """States whether EM provably increases the model's objective.
+
+    ``monotone_objective`` is ``True`` when every M-step maximizes ``Q(θ) + log p(θ)``
+    over a fixed parameter set (a constrained set included), so that EM never lowers
+    ``log p(x | θ) + log p(θ)``. A model stating ``False`` (an update that is not such a
+    maximizer, such as scikit-learn's ``Σ = S + εI``) is not checked for monotonicity:
+    the driver records a decrease as an :class:`~latent_em.Event` instead of raising
+    :class:`~latent_em.MonotonicityError`. Models that do not state it are checked.
+    """
+
+    @property
+    def monotone_objective(self) -> bool: ...
+
+
+def has_monotone_objective(model: Any) -> bool:
+    """Whether the driver enforces monotonicity for ``model`` (see :class:`DeclaresObjective`)."""
+    return not isinstance(model, DeclaresObjective) or bool(model.monotone_objective)
+
+
+@runtime_checkable
+class StatesRoundOff(Protocol):
+    """States how accurately ``log p(x_n | θ)`` can be computed at given parameters."""
+
+    def log_likelihood_round_off(self, params: Any) -> float:
+        """A bound (nats per unit weight) on the floating-point error of ``log p(x_n | θ)``.
+
+        The driver adds ``Σ w`` times the larger of its values before and after a step to
+        the monotonicity tolerance. A Gaussian component with covariance condition
+        number κ, stored as a float64 matrix, is known only to about ``ε κ`` relative in
+        its narrowest direction, so its log-density cannot be computed more accurately.
+        """
+
+
+def round_off_of(model: Any, *params: Any) -> float:
+    """The largest :meth:`StatesRoundOff.log_likelihood_round_off` at ``params`` (0 for a
+    model that does not state it)."""
+    if not isinstance(model, StatesRoundOff):
+        return 0.0
+    return max((float(model.log_likelihood_round_off(p)) for p in params), default=0.0)
+
+
+@runtime_checkable
+class ChecksParams(Protocol):
+    """Validates initial parameters against the model's own domain."""
+
+    def check_params(self, params: Any) -> None:
+        """Raise ``ValueError`` naming what is wrong when ``params`` lie outside the set
+        the M-step maximizes over (EM's guarantee starts there). Called by the driver on
+        every start, given or initialized."""

@@ -86,8 +86,10 @@ class EMResult:
     objective : float
         ``log_likelihood + log_prior``, the quantity EM maximizes.
     history : numpy.ndarray
-        Objective after every E-step of the best restart, shape ``(n_iter + 1,)``;
-        non-decreasing by construction (checked).
+        Objective after every E-step of the best restart, shape ``(n_iter + 1,)``.
+        Non-decreasing (checked, up to the round-off tolerance ``monotone_rtol · (|L| +
+        Σ w)`` of :func:`latent_em.fit`) within each segment of :attr:`history_segments`;
+        a repair starts a new segment (see ``jumps``).
     n_iter : int
         Number of EM iterations (M-steps) of the best restart.
     n_evaluations : int
@@ -106,6 +108,12 @@ class EMResult:
         Repairs and other events of every restart.
     model : Any
         The model that was fitted.
+    jumps : tuple of int
+        Indices ``i`` into ``history`` where a repair (a re-seeded component, a jittered
+        covariance: see ``events``) moved the parameters off the EM path between
+        ``history[i - 1]`` and ``history[i]``. EM's guarantee does not cover that one
+        step, so ``history[i]`` may be lower than ``history[i - 1]``; it does cover every
+        step within a segment.
     """
 
     params: Any
@@ -122,11 +130,21 @@ class EMResult:
     restarts: tuple[RestartOutcome, ...]
     events: tuple[Event, ...]
     model: Any
+    jumps: tuple[int, ...] = ()
 
     @property
     def mean_log_likelihood(self) -> float:
         """Log-likelihood per observation, ``log_likelihood / n_observations``."""
         return self.log_likelihood / self.n_observations
+
+    @property
+    def history_segments(self) -> list[np.ndarray]:
+        """``history`` cut at ``jumps``: the pieces over which EM never decreased."""
+        history = np.asarray(self.history)
+        return [
+            history[a:b]
+            for a, b in zip((0, *self.jumps), (*self.jumps, history.shape[0]), strict=True)
+        ]
 
     @property
     def bic(self) -> float:

@@ -173,6 +173,38 @@ def _resolve(fitted: Any, x: Any, params: Any) -> tuple[Any, Any, Any]:
     return model, params, x
 
 
+def _fitted_total_weight(fitted: Any) -> float | None:
+    """``n_observations`` of the fit behind ``fitted`` (``None`` for a bare model)."""
+    if isinstance(fitted, EMResult):
+        return float(fitted.n_observations)
+    result = getattr(fitted, "result_", None)
+    if isinstance(result, EMResult):
+        return float(result.n_observations)
+    return None
+
+
+def _check_fit_weights(fitted: Any, weights: np.ndarray, given: bool, what: str) -> None:
+    """The row weights here must give the fit's total weight (``n_observations``).
+
+    A fit made with ``sample_weight`` records only the weights' sum; the information (or
+    a resample) computed with other weights, or none, belongs to other data.
+    """
+    expected = _fitted_total_weight(fitted)
+    total = float(weights.sum())
+    if expected is None or abs(total - expected) <= 1e-9 * max(abs(expected), 1.0):
+        return
+    if given:
+        raise ValueError(
+            f"sample_weight: these weights sum to {total:.10g}, but the fit's total weight "
+            f"(n_observations) is {expected:.10g}; pass the data and the sample_weight the "
+            "fit used"
+        )
+    raise ValueError(
+        f"sample_weight: the fit's total weight (n_observations = {expected:.10g}) is not "
+        f"the {len(weights)} rows of x, so the fit used row weights; {what}"
+    )
+
+
 def _constraints(model: Any) -> Mapping[str, Any]:
     if not isinstance(model, Constrained):
         raise ModelContractError(
@@ -478,7 +510,9 @@ def standard_errors(
         ``"numerical"``: finite differences in the unconstrained parameterization (any
         model with ``constraints``); ``"auto"`` uses Louis when available.
     sample_weight : array-like of shape (n,), optional
-        The row weights of the fit (frequency weights).
+        The row weights of the fit (frequency weights). Required when the fit used
+        them: for an EMResult or a fitted estimator, weights whose sum is not the fit's
+        ``n_observations`` (or no weights for a weighted fit) raise ``ValueError``.
 
     Returns
     -------
@@ -504,6 +538,13 @@ def standard_errors(
         )
     constraints = _constraints(model)
     weights = check_sample_weight(sample_weight, len(x))
+    _check_fit_weights(
+        fitted,
+        weights,
+        sample_weight is not None,
+        "pass them as standard_errors(..., sample_weight=w) (without them every row would "
+        "count once and the standard errors would belong to other data)",
+    )
     has_louis = louis_information.dispatch(type(model)) is not louis_information.dispatch(object)
     if method == "louis" and not has_louis:
         raise ValueError(
@@ -624,6 +665,13 @@ def bootstrap(
     if kind not in ("nonparametric", "parametric"):
         raise ValueError(f"kind must be 'nonparametric' or 'parametric'; got {kind!r}")
     model, params, x = _resolve(fitted, x, params)
+    _check_fit_weights(
+        fitted,
+        np.ones(len(x)),
+        False,
+        "bootstrap resamples rows with equal weights; for frequency weights repeat each "
+        "row as often as its weight (np.repeat(x, w, axis=0)) and refit",
+    )
     if kind == "parametric" and not isinstance(model, Samples):
         raise ModelContractError(
             f"kind='parametric' needs {type(model).__name__}.sample(params, n, rng)"

@@ -15,6 +15,10 @@ maximizes ``Q`` with L-BFGS over the unconstrained values of its ``constraints``
 (each summed with the given weights over the rows assigned to ``k``), which replaces the
 central finite differences.
 
+The composed ``latent_em.Mixture(latent_em.components.Gamma(), n_components=K)`` fits
+the same model with closed-form statistics and a one-dimensional root for the shape
+(``tests/test_compose_gallery.py`` checks that both reach the same maximum).
+
 Run ``python models/gamma_mixture.py`` for a demonstration.
 """
 

@@ -22,6 +22,13 @@ let :func:`latent_em.check_model` verify the ELBO and M-step laws exactly.
 short sequences the driver then computes the posterior by brute force, the oracle the
 tests compare forward-backward against.
 
+The library now has this model built in, for any emission and sequences of different
+lengths: ``latent_em.HiddenMarkovModel(latent_em.components.Categorical(), n_states=K)``
+(``docs/composition.md``); ``tests/test_compose_gallery.py`` checks that both follow the
+same EM path. This file stays as the worked example of how such a model is written
+against the public contract; like all of ``models/``, it is importable only from a
+checkout.
+
 Run ``python models/hidden_markov.py`` for a demonstration.
 """
 

@@ -29,6 +29,7 @@ LAYERS: dict[str, int] = {
     "latent_em.data": 0,
     "latent_em.datasets": 0,
     "latent_em.compiled": 0,
+    "latent_em.hmm_kernels": 0,
     # 1: the posterior over z and log p(x_n), for any model; the result record
     "latent_em.posteriors": 1,
     "latent_em.result": 1,
@@ -36,6 +37,9 @@ LAYERS: dict[str, int] = {
     "latent_em.numerical_mstep": 2,
     "latent_em.em_map": 2,
     "latent_em.models": 2,
+    "latent_em.components": 2,
+    "latent_em.composite": 2,
+    "latent_em.hmm": 2,
     # 3: SQUAREM, a user of the EM map beside the driver
     "latent_em.acceleration": 3,
     # 4: the driver

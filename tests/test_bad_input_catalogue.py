@@ -69,6 +69,11 @@ class WrongShape(StatsWithoutMStep):  # log_joint returns one value, not one per
 
     def m_step(self, params, stats):
         return params
+
+
+class UnnormalizedWeights(GaussianMixtureModel):  # m_step forgets to normalize
+    def m_step(self, params, stats):
+        return super().m_step(params, stats)._replace(weights=2 * params.weights)
 """
 
 
@@ -208,7 +213,7 @@ CASES: list[Case] = [
         "options",
         "GaussianMixture(2).set_params(n_component=3)",
         "ValueError",
-        "invalid parameter 'n_component' for GaussianMixture; valid: ['accelerate', 'chunk_size', 'covariance_type', 'covariances_init', 'dtype', 'init_params', 'max_iter', 'means_init', 'missing', 'n_components', 'n_init', 'prior', 'random_state', 'reg_covar', 'tol', 'weights_init']",
+        "invalid parameter 'n_component' for GaussianMixture; valid: ['accelerate', 'chunk_size', 'covariance_regularization', 'covariance_type', 'covariances_init', 'dtype', 'init_params', 'max_iter', 'means_init', 'missing', 'n_components', 'n_init', 'prior', 'random_state', 'reg_covar', 'tol', 'weights_init']",
     ),
     Case(
         "initial parameters",
@@ -304,7 +309,8 @@ CASES: list[Case] = [
         "fitted estimator",
         "gm.predict(X[:, :1])",
         "ValueError",
-        "X has 1 features, but GaussianMixture was fitted with 2",
+        "X has 1 features, but GaussianMixture is expecting 2 features as input (the number "
+        "of columns seen in fit)",
     ),
     Case(
         "fitted estimator",
@@ -326,13 +332,55 @@ CASES: list[Case] = [
         "driver",
         "fit(model, X, chunk_size=0)",
         "ValueError",
-        "chunk_size must be None or an integer >= 1; got 0",
+        "chunk_size must be >= 1; got 0",
     ),
     Case(
         "driver",
         "fit(model, X, max_iter=1.5)",
+        "TypeError",
+        "max_iter must be an integer; got 1.5",
+    ),
+    Case(
+        "driver",
+        "fit(model, X, max_iter=True)",
+        "TypeError",
+        "max_iter must be an integer; got True",
+    ),
+    Case(
+        "driver",
+        'fit(model, X, monotone_rtol=float("nan"))',
         "ValueError",
-        "max_iter must be an integer >= 0; got 1.5",
+        "monotone_rtol must be a finite number >= 0; got nan",
+    ),
+    Case(
+        "driver",
+        "fit(model, X, params=start._replace(weights=np.array([0.5, 0.7])))",
+        "ValueError",
+        "params: the initial parameters of GaussianMixtureModel are invalid: field 'weights' violates Simplex(): probabilities must sum to one along the last axis; they sum to 1.2",
+    ),
+    Case(
+        "driver",
+        "fit(model, X, params=start._replace(means=start.means[:, :1]))",
+        "ValueError",
+        "params: field 'means' has shape (2, 1), but GaussianMixtureModel with these data needs shape (2, 2)",
+    ),
+    Case(
+        "driver",
+        "fit(model, X, params=tuple(start))",
+        "TypeError",
+        "params: GaussianMixtureModel takes its parameters as a GaussianMixtureParams (fields weights, means, covariances); got a tuple. Build them as GaussianMixtureParams(...) or start from a fit's result.params",
+    ),
+    Case(
+        "driver",
+        "latent_em.standard_errors(fit(model, X, sample_weight=np.full(len(X), 2.0)), X)",
+        "ValueError",
+        "sample_weight: the fit's total weight (n_observations = 544) is not the 272 rows of x, so the fit used row weights; pass them as standard_errors(..., sample_weight=w) (without them every row would count once and the standard errors would belong to other data)",
+    ),
+    Case(
+        "custom models",
+        "fit(UnnormalizedWeights(2), X, params=start)",
+        "ModelContractError",
+        "UnnormalizedWeights: the M-step of iteration 1 returned parameters outside the model's constraints: field 'weights' violates Simplex(): probabilities must sum to one along the last axis; they sum to 2.0. m_step must return parameters in their declared domain (normalize weights, keep variances positive, ...)",
     ),
     Case(
         "custom models",
@@ -391,8 +439,8 @@ CASES: list[Case] = [
     Case(
         "saving",
         'latent_em.io.load("missing.json")',
-        "FileNotFoundError",
-        "[Errno 2] No such file or directory: 'missing.json'",
+        "MissingModelFileError",
+        "no such file: 'missing.json'",
     ),
     Case(
         "discrete",
@@ -435,6 +483,53 @@ CASES: list[Case] = [
         "latent_em.PoissonMixture(2).fit([[1, 2], [0, 0], [3, 4]], frequency=[1, -2, 1])",
         "ValueError",
         "frequency must be non-negative counts; found -2",
+    ),
+]
+
+#: issue 12 (Gaussian mixture): limits of float64 and of the likelihood, refused with the
+#: real cause instead of an overflow, a NaN or an error that blames the model
+CASES += [
+    Case(
+        "data",
+        "GaussianMixture(2).fit(X * 1e150)",
+        "ValueError",
+        "X has a value of 9.6e+151 (row 148, column 1); with 272 rows and 2 columns, values beyond 4.29e+148 in absolute value make squared distances overflow float64. Rescale X (for example divide it by its largest absolute value)",
+    ),
+    Case(
+        "fitted estimator",
+        "gm.predict_proba(np.full((2, 2), 1e154))",
+        "ValueError",
+        "X has a value of 1e+154 (row 0, column 0); with 2 rows and 2 columns, values beyond 5e+149 in absolute value make squared distances overflow float64. Rescale X (for example divide it by its largest absolute value)",
+    ),
+    Case(
+        "initial parameters",
+        "GaussianMixture(2, weights_init=[1.0, 0.0]).fit(X)",
+        "ValueError",
+        "weights_init must be positive; component 1 has weight 0, so EM could never give it responsibility (drop the component, or give it a small positive weight)",
+    ),
+    Case(
+        "initial parameters",
+        "fit(model, X, params=start._replace(covariances=start.covariances * 1e-9))",
+        "ValueError",
+        "params: the covariance of component 0 has an eigenvalue of 1.26e-10, below reg_covar=1e-06; the fit maximizes the likelihood over covariances whose every eigenvalue is at least reg_covar. Raise them (model.covariance.apply_floor(covariances, reg_covar)) or lower reg_covar",
+    ),
+    Case(
+        "sample weights",
+        "GaussianMixture(2).fit(X, sample_weight=np.full(272, 5e-324))",
+        "ValueError",
+        "sample_weight is at most 4.94e-324: weights this small underflow float64 when multiplied by responsibilities, so the statistics lose their precision; multiply sample_weight by a constant (the fitted parameters depend only on the relative weights)",
+    ),
+    Case(
+        "options",
+        'GaussianMixture(2, covariance_regularization="ridge").fit(X)',
+        "ValueError",
+        "unknown covariance_regularization 'ridge'; expected one of 'floor', 'additive'",
+    ),
+    Case(
+        "options",
+        "GaussianMixture(4, reg_covar=0.0, random_state=0).fit(np.r_[X[:10], np.repeat(X[:1], 5, axis=0)])",
+        "ValueError",
+        "reg_covar=0: component 3 collapsed onto a single point (its variances are at the round-off level of the statistics, the largest variance of another component being 3.07); the likelihood has no maximum there. Use reg_covar > 0 (the default 1e-6 keeps every eigenvalue of every covariance at or above it) or fewer components",
     ),
 ]
 

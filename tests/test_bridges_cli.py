@@ -72,7 +72,7 @@ def test_load_csv_header_and_errors(tmp_path):
     np.testing.assert_array_equal(load_csv(str(good)), [[1, 2], [3, 4.5]])
     bad = tmp_path / "b.csv"
     bad.write_text("1,2\n3,x\n", encoding="utf-8")
-    with pytest.raises(ValueError, match="non-numeric"):
+    with pytest.raises(ValueError, match="line 2, column 2: .x. is not a number"):
         load_csv(str(bad))
     with pytest.raises(FileNotFoundError, match="no such file"):
         load_csv(str(tmp_path / "missing.csv"))

@@ -108,6 +108,7 @@ def test_correct_model_passes_every_law(data):
         "elbo",
         "additive_stats",
         "m_step_maximizer",
+        "m_step_constraints",
         "monotone",
         "n_parameters",
         "constraints",

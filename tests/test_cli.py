@@ -67,11 +67,16 @@ def test_fit_chooses_k_by_bic_and_matches_scikit_learn(fitted, faithful):
     assert [r.endswith("*") for r in rows[:3]] == [False, True, False]
     assert "Chosen: K=2, covariance=full" in text
     est = latent_em.io.load(out)
-    assert est.feature_names_in_ == ["eruptions", "waiting"]
+    assert list(est.feature_names_in_) == ["eruptions", "waiting"]
+    assert est.feature_names_in_.dtype == object  # as scikit-learn's
     reference = GaussianMixture(2, tol=1e-10, max_iter=5000, n_init=5, random_state=0)
     reference.fit(faithful)
     # sklearn 1.x: bic = -2 * score * n + p * log n; at its optimum BIC = 2322.19
-    assert est.bic(faithful) == pytest.approx(reference.bic(faithful), rel=1e-7)
+    # the model remembers the CSV's column names, so (as in scikit-learn) data with the
+    # same names is scored without a warning about missing feature names
+    pd = pytest.importorskip("pandas")
+    named = pd.DataFrame(faithful, columns=["eruptions", "waiting"])
+    assert est.bic(named) == pytest.approx(reference.bic(faithful), rel=1e-7)
     assert f"{reference.bic(faithful):.3f}" in rows[1]
 
 
@@ -85,7 +90,9 @@ def test_predict_writes_labels_and_probabilities(tmp_path, fitted, faithful_csv,
     labels = np.array([int(r[0]) for r in rows[1:]])
     proba = np.array([[float(v) for v in r[1:]] for r in rows[1:]])
     est = latent_em.io.load(out)
-    assert np.array_equal(proba, est.predict_proba(faithful))  # repr keeps every digit
+    pd = pytest.importorskip("pandas")
+    named = pd.DataFrame(faithful, columns=["eruptions", "waiting"])  # names as in the CSV
+    assert np.array_equal(proba, est.predict_proba(named))  # repr keeps every digit
     assert np.array_equal(labels, np.argmax(proba, axis=1))
     assert np.allclose(proba.sum(axis=1), 1.0)
     # to standard output when --out is not given

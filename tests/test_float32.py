@@ -46,9 +46,15 @@ def _rel(a: np.ndarray, b: np.ndarray) -> float:
 
 @pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
 def test_float32_fit_matches_float64_and_sklearn(blobs, covariance_type):
-    start = GaussianMixtureModel(3, covariance_type).initialize(blobs, np.random.default_rng(0))
-    f64 = _fit(GaussianMixtureModel(3, covariance_type), blobs, params=start, max_iter=25, tol=0)
-    model32 = GaussianMixtureModel(3, covariance_type, dtype=np.float32)
+    # scikit-learn adds its reg_covar (1e-6) to every covariance: the "additive" mode
+    add = {"covariance_regularization": "additive"}
+    start = GaussianMixtureModel(3, covariance_type, **add).initialize(
+        blobs, np.random.default_rng(0)
+    )
+    f64 = _fit(
+        GaussianMixtureModel(3, covariance_type, **add), blobs, params=start, max_iter=25, tol=0
+    )
+    model32 = GaussianMixtureModel(3, covariance_type, dtype=np.float32, **add)
     f32 = _fit(model32, blobs, params=start, max_iter=25, tol=0)
     for field in ("weights", "means", "covariances"):
         value = getattr(f32.params, field)

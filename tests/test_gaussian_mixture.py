@@ -42,7 +42,10 @@ def test_matches_sklearn_from_same_initialization(blobs, cov):
     sklearn_mixture = pytest.importorskip("sklearn.mixture")
     from sklearn.exceptions import ConvergenceWarning
 
-    model = GaussianMixtureModel(3, covariance_type=cov, init_params="random")
+    # scikit-learn adds reg_covar to every covariance: our "additive" mode
+    model = GaussianMixtureModel(
+        3, covariance_type=cov, init_params="random", covariance_regularization="additive"
+    )
     start = model.initialize(blobs, np.random.default_rng(7))
     n_iter = 40
     ours = latent_em.fit(
@@ -76,7 +79,8 @@ def test_matches_sklearn_from_same_initialization(blobs, cov):
 @pytest.mark.parametrize("cov", COVARIANCE_TYPES)
 def test_converged_fit_matches_sklearn_tight_tolerance(blobs, cov):
     sklearn_mixture = pytest.importorskip("sklearn.mixture")
-    model = GaussianMixtureModel(3, covariance_type=cov)
+    # scikit-learn's default reg_covar=1e-6 is added to every covariance: "additive"
+    model = GaussianMixtureModel(3, covariance_type=cov, covariance_regularization="additive")
     start = model.initialize(blobs, np.random.default_rng(3))
     ours = latent_em.fit(model, blobs, params=start, tol=1e-12, max_iter=5000)
     sk = sklearn_mixture.GaussianMixture(
@@ -129,9 +133,43 @@ def test_old_faithful_bic_prefers_mclusts_model(faithful):
 
 
 @pytest.mark.parametrize("cov", COVARIANCE_TYPES)
+def test_floor_matches_unregularized_sklearn_from_same_initialization(blobs, cov):
+    """The default eigenvalue floor changes nothing where every eigenvalue is above it:
+    the same start gives scikit-learn's fit at reg_covar=0, to the same tolerances."""
+    sklearn_mixture = pytest.importorskip("sklearn.mixture")
+    from sklearn.exceptions import ConvergenceWarning
+
+    model = GaussianMixtureModel(3, covariance_type=cov, init_params="random")
+    assert model.covariance_regularization == "floor" and model.reg_covar == 1e-6
+    start = model.initialize(blobs, np.random.default_rng(7))
+    ours = latent_em.fit(model, blobs, params=start, max_iter=40, tol=0, warn_not_converged=False)
+    assert np.min(model.covariance.min_variance(ours.params.covariances, 3)) > 1e-3
+    sk = sklearn_mixture.GaussianMixture(
+        3,
+        covariance_type=cov,
+        max_iter=40,
+        tol=0,
+        reg_covar=0.0,
+        weights_init=start.weights,
+        means_init=start.means,
+        precisions_init=_sklearn_precisions(model, start.covariances),
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)  # tol=0 never "converges"
+        sk.fit(blobs)
+    np.testing.assert_allclose(ours.params.weights, sk.weights_, rtol=1e-8, atol=1e-10)
+    np.testing.assert_allclose(ours.params.means, sk.means_, rtol=1e-8, atol=1e-8)
+    np.testing.assert_allclose(ours.params.covariances, sk.covariances_, rtol=1e-7, atol=1e-9)
+    assert ours.log_likelihood == pytest.approx(sk.score(blobs) * len(blobs), rel=1e-10)
+
+
+@pytest.mark.parametrize("cov", COVARIANCE_TYPES)
 def test_single_component_is_the_closed_form_mle(blobs, cov):
+    """Additive mode: the MLE plus reg_covar on the diagonal (scikit-learn's update)."""
     reg = 1e-6
-    gm = GaussianMixture(1, covariance_type=cov, reg_covar=reg).fit(blobs)
+    gm = GaussianMixture(
+        1, covariance_type=cov, reg_covar=reg, covariance_regularization="additive"
+    ).fit(blobs)
     mean = blobs.mean(axis=0)
     sample_cov = np.cov(blobs, rowvar=False, bias=True)  # MLE divides by n
     np.testing.assert_allclose(gm.means_[0], mean, rtol=1e-12, atol=1e-12)
@@ -145,6 +183,21 @@ def test_single_component_is_the_closed_form_mle(blobs, cov):
     full = gm.model_.covariance.to_full(gm.covariances_, 1, 3)[0]
     ll = multivariate_normal(mean, full).logpdf(blobs).sum()
     assert gm.log_likelihood_ == pytest.approx(ll, rel=1e-12)
+
+
+@pytest.mark.parametrize("cov", COVARIANCE_TYPES)
+def test_single_component_under_the_floor_is_the_unregularized_mle(blobs, cov):
+    """Default floor: every eigenvalue of the sample covariance is far above 1e-6, so the
+    constrained MLE is the MLE itself (sample mean, biased sample covariance)."""
+    gm = GaussianMixture(1, covariance_type=cov).fit(blobs)
+    sample_cov = np.cov(blobs, rowvar=False, bias=True)
+    expected = {
+        "full": sample_cov[None],
+        "tied": sample_cov,
+        "diag": np.diag(sample_cov)[None],
+        "spherical": np.array([np.trace(sample_cov) / 3]),
+    }[cov]
+    np.testing.assert_allclose(gm.covariances_, expected, rtol=1e-10)
 
 
 @pytest.mark.parametrize("cov", COVARIANCE_TYPES)

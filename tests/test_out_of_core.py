@@ -91,7 +91,8 @@ def test_out_of_core_fit_matches_sklearn_at_same_initialization(tmp_path, blobs)
     """Oracle: scikit-learn's GaussianMixture from the same parameters, same iterations."""
     path = tmp_path / "x.npy"
     np.save(path, blobs)
-    model = GaussianMixtureModel(3, "full")
+    # scikit-learn adds its reg_covar (1e-6) to every covariance: the "additive" mode
+    model = GaussianMixtureModel(3, "full", covariance_regularization="additive")
     start = model.initialize(blobs, np.random.default_rng(0))
     ours = _fit(model, path, params=start, max_iter=12, tol=0.0, chunk_size=300)
     sk = sklearn_mixture.GaussianMixture(

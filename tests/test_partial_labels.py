@@ -1,4 +1,4 @@
-"""Partial labels: ``GaussianMixture.fit(X, y)`` with ``-1`` for unknown (mclust's
+"""Partial labels: ``GaussianMixture.fit(X, labels=y)`` with ``-1`` for unknown (mclust's
 ``MclustSSC``).
 
 Oracles: a direct maximization (scipy's L-BFGS-B) of the combined log-likelihood
@@ -48,7 +48,7 @@ def _combined(theta, x, y):
 def test_matches_direct_maximization_of_the_combined_likelihood(small):
     x, y = small
     gm = GaussianMixture(2, covariance_type="V", reg_covar=0.0, tol=1e-12, random_state=0)
-    gm.fit(x[:, None], y)
+    gm.fit(x[:, None], labels=y)
     best = None
     rng = np.random.default_rng(0)
     for _ in range(5):
@@ -71,7 +71,7 @@ def test_all_labelled_is_the_per_class_mle(cov):
     rng = np.random.default_rng(1)
     x = np.concatenate([rng.normal(size=(30, 2)), rng.normal(size=(20, 2)) * [2.0, 0.5] + 3])
     y = np.repeat([0, 1], [30, 20])
-    gm = GaussianMixture(2, covariance_type=cov, reg_covar=0.0, random_state=0).fit(x, y)
+    gm = GaussianMixture(2, covariance_type=cov, reg_covar=0.0, random_state=0).fit(x, labels=y)
     np.testing.assert_allclose(gm.weights_, [0.6, 0.4], rtol=1e-12)
     np.testing.assert_allclose(gm.means_, [x[:30].mean(0), x[30:].mean(0)], rtol=1e-10)
     if cov == "full":
@@ -92,11 +92,11 @@ def test_check_model_on_the_labelled_model(small):
 
 def test_bad_labels_are_clear_errors(small):
     x, y = small
-    with pytest.raises(ValueError, match="y must hold one label per row of X"):
-        GaussianMixture(2).fit(x[:, None], y[:-1])
+    with pytest.raises(ValueError, match="labels must hold one label per row of X"):
+        GaussianMixture(2).fit(x[:, None], labels=y[:-1])
     with pytest.raises(
-        ValueError, match=r"y must hold -1 \(unknown\) or a component index 0..1; got 2"
+        ValueError, match=r"labels must hold -1 \(unknown\) or a component index 0..1; got 2"
     ):
-        GaussianMixture(2).fit(x[:, None], np.where(y == 1, 2, y))
-    with pytest.raises(ValueError, match="y must hold integers"):
-        GaussianMixture(2).fit(x[:, None], y + 0.5)
+        GaussianMixture(2).fit(x[:, None], labels=np.where(y == 1, 2, y))
+    with pytest.raises(ValueError, match="labels must hold integers"):
+        GaussianMixture(2).fit(x[:, None], labels=y + 0.5)

@@ -104,7 +104,7 @@ def test_prior_errors(faithful):
 def test_prior_with_partial_labels_and_saving(faithful, tmp_path):
     y = np.full(len(faithful), -1)
     y[:3] = [0, 1, 0]
-    gm = GaussianMixture(2, prior="default", random_state=0).fit(faithful, y)
+    gm = GaussianMixture(2, prior="default", random_state=0).fit(faithful, labels=y)
     assert gm.result_.log_prior < 0
     gm.save(tmp_path / "m.json")
     back = latent_em.io.load(tmp_path / "m.json")

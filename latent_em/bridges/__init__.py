@@ -10,6 +10,7 @@ imported only inside the functions that use them.
 * :func:`to_inference_data` — an EM fit as an ArviZ object (InferenceData or DataTree).
 """
 
+from . import compose as _compose  # noqa: F401  (registers the Mixture builder)
 from .arviz import to_inference_data
 from .crosscheck import CrossCheckReport, ParameterComparison, crosscheck, relabel_draws
 from .pymc import PyMCModel, build_pymc, register_pymc, to_pymc

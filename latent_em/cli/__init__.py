@@ -14,10 +14,27 @@ from collections.abc import Sequence
 
 from ._common import CommandError
 
-__all__ = ["main", "CommandError"]
+__all__ = ["main", "CommandError", "DefaultsHelpFormatter"]
 
 #: sub-command modules (each defines ``register(subparsers)``)
 COMMANDS = ("demo", "fit", "predict", "compare")
+
+
+class DefaultsHelpFormatter(argparse.HelpFormatter):
+    """Help that shows every option's default (unless the help text already says it, or
+    the option is a plain switch)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        if (
+            "default" in text
+            or action.default is None
+            or action.default is argparse.SUPPRESS
+            or action.nargs == 0  # a switch (--no-plot, --header, ...)
+            or not action.option_strings
+        ):
+            return text
+        return text + " (default: %(default)s)"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -32,6 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub.required = True
     for name in COMMANDS:
         importlib.import_module(f"{__name__}.{name}").register(sub)
+    for command in sub.choices.values():
+        command.formatter_class = DefaultsHelpFormatter
     return parser
 
 

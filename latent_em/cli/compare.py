@@ -8,7 +8,6 @@ membership probabilities).
 from __future__ import annotations
 
 import argparse
-import csv
 import os
 import sys
 from typing import Any
@@ -36,45 +35,42 @@ def register(sub: Any) -> None:
             "compare them. Writes report.txt, report.json and PNG plots to --out."
         ),
     )
-    p.add_argument("data", metavar="DATA.csv", help="numeric CSV, one row per observation")
+    from .fit import add_reader_options
+
+    p.add_argument(
+        "data",
+        metavar="DATA",
+        help="a .csv file (header optional) or a .npy file, one row per observation",
+    )
     p.add_argument("--model", choices=sorted(MODELS), default="gmm", help="mixture model")
     p.add_argument("-k", "--n-components", type=int, default=2, help="components K")
     p.add_argument(
         "--covariance",
         choices=("full", "tied", "diag", "spherical"),
         default="full",
-        help="covariance type (gmm only; default full)",
+        help="covariance type (gmm only)",
     )
     p.add_argument("--draws", type=int, default=1000, help="NUTS draws per chain")
     p.add_argument("--tune", type=int, default=1000, help="NUTS tuning steps per chain")
-    p.add_argument("--chains", type=int, default=2, help="chains (default 2)")
-    p.add_argument("--n-init", type=int, default=5, help="EM restarts (default 5)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--chains", type=int, default=2, help="chains")
+    p.add_argument("--n-init", type=int, default=5, help="EM restarts")
+    p.add_argument("--seed", type=int, default=0, help="random seed")
+    add_reader_options(p)
     p.add_argument("--out", default="latent_em_compare", help="output directory")
-    p.add_argument("--no-progress", action="store_true", help="hide the sampling progress bar")
+    p.add_argument(
+        "--no-progress",
+        action="store_true",
+        help="hide PyMC's sampling progress (it is shown only on a terminal anyway)",
+    )
     p.set_defaults(func=_main)
 
 
-def load_csv(path: str) -> np.ndarray:
-    """Numeric CSV as an ``(n, D)`` array; a first row that is not numeric is a header."""
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"DATA.csv: no such file: {path}")
-    with open(path, encoding="utf-8", newline="") as fh:
-        rows = [row for row in csv.reader(fh) if row and any(c.strip() for c in row)]
-    if rows:
-        try:
-            [float(c) for c in rows[0]]
-        except ValueError:
-            rows = rows[1:]
-    if not rows:
-        raise ValueError(f"DATA.csv: {path} holds no data rows")
-    try:
-        data = np.array([[float(c) for c in row] for row in rows])
-    except ValueError as exc:
-        raise ValueError(f"DATA.csv: {path} has a non-numeric value ({exc})") from exc
-    if data.ndim != 2:
-        raise ValueError(f"DATA.csv: rows of {path} have different lengths")
-    return data
+def load_csv(path: str, *, delimiter: str = ",") -> np.ndarray:
+    """Numeric CSV as an ``(n, D)`` array, read as ``latent-em fit`` reads it (a first
+    line that is not numeric is a header; same messages)."""
+    from ._common import read_data
+
+    return read_data(path, delimiter=delimiter).values
 
 
 def _main(args: argparse.Namespace) -> int:
@@ -87,7 +83,9 @@ def _main(args: argparse.Namespace) -> int:
             )
     if args.tune < 0:
         raise CommandError(f"--tune must be >= 0; got {args.tune}")
-    X = load_csv(args.data)
+    from .fit import read_args_data
+
+    X = read_args_data(args, categorical=args.model == "categorical").values
     text = run_compare(
         X,
         model=args.model,
@@ -99,10 +97,31 @@ def _main(args: argparse.Namespace) -> int:
         n_init=args.n_init,
         seed=args.seed,
         out=args.out,
-        progressbar=not args.no_progress,
+        progressbar=not args.no_progress and _is_terminal(sys.stderr),
     )
     sys.stdout.write(text)
     return 0
+
+
+def _is_terminal(stream: Any) -> bool:
+    isatty = getattr(stream, "isatty", None)
+    return bool(isatty and isatty())
+
+
+def quiet_pytensor_off_a_terminal() -> None:
+    """Off a terminal (logs, pipes, CI), hide PyTensor's "could not link to a BLAS"
+    warning (it concerns the machine's setup, is printed at import and is not about the
+    user's data) and PyMC's informational log lines. On a terminal both are left as is."""
+    if not _is_terminal(sys.stderr):
+        import logging
+        import warnings
+
+        warnings.filterwarnings(
+            "ignore", message="PyTensor could not link to a BLAS", category=UserWarning
+        )
+        # PyMC's "Auto-assigning NUTS sampler...", "Sampling 2 chains..." lines: the
+        # command writes its own one-line notes; errors and warnings still show
+        logging.getLogger("pymc").setLevel(logging.WARNING)
 
 
 def _make_estimator(model: str, n_components: int, covariance_type: str, n_init: int, seed: int):
@@ -135,6 +154,7 @@ def run_compare(
     progressbar: bool = True,
 ) -> str:
     """Fit, cross-check, write the report and plots to ``out``; return the report text."""
+    quiet_pytensor_off_a_terminal()
     from ..bridges import crosscheck
 
     estimator = _make_estimator(model, n_components, covariance_type, n_init, seed)

@@ -22,26 +22,22 @@ def register(sub: Any) -> None:
             "print the BIC table and the fitted components, and save a plot."
         ),
     )
-    p.add_argument("--kmax", type=int, default=6, help="largest K tried (default 6)")
+    p.add_argument("--kmax", type=int, default=6, help="largest K tried")
     p.add_argument(
         "--covariance",
         choices=("all", "full", "tied", "diag", "spherical"),
         default="all",
         help="covariance type(s) to compare (default: all)",
     )
-    p.add_argument("--n-init", type=int, default=5, help="restarts per fit (default 5)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    p.add_argument(
-        "--out", default="latent_em_demo.png", help="PNG file for the plot (default: %(default)s)"
-    )
+    p.add_argument("--n-init", type=int, default=5, help="restarts per fit")
+    p.add_argument("--seed", type=int, default=0, help="random seed")
+    p.add_argument("--out", default="latent_em_demo.png", help="PNG file for the plot")
     p.add_argument(
         "--compare",
         action="store_true",
         help="cross-check the best fit against NUTS in PyMC (report and plots next to --out)",
     )
-    p.add_argument(
-        "--draws", type=int, default=500, help="NUTS draws per chain with --compare (default 500)"
-    )
+    p.add_argument("--draws", type=int, default=500, help="NUTS draws per chain with --compare")
     p.set_defaults(func=_main)
 
 
@@ -141,17 +137,26 @@ def run_demo(
         full,
         out,
         labels=best.predict(X),
-        feature_names=(names[0], names[1]),
+        # units as the demo's header line states them (load_faithful: minutes)
+        feature_names=(f"{names[0]} (min)", f"{names[1]} (min)"),
         title=f"Old Faithful: {best_t} covariance, K={best_k} (best BIC)",
     )
     lines += ["", f"Plot saved to {out}", ""]
     if compare:
+        from .compare import quiet_pytensor_off_a_terminal, write_report
+
+        quiet_pytensor_off_a_terminal()
         from ..bridges import crosscheck
-        from .compare import write_report
 
         sys.stderr.write(f"sampling 2 chains x (500 tune + {draws} draws) with NUTS...\n")
         report = crosscheck(
-            best, X, draws=draws, tune=500, chains=2, random_seed=seed, progressbar=True
+            best,
+            X,
+            draws=draws,
+            tune=500,
+            chains=2,
+            random_seed=seed,
+            progressbar=bool(getattr(sys.stderr, "isatty", lambda: False)()),
         )
         folder = os.path.splitext(out)[0] + "_compare"
         written = write_report(report, folder)

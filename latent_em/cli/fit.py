@@ -13,7 +13,15 @@ import numpy as np
 if TYPE_CHECKING:
     from ._common import ProgressBar
 
-__all__ = ["register", "MODELS", "ModelSpec", "parse_k_range", "run_fit"]
+__all__ = [
+    "register",
+    "MODELS",
+    "ModelSpec",
+    "parse_k_range",
+    "run_fit",
+    "add_reader_options",
+    "read_args_data",
+]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,9 +66,17 @@ MCLUST_COVARIANCES = (
 CRITERIA = ("bic", "aic", "icl")
 
 
+#: most values of K one ``-k`` may ask for (each is a separate fit)
+MAX_K_VALUES = 1000
+
+
 def parse_k_range(text: str) -> list[int]:
-    """``"3"``, ``"1-6"`` or ``"2,3,5"`` (or a mix, ``"1-3,6"``) as a sorted list of K."""
-    ks: set[int] = set()
+    """``"3"``, ``"1-6"`` or ``"2,3,5"`` (or a mix, ``"1-3,6"``) as a sorted list of K.
+
+    A range is checked before it is expanded: more than :data:`MAX_K_VALUES` values are
+    refused at once (``-k 1-10000000`` would otherwise build ten million fits).
+    """
+    intervals: list[tuple[int, int]] = []
     for part in text.split(","):
         part = part.strip()
         try:
@@ -69,16 +85,73 @@ def parse_k_range(text: str) -> list[int]:
                 lo, hi = int(lo_text), int(hi_text)
                 if lo > hi:
                     raise ValueError
-                ks.update(range(lo, hi + 1))
             else:
-                ks.add(int(part))
+                lo = hi = int(part)
         except ValueError:
             raise argparse.ArgumentTypeError(
                 f"invalid K {text!r}: use a number (3), a range (1-6) or a list (2,3,5)"
             ) from None
-    if min(ks) < 1:
-        raise argparse.ArgumentTypeError(f"invalid K {text!r}: K must be >= 1")
-    return sorted(ks)
+        if lo < 1:
+            raise argparse.ArgumentTypeError(f"invalid K {text!r}: K must be >= 1")
+        intervals.append((lo, hi))
+    count = sum(hi - lo + 1 for lo, hi in intervals)
+    if count > MAX_K_VALUES:
+        raise argparse.ArgumentTypeError(
+            f"invalid K {text!r}: {count} values of K (one fit each); at most {MAX_K_VALUES}"
+        )
+    return sorted({k for lo, hi in intervals for k in range(lo, hi + 1)})
+
+
+def add_reader_options(p: Any) -> None:
+    """The data-reading options shared by ``fit``, ``predict`` and ``compare``."""
+    from ._common import parse_separator
+
+    header = p.add_mutually_exclusive_group()
+    header.add_argument(
+        "--header",
+        dest="header",
+        action="store_true",
+        default=None,
+        help="the CSV's first line holds column names (default: guessed)",
+    )
+    header.add_argument(
+        "--no-header", dest="header", action="store_false", help="the CSV has no header line"
+    )
+    p.add_argument(
+        "--sep",
+        "--delimiter",
+        dest="sep",
+        type=parse_separator,
+        default=",",
+        metavar="CHAR",
+        help="field separator of the CSV: one character, or 'tab'",
+    )
+    p.add_argument(
+        "--columns",
+        default=None,
+        metavar="LIST",
+        help="columns to use, by header name or 1-based number, e.g. 'waiting,2' (default: all)",
+    )
+    p.add_argument(
+        "--drop-columns",
+        default=None,
+        metavar="LIST",
+        help="columns to leave out, by header name or 1-based number, e.g. 'id'",
+    )
+
+
+def read_args_data(args: argparse.Namespace, categorical: bool = False) -> Any:
+    """Read ``args.data`` with the reader options of :func:`add_reader_options`."""
+    from ._common import read_data
+
+    return read_data(
+        args.data,
+        header=args.header,
+        categorical=categorical,
+        delimiter=args.sep,
+        columns=args.columns,
+        drop_columns=args.drop_columns,
+    )
 
 
 def register(sub: Any) -> None:
@@ -100,9 +173,9 @@ def register(sub: Any) -> None:
         "--components",
         dest="k",
         type=parse_k_range,
-        default=parse_k_range("1-6"),
+        default="1-6",
         metavar="K",
-        help="numbers of components to try: 3, 1-6 or 2,3,5 (default 1-6)",
+        help="numbers of components to try: 3, 1-6 or 2,3,5",
     )
     p.add_argument(
         "--covariance",
@@ -113,21 +186,22 @@ def register(sub: Any) -> None:
         "spherical, one of mclust's EII VII EEI VEI EVI VVI EEE VEE EVE VVE EEV VEV EVV VVV "
         "(E, V for one column), or all (mclust's 14; E and V for one column)",
     )
-    p.add_argument("--select", choices=CRITERIA, default="bic", help="criterion, smaller is better")
-    p.add_argument("--n-init", type=int, default=3, help="restarts per fit (default 3)")
+    p.add_argument(
+        "--select", choices=CRITERIA, default="bic", help="criterion (smaller is better)"
+    )
+    p.add_argument("--n-init", type=int, default=3, help="restarts per fit")
     p.add_argument("--max-iter", type=int, default=1000, help="EM iterations per restart")
     p.add_argument("--tol", type=float, default=1e-6, help="convergence tolerance per row")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    header = p.add_mutually_exclusive_group()
-    header.add_argument(
-        "--header", dest="header", action="store_true", default=None, help="CSV has a header"
-    )
-    header.add_argument(
-        "--no-header", dest="header", action="store_false", help="CSV has no header"
-    )
-    p.add_argument("--out", default="fit.json", help="model file (default fit.json, + fit.npz)")
+    p.add_argument("--seed", type=int, default=0, help="random seed")
+    add_reader_options(p)
+    p.add_argument("--out", default="fit.json", help="model file (its arrays go to .npz)")
     p.add_argument("--plot", default=None, help="PNG plot (default: --out with .png)")
     p.add_argument("--no-plot", action="store_true", help="do not write a plot")
+    p.add_argument(
+        "--parameters",
+        action="store_true",
+        help="also print the chosen model's parameters (weights, means, covariances, ...)",
+    )
     p.add_argument("--no-progress", action="store_true", help="never show a progress bar")
     p.set_defaults(func=_main)
 
@@ -143,7 +217,7 @@ def _estimator_class(model: str) -> type:
 
 
 def _main(args: argparse.Namespace) -> int:
-    from ._common import CommandError, read_data
+    from ._common import CommandError
 
     spec = MODELS[args.model]
     if args.covariance is not None and not spec.covariance:
@@ -157,7 +231,7 @@ def _main(args: argparse.Namespace) -> int:
     if not args.out.endswith(".json"):
         raise CommandError(f"--out must end in .json; got {args.out!r}")
     covariances: tuple[str | None, ...] = (None,)
-    data = read_data(args.data, header=args.header, categorical=spec.categorical)
+    data = read_args_data(args, categorical=spec.categorical)
     if spec.covariance:
         from ..models.gaussian.covariance import mclust_names
 
@@ -180,6 +254,7 @@ def _main(args: argparse.Namespace) -> int:
         names=data.names,
         source=args.data,
         progress=not args.no_progress,
+        parameters=args.parameters,
     )
     sys.stdout.write(text)
     return 0
@@ -201,8 +276,14 @@ def run_fit(
     names: list[str] | None = None,
     source: str = "data",
     progress: bool = True,
+    parameters: bool = False,
 ) -> str:
-    """Fit every (K, covariance) candidate, save the best, return the summary as text."""
+    """Fit every (K, covariance) candidate, save the best, return the summary as text.
+
+    The text is the table of candidates, then the chosen model's summary as mclust
+    prints it (:meth:`~latent_em.MixtureEstimator.summary`; with ``parameters`` the
+    labelled parameters). Fits that stopped at ``max_iter`` are reported on stderr.
+    """
     from ..exceptions import ConvergenceWarning
     from ._common import CommandError, ProgressBar
 
@@ -214,6 +295,7 @@ def run_fit(
     candidates = [(k, c) for c in covariances for k in ks]
     fits: dict[tuple[int, str | None], Any] = {}
     scores: dict[tuple[int, str | None], float] = {}
+    failures: dict[tuple[int, str | None], str] = {}
     import warnings
 
     with ProgressBar(len(candidates), enabled=None if progress else False) as bar:
@@ -231,17 +313,27 @@ def run_fit(
             if cov is not None:
                 options["covariance_type"] = cov
             est = cls(k, **options)
-            # non-convergence is shown in the table, not as a warning per fit
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", ConvergenceWarning)
-                est.fit(x, callback=callback)
+            try:
+                # non-convergence is shown in the table, not as a warning per fit
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", ConvergenceWarning)
+                    est.fit(x, callback=callback)
+                score = float(getattr(est, select)(x))
+            except _FIT_ERRORS as exc:
+                # one candidate failing must not lose the others: reported in the table
+                failures[k, cov] = f"{type(exc).__name__}: {exc}"
+                continue
             fits[k, cov] = est
-            scores[k, cov] = float(getattr(est, select)(x))
+            scores[k, cov] = score
         bar.update(len(candidates), "done")
+    if not scores:
+        reasons = "; ".join(f"K={k}: {why}" for (k, _), why in failures.items())
+        raise CommandError(f"every candidate failed to fit: {reasons}")
     best_key = min(scores, key=lambda key: scores[key])
     best = fits[best_key]
     if names is not None:
-        best.feature_names_in_ = list(names)
+        # as scikit-learn keeps a DataFrame's column names (an object array of str)
+        best.feature_names_in_ = np.asarray(names, dtype=object)
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
     best.save(out)
     lines = [
@@ -252,6 +344,9 @@ def run_fit(
         f"{'iter':>5} {'converged':>9}",
     ]
     for key in candidates:
+        if key in failures:
+            lines.append(f"{key[0]:>3} {key[1] or '-':>10}  failed: {failures[key]}")
+            continue
         est = fits[key]
         mark = "*" if key == best_key else " "
         lines.append(
@@ -267,8 +362,10 @@ def run_fit(
     lines += [
         "",
         f"Chosen: K={best_key[0]}" + (f", covariance={best_key[1]}" if best_key[1] else ""),
+        "",
     ]
-    lines += _component_table(best)
+    lines += best.summary(parameters=parameters).rstrip("\n").splitlines()
+    _report_non_convergence(fits, candidates, best_key, max_iter)
     events = best.result_.events
     if events:
         lines += ["", "Events during the chosen fit:"]
@@ -276,9 +373,19 @@ def run_fit(
     npz = os.path.splitext(out)[0] + ".npz"
     lines += ["", f"Model saved to {out} (arrays in {npz})"]
     if plot is not None:
-        _plot(best, x, best_key, scores, candidates, plot, names, select, model)
+        with warnings.catch_warnings():
+            # the CSV's names are kept on the model; the values here are the same columns
+            warnings.filterwarnings("ignore", "X does not have valid feature names", UserWarning)
+            _plot(best, x, best_key, scores, candidates, plot, names, select, model)
         lines.append(f"Plot saved to {plot}")
     return "\n".join(lines) + "\n"
+
+
+#: errors of one candidate's fit that the table reports instead of stopping the command:
+#: bad data for that K (ValueError), numerical failures (ArithmeticError, LinAlgError is a
+#: ValueError), and the driver's checks (ModelContractError is a TypeError,
+#: MonotonicityError a RuntimeError)
+_FIT_ERRORS = (ValueError, ArithmeticError, TypeError, RuntimeError)
 
 
 class _CandidateProgress:
@@ -303,27 +410,32 @@ class _CandidateProgress:
         self.bar.update(self.done, label)
 
 
-def _component_table(est: Any) -> list[str]:
-    """Per-component parameters small enough to print (leading axis K, at most 8 values)."""
-    params = est.params_
-    k = int(est.n_components)
-    fields = [
-        f
-        for f in getattr(params, "_fields", ())
-        if np.ndim(getattr(params, f)) >= 1
-        and np.shape(getattr(params, f))[0] == k
-        and np.size(getattr(params, f)) // k <= 8
-    ]
-    if not fields:
-        return []
-    lines = ["", f"{'k':>3}  " + "  ".join(fields)]
-    for j in range(k):
-        cells = []
-        for f in fields:
-            value = np.asarray(getattr(params, f))[j]
-            cells.append(np.array2string(np.atleast_1d(value), precision=4, separator=" "))
-        lines.append(f"{j:>3}  " + "  ".join(cells))
-    return lines
+def _report_non_convergence(
+    fits: dict[tuple[int, str | None], Any],
+    candidates: list[tuple[int, str | None]],
+    best_key: tuple[int, str | None],
+    max_iter: int,
+) -> None:
+    """Say on stderr which fits stopped at ``max_iter`` (the chosen one first)."""
+    stopped = [key for key in candidates if key in fits and not fits[key].converged_]
+    if not stopped:
+        return
+
+    def name(key: tuple[int, str | None]) -> str:
+        return f"K={key[0]}" + (f" {key[1]}" if key[1] else "")
+
+    if best_key in stopped:
+        sys.stderr.write(
+            f"warning: the chosen fit ({name(best_key)}) did not converge: EM stopped at "
+            f"--max-iter {max_iter}; its estimates and criteria are not at a maximum "
+            "(raise --max-iter or --tol)\n"
+        )
+    others = [name(key) for key in stopped if key != best_key]
+    if others:
+        sys.stderr.write(
+            f"warning: {len(others)} other fit(s) did not converge within --max-iter "
+            f"{max_iter}: {', '.join(others)}\n"
+        )
 
 
 def _plot(
@@ -356,6 +468,13 @@ def _plot(
         )
         return
     table: dict[str, dict[int, float]] = {}
+    from ..estimators.summary import MCLUST_NAMES
+
     for k, cov in candidates:
-        table.setdefault(cov or model, {})[k] = scores[k, cov]
+        if (k, cov) not in scores:  # a candidate that failed
+            continue
+        label = MODELS[model].description if cov is None else f"{cov} covariance"
+        if cov in MCLUST_NAMES:
+            label += f" ({MCLUST_NAMES[cov][0 if x.shape[1] > 1 else 1]})"
+        table.setdefault(label, {})[k] = scores[k, cov]
     plot_criterion(table, path, criterion=select.upper(), best=f"K={best_key[0]}")

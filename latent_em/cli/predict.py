@@ -24,22 +24,23 @@ def register(sub: Any) -> None:
     )
     p.add_argument("model", metavar="MODEL.json", help="a model file written by 'latent-em fit'")
     p.add_argument("data", metavar="DATA", help="a .csv file (header optional) or a .npy file")
+    from .fit import add_reader_options
+
     p.add_argument("--out", default=None, help="output CSV file (default: standard output)")
-    header = p.add_mutually_exclusive_group()
-    header.add_argument(
-        "--header", dest="header", action="store_true", default=None, help="CSV has a header"
-    )
-    header.add_argument(
-        "--no-header", dest="header", action="store_false", help="CSV has no header"
-    )
+    add_reader_options(p)
     p.set_defaults(func=_main)
 
 
 def _main(args: argparse.Namespace) -> int:
+    import os
+
     from ..estimators import MixtureEstimator
     from ..io import load
-    from ._common import CommandError, read_data
+    from ._common import CommandError, header_of, missing_file_error
+    from .fit import read_args_data
 
+    if not os.path.isfile(args.model):
+        raise missing_file_error(args.model, "model file")
     est = load(args.model)
     if not isinstance(est, MixtureEstimator) or not hasattr(est, "result_"):
         raise CommandError(f"{args.model!r} does not hold a fitted estimator")
@@ -48,14 +49,29 @@ def _main(args: argparse.Namespace) -> int:
     categorical = any(
         spec.categorical and spec.estimator == type(est).__name__ for spec in MODELS.values()
     )
-    data = read_data(args.data, header=args.header, categorical=categorical)
     expected = getattr(est, "feature_names_in_", None)
+    if args.columns is None and args.drop_columns is None and expected is not None:
+        # a file with more columns than the model's (an id, the labels, ...): take the
+        # model's columns by name, in the model's order
+        header = header_of(args.data, args.sep) if args.header is not False else None
+        wanted = [str(n) for n in expected]
+        if header is not None and set(wanted) <= set(header) and header != wanted:
+            args.columns = wanted
+    data = read_args_data(args, categorical=categorical)
     if data.names is not None and expected is not None and list(data.names) != list(expected):
+        hint = ""
+        if set(expected) <= set(data.names):
+            hint = f" (pick them with --columns {','.join(str(n) for n in expected)})"
         raise CommandError(
             f"the columns of {args.data!r} are {data.names}, but the model was fitted on "
-            f"{list(expected)}"
+            f"{[str(n) for n in expected]}{hint}"
         )
-    text = run_predict(est, data.values)
+    import warnings
+
+    with warnings.catch_warnings():
+        # the column names were compared above; the values go in as a plain array
+        warnings.filterwarnings("ignore", "X does not have valid feature names", UserWarning)
+        text = run_predict(est, data.values)
     if args.out is None:
         sys.stdout.write(text)
     else:

@@ -18,6 +18,14 @@ import numpy as np
 
 from ..em import EMResult, check_sample_weight, fit, posterior
 from ..exceptions import NotFittedError
+from ._interop import (
+    check_feature_names,
+    feature_names_of,
+    legacy_tags,
+    not_fitted_error,
+    reject_sparse,
+    sklearn_tags,
+)
 
 __all__ = ["MixtureEstimator"]
 
@@ -37,7 +45,21 @@ class MixtureEstimator:
     random_state: Any
     accelerate: str | None
 
+    #: scikit-learn input tags of the estimator (see ``__sklearn_tags__``)
+    _tag_options: dict[str, bool] = {}
+
     # ------------------------------------------------------------------ sklearn API
+    def __sklearn_tags__(self) -> Any:
+        """scikit-learn's tags (scikit-learn >= 1.6; imported only when it asks)."""
+        return sklearn_tags(**self._tag_options)
+
+    def _more_tags(self) -> dict[str, Any]:
+        """scikit-learn's tags for scikit-learn < 1.6."""
+        return legacy_tags(**self._tag_options)
+
+    def __sklearn_is_fitted__(self) -> bool:
+        return hasattr(self, "result_")
+
     @classmethod
     def _get_param_names(cls) -> list[str]:
         sig = inspect.signature(cls.__init__)
@@ -69,7 +91,53 @@ class MixtureEstimator:
             default = defaults.get(name, inspect.Parameter.empty)
             if isinstance(value, np.ndarray) or value is not default and value != default:
                 shown.append(f"{name}={value!r}")
-        return f"{type(self).__name__}({', '.join(shown)})"
+        call = f"{type(self).__name__}({', '.join(shown)})"
+        if not hasattr(self, "result_"):
+            return f"{call} [not fitted]"
+        result = self.result_
+        state = (
+            f"converged after {result.n_iter} iterations"
+            if result.converged
+            else f"NOT converged after {result.n_iter} iterations"
+        )
+        return (
+            f"{call} [fitted: log-likelihood {result.log_likelihood:.6g}, "
+            f"n={result.n_observations:g}, {state}]"
+        )
+
+    def summary(self, parameters: bool = False) -> str:
+        """The fit laid out like mclust's ``summary``: model, log-likelihood, n, df, BIC,
+        ICL and the clustering table; with ``parameters=True`` the labelled parameters.
+
+        The same block is printed by ``latent-em fit``. BIC and ICL are on the training
+        data, with latent_em's sign (smaller is better; mclust prints the negatives).
+
+        Parameters
+        ----------
+        parameters : bool, default False
+            Also list the parameters (weights, means, covariances, probabilities, ...).
+
+        Returns
+        -------
+        str
+            The text (a ``str`` subclass that the interactive prompt shows as text).
+        """
+        from .summary import summary_text
+
+        return summary_text(self, parameters=parameters)
+
+    def _describe_model(self) -> str:
+        return type(self).__name__
+
+    def _parameter_blocks(self, digits: int) -> list[tuple[str, list[str]]]:
+        """Labelled parameter tables for :meth:`summary` (``(heading, lines)`` pairs)."""
+        from .summary import format_number
+
+        blocks = []
+        for field in getattr(self.params_, "_fields", ()):
+            value = np.asarray(getattr(self.params_, field), dtype=float)
+            blocks.append((field, [" ".join(format_number(v, digits) for v in value.ravel())]))
+        return blocks
 
     # ------------------------------------------------------------------ hooks
     def _make_model(self) -> Any:
@@ -81,14 +149,30 @@ class MixtureEstimator:
     def _check_fit_data(self, X: Any, model: Any) -> Any:
         return model.check_data(X)
 
+    def _record_feature_names(self, X: Any) -> None:
+        """Keep the column names of a DataFrame as ``feature_names_in_`` (as scikit-learn)."""
+        names = feature_names_of(X)
+        if names is not None:
+            self.feature_names_in_ = names
+        elif "feature_names_in_" in vars(self):
+            del self.feature_names_in_
+
     def _check_predict_data(self, X: Any) -> Any:
         self._check_fitted()
-        x = self.model_.check_data(X) if hasattr(self.model_, "check_data") else X
+        reject_sparse(X)
+        check_feature_names(self, X)
+        # data to predict need no minimum number of rows (one per component is a rule for
+        # fitting): a model's check_chunk, when it has one, checks without it
+        check = getattr(self.model_, "check_chunk", None) or getattr(
+            self.model_, "check_data", None
+        )
+        x = check(X) if callable(check) else X
         n_features = getattr(self, "n_features_in_", None)
         shape = np.shape(x)
         if n_features is not None and len(shape) == 2 and shape[1] != n_features:
             raise ValueError(
-                f"X has {shape[1]} features, but {type(self).__name__} was fitted with {n_features}"
+                f"X has {shape[1]} features, but {type(self).__name__} is expecting "
+                f"{n_features} features as input (the number of columns seen in fit)"
             )
         return x
 
@@ -121,8 +205,10 @@ class MixtureEstimator:
             logging); like scikit-learn's ``monitor`` it is an argument of ``fit``, not of
             the constructor, so it is neither saved nor part of ``get_params``.
         """
+        reject_sparse(X)
         model = self._make_model()
         x = self._check_fit_data(X, model)
+        self._record_feature_names(X)
         result = fit(
             model,
             x,
@@ -135,10 +221,12 @@ class MixtureEstimator:
             accelerate=self.accelerate,
             callback=callback,
         )
-        self._store_result(model, result, x)
+        self._store_result(model, result, x, sample_weight)
         return self
 
-    def _store_result(self, model: Any, result: EMResult, x: Any) -> None:
+    def _store_result(
+        self, model: Any, result: EMResult, x: Any, sample_weight: Any = None
+    ) -> None:
         self.model_ = model
         self.result_ = result
         self.params_ = result.params
@@ -151,6 +239,43 @@ class MixtureEstimator:
         if len(shape) == 2:
             self.n_features_in_ = shape[1]
         self._set_fitted_attributes(result.params)
+        for stale in ("classification_counts_", "icl_"):  # from an earlier fit
+            vars(self).pop(stale, None)
+        if isinstance(x, np.ndarray):
+            self._store_classification(x, sample_weight)
+
+    def _store_classification(self, x: np.ndarray, sample_weight: Any) -> None:
+        """The clustering table and ICL on the training data, for :meth:`summary`.
+
+        One more pass over the data, in blocks (bounded memory): ``classification_counts_``
+        is the (weighted) number of rows whose most probable component is each k, and
+        ``icl_`` is ``BIC - 2 Σ_n w_n log r_{n, ĉ_n}`` (see :meth:`icl`).
+        """
+        n = x.shape[0]
+        w = check_sample_weight(sample_weight, n)
+        k = int(getattr(self, "n_components", 0)) or None
+        counts = None
+        entropy = 0.0
+        block = int(self.chunk_size or 65536)
+        for start in range(0, n, block):
+            resp, _ = posterior(self.model_, self.params_, x[start : start + block])
+            resp = np.asarray(resp)
+            if resp.ndim != 2:
+                return
+            if counts is None:
+                counts = np.zeros(k or resp.shape[1])
+            best = np.argmax(resp, axis=1)
+            wb = w[start : start + block]
+            counts += np.bincount(best, weights=wb, minlength=counts.size)
+            with np.errstate(divide="ignore"):
+                entropy += float(np.dot(wb, np.log(resp[np.arange(resp.shape[0]), best])))
+        if counts is None:
+            return
+        total = float(w.sum())
+        ll = float(self.result_.log_likelihood)
+        bic = -2.0 * ll + self.n_parameters_ * math.log(total)
+        self.classification_counts_ = counts
+        self.icl_ = bic - 2.0 * entropy
 
     def fit_predict(
         self,
@@ -166,7 +291,9 @@ class MixtureEstimator:
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "result_"):
-            raise NotFittedError(f"this {type(self).__name__} is not fitted yet; call fit(X) first")
+            raise not_fitted_error(
+                NotFittedError, f"this {type(self).__name__} is not fitted yet; call fit(X) first"
+            )
 
     # ------------------------------------------------------------------ inference
     def predict_proba(self, X: Any) -> np.ndarray:

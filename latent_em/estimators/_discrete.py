@@ -16,6 +16,7 @@ import numpy as np
 from .._validation import check_int, check_positive_float
 from ..em import check_sample_weight, fit
 from ._base import MixtureEstimator
+from ._interop import reject_sparse
 
 __all__ = ["DiscreteMixtureEstimator", "combine_weights"]
 
@@ -109,9 +110,11 @@ class DiscreteMixtureEstimator(MixtureEstimator):
             every restart (``iteration`` counts from 0 in each restart); see
             ``MixtureEstimator.fit``.
         """
+        reject_sparse(X)
         x = self._prepare_fit_data(X)
         model = self._make_model()
         x = model.check_data(x)
+        self._record_feature_names(X)
         weights = combine_weights(sample_weight, frequency, len(x))
         result = fit(
             model,
@@ -125,7 +128,7 @@ class DiscreteMixtureEstimator(MixtureEstimator):
             accelerate=self.accelerate,
             callback=callback,
         )
-        self._store_result(model, result, x)
+        self._store_result(model, result, x, weights)
         return self
 
     def fit_predict(

@@ -8,6 +8,7 @@ import numpy as np
 
 from ..models.bernoulli_mixture import BernoulliMixtureModel, BernoulliMixtureParams
 from ._discrete import DiscreteMixtureEstimator
+from .summary import by_feature_block, weights_block
 
 __all__ = ["BernoulliMixture"]
 
@@ -83,6 +84,17 @@ class BernoulliMixture(DiscreteMixtureEstimator):
         self.random_state = random_state
         self.chunk_size = chunk_size
         self.accelerate = accelerate
+
+    _tag_options = {"positive_only": True}
+
+    def _describe_model(self) -> str:
+        return "Bernoulli mixture (latent class model of binary items)"
+
+    def _parameter_blocks(self, digits: int) -> list[tuple[str, list[str]]]:
+        return [
+            weights_block(self, digits),
+            by_feature_block(self, "P(item = 1 | component)", self.probs_, digits),
+        ]
 
     def _make_model(self) -> BernoulliMixtureModel:
         self._check_common_options()

@@ -6,14 +6,20 @@ the mapping from category labels to the model's integer codes ``0 .. C_j - 1``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from ..models.categorical_mixture import CategoricalMixtureModel, CategoricalMixtureParams
 from ._discrete import DiscreteMixtureEstimator
+from ._interop import check_feature_names, reject_sparse
+from .summary import feature_names, format_table, weights_block
 
 __all__ = ["CategoricalMixture"]
+
+#: the attributes ``fit`` learns from the data before the model is fitted
+_ENCODING = ("categories_", "feature_names_in_")
 
 
 def _is_missing(value: Any) -> bool:
@@ -61,6 +67,12 @@ def _columns(X: Any) -> tuple[list[Any], list[np.ndarray], list[list[Any] | None
 def _check_missing(name: Any, values: np.ndarray) -> None:
     if values.dtype.kind == "f":
         missing = np.isnan(values)
+        if np.any(np.isinf(values)):
+            row = int(np.flatnonzero(np.isinf(values))[0])
+            raise ValueError(
+                f"X contains an infinite value: column {name!r} at row {row} (inf is not a "
+                "category label)"
+            )
     elif values.dtype.kind in "biu":
         return
     else:
@@ -123,7 +135,7 @@ class CategoricalMixture(DiscreteMixtureEstimator):
         The category labels of every item, in code order: the sorted distinct values
         seen in ``fit``, or a pandas categorical's own categories.
     feature_names_in_ : array
-        Column names, when ``X`` was a pandas DataFrame.
+        Column names, when ``X`` was a pandas DataFrame with string column names.
     converged_, n_iter_, log_likelihood_, lower_bound_, history_, result_
         As for :class:`~latent_em.GaussianMixture`.
 
@@ -167,6 +179,10 @@ class CategoricalMixture(DiscreteMixtureEstimator):
     def _prepare_fit_data(self, X: Any) -> np.ndarray:
         """Learn the categories of every column and return the integer codes."""
         names, values, declared = _columns(X)
+        if not values:
+            raise ValueError("X has 0 columns")
+        if len(values[0]) == 0:
+            raise ValueError("X is empty: it has 0 rows")
         categories = []
         for name, vals, decl in zip(names, values, declared, strict=True):
             _check_missing(name, vals)
@@ -179,10 +195,6 @@ class CategoricalMixture(DiscreteMixtureEstimator):
                 )
             categories.append(np.asarray(decl, dtype=object) if decl is not None else observed)
         self.categories_ = categories
-        if hasattr(X, "columns") and hasattr(X, "iloc"):
-            self.feature_names_in_ = np.asarray(names, dtype=object)
-        elif hasattr(self, "feature_names_in_"):
-            del self.feature_names_in_
         return self._encode(names, values)
 
     def _encode(self, names: list[Any], values: list[np.ndarray]) -> np.ndarray:
@@ -210,17 +222,62 @@ class CategoricalMixture(DiscreteMixtureEstimator):
 
     def _check_predict_data(self, X: Any) -> np.ndarray:
         self._check_fitted()
+        reject_sparse(X)
+        check_feature_names(self, X)
         names, values, _ = _columns(X)
         if len(values) != len(self.categories_):
             raise ValueError(
-                f"X has {len(values)} columns, but {type(self).__name__} was fitted with "
-                f"{len(self.categories_)}"
+                f"X has {len(values)} features, but {type(self).__name__} is expecting "
+                f"{len(self.categories_)} features as input (the number of columns seen in fit)"
             )
         for name, vals in zip(names, values, strict=True):
             _check_missing(name, vals)
         return self.model_.check_data(self._encode(names, values))
 
+    _tag_options = {"string": True, "categorical": True}
+
+    def fit(
+        self,
+        X: Any,
+        y: Any = None,
+        sample_weight: Any = None,
+        frequency: Any = None,
+        *,
+        callback: Callable[[int, Any, float], Any] | None = None,
+    ) -> CategoricalMixture:
+        """Fit by EM (see :class:`DiscreteMixtureEstimator`'s ``fit``).
+
+        The encoding learned from ``X`` (``categories_``, ``feature_names_in_``) replaces
+        the fitted one only when the fit succeeds: a failed refit leaves a fitted
+        estimator able to predict as before.
+        """
+        kept = {k: self.__dict__[k] for k in _ENCODING if k in self.__dict__}
+        try:
+            super().fit(X, sample_weight=sample_weight, frequency=frequency, callback=callback)
+        except BaseException:
+            for key in _ENCODING:
+                self.__dict__.pop(key, None)
+            self.__dict__.update(kept)
+            raise
+        return self
+
     # ------------------------------------------------------------------ model
+    def _describe_model(self) -> str:
+        return "Latent class model (independent categorical items)"
+
+    def _parameter_blocks(self, digits: int) -> list[tuple[str, list[str]]]:
+        blocks = [weights_block(self, digits)]
+        names = feature_names(self, len(self.probs_))
+        for name, cats, probs in zip(names, self.categories_, self.probs_, strict=True):
+            labels = [str(_plain(c)) for c in cats]
+            blocks.append(
+                (
+                    f"Item-response probabilities of {name} (P({name} = category | class))",
+                    format_table(labels, list(range(probs.shape[0])), probs.T, digits=digits),
+                )
+            )
+        return blocks
+
     def _make_model(self) -> CategoricalMixtureModel:
         self._check_common_options()
         return CategoricalMixtureModel(

@@ -15,6 +15,15 @@ from ..models.gaussian import missing as missing_values
 from ..models.gaussian.labels import PartiallyLabelledGaussianMixture, join_labels
 from ..models.gaussian.prior import ConjugatePrior
 from ._base import MixtureEstimator
+from ._interop import reject_sparse
+from .summary import (
+    MCLUST_NAMES,
+    by_feature_block,
+    feature_names,
+    format_table,
+    matrix_block,
+    weights_block,
+)
 
 __all__ = ["GaussianMixture"]
 
@@ -35,7 +44,15 @@ class GaussianMixture(MixtureEstimator):
     tol : float, default 1e-6
         Convergence threshold on the change of the mean log-likelihood per iteration.
     reg_covar : float, default 1e-6
-        Non-negative constant added to the diagonal of the covariances.
+        Non-negative floor on every eigenvalue of every covariance (every variance for
+        diag and spherical), in the squared units of the data: the fit maximizes the
+        likelihood over the covariances that respect it, a bounded objective that EM
+        provably increases. Covariances above the floor are the unregularized maximum
+        likelihood estimates. See :class:`~latent_em.models.GaussianMixtureModel`.
+    covariance_regularization : {"floor", "additive"}, default "floor"
+        ``"additive"`` reproduces scikit-learn's update (``reg_covar`` added to the
+        diagonal of every covariance estimate), which maximizes no fixed objective: EM
+        may then lower the log-likelihood, which is recorded as an event, not an error.
     max_iter : int, default 1000
         Maximum EM iterations per restart.
     n_init : int, default 1
@@ -120,6 +137,7 @@ class GaussianMixture(MixtureEstimator):
         dtype: Any = np.float64,
         missing: str = "error",
         prior: Any = None,
+        covariance_regularization: str = "floor",
     ) -> None:
         self.n_components = n_components
         self.covariance_type = covariance_type
@@ -137,6 +155,7 @@ class GaussianMixture(MixtureEstimator):
         self.dtype = dtype
         self.missing = missing
         self.prior = prior
+        self.covariance_regularization = covariance_regularization
 
     def fit(
         self,
@@ -144,6 +163,7 @@ class GaussianMixture(MixtureEstimator):
         y: Any = None,
         sample_weight: Any = None,
         *,
+        labels: Any = None,
         callback: Callable[[int, Any, float], Any] | None = None,
     ) -> GaussianMixture:
         """Fit by EM with ``n_init`` restarts; the best log-likelihood is kept.
@@ -152,7 +172,10 @@ class GaussianMixture(MixtureEstimator):
         ----------
         X : array-like of shape (n_samples, n_features)
             Training data.
-        y : array-like of int of shape (n_samples,), optional
+        y : ignored
+            Present for scikit-learn compatibility (a clusterer ignores ``y``; partial
+            labels are the keyword ``labels``).
+        labels : array-like of int of shape (n_samples,), optional
             Partial labels (semi-supervised fitting, mclust's ``MclustSSC``): the
             component of each row, ``-1`` where unknown. Known rows keep their component
             (fixed responsibilities); ``log_likelihood_`` is then the combined
@@ -161,11 +184,13 @@ class GaussianMixture(MixtureEstimator):
         sample_weight, callback
             As in :meth:`MixtureEstimator.fit`.
         """
-        if y is None and self.prior is None:
+        if labels is None and self.prior is None:
             super().fit(X, sample_weight=sample_weight, callback=callback)
             return self
+        reject_sparse(X)
         model = self._make_model()
         x = self._check_fit_data(X, model)
+        self._record_feature_names(X)
         if isinstance(self.prior, str):
             if self.prior != "default":
                 raise ValueError(
@@ -181,11 +206,11 @@ class GaussianMixture(MixtureEstimator):
             model = dataclasses.replace(model, prior=resolved)
         fitted: Any = model
         data_in = x
-        if y is not None:
+        if labels is not None:
             if not isinstance(x, np.ndarray):
-                raise ValueError("y (partial labels) needs X in memory, as an array")
+                raise ValueError("labels (partial labels) need X in memory, as an array")
             fitted = PartiallyLabelledGaussianMixture(model)
-            data_in = join_labels(x, y, model.n_components)
+            data_in = join_labels(x, labels, model.n_components)
         result = fit(
             fitted,
             data_in,
@@ -198,7 +223,7 @@ class GaussianMixture(MixtureEstimator):
             accelerate=self.accelerate,
             callback=callback,
         )
-        self._store_result(model, dataclasses.replace(result, model=model), x)
+        self._store_result(model, dataclasses.replace(result, model=model), x, sample_weight)
         return self
 
     def impute(self, X: Any) -> np.ndarray:
@@ -207,6 +232,79 @@ class GaussianMixture(MixtureEstimator):
         ``missing="marginalize"``)."""
         x = self._check_predict_data(X)
         return missing_values.impute(self.model_, self.params_, np.asarray(x, dtype=float))
+
+    def _structure(self) -> str:
+        """The covariance structure fitted (mclust's aliases resolved)."""
+        model = getattr(self, "model_", None)
+        return str(model.covariance_type) if model is not None else str(self.covariance_type)
+
+    def _describe_model(self) -> str:
+        structure = self._structure()
+        names = MCLUST_NAMES.get(structure)
+        if names is None:  # mclust's other parsimonious structures: their own names
+            return f"Gaussian mixture, {structure} covariance (mclust {structure})"
+        d = int(getattr(self, "n_features_in_", 2))
+        code = names[0] if d > 1 else names[1]
+        words = names[2] if d > 1 else ("equal variance" if code == "E" else "unequal variance")
+        return f"Gaussian mixture, {structure} covariance (mclust {code}: {words})"
+
+    def _parameter_blocks(self, digits: int) -> list[tuple[str, list[str]]]:
+        k, d = self.means_.shape
+        names = feature_names(self, d)
+        blocks = [weights_block(self, digits), by_feature_block(self, "Means", self.means_, digits)]
+        cov = np.asarray(self.covariances_)
+        structure = self._structure()
+        if structure == "full" or structure not in MCLUST_NAMES:  # (K, D, D) matrices
+            for j in range(k):
+                blocks.append((f"Covariance of component {j}", matrix_block(names, cov[j], digits)))
+        elif structure == "tied":
+            blocks.append(
+                ("Covariance (tied: shared by all components)", matrix_block(names, cov, digits))
+            )
+        elif structure == "diag":
+            blocks.append(by_feature_block(self, "Variances (diagonal covariances)", cov, digits))
+        else:
+            table = format_table(["variance"], list(range(k)), cov[None, :], digits=digits)
+            blocks.append(("Variances (spherical: one per component, every feature)", table))
+        return blocks
+
+    def plot(
+        self,
+        X: Any,
+        what: str = "classification",
+        *,
+        path: str | None = None,
+        feature_names: Any = None,
+    ) -> Any:
+        """mclust's plots of the fit on data ``X``: ``"classification"``, ``"uncertainty"``
+        or ``"density"``; a pairs layout when ``X`` has more than two columns.
+
+        See :func:`latent_em.plotting.plot_mixture`. Axis names default to
+        ``feature_names_in_`` (the DataFrame's columns) when the estimator has them.
+
+        Returns
+        -------
+        matplotlib.figure.Figure or str
+            The figure, or ``path`` when a PNG was written there.
+        """
+        from ..plotting import plot_mixture
+
+        responsibilities = self.predict_proba(X)
+        x = self._check_predict_data(X)
+        k, d = self.means_.shape
+        if feature_names is None and getattr(self, "feature_names_in_", None) is not None:
+            feature_names = [str(n) for n in self.feature_names_in_]
+        return plot_mixture(
+            x,
+            self.weights_,
+            self.means_,
+            self.model_.covariance.to_full(self.covariances_, k, d),
+            what=what,
+            responsibilities=responsibilities,
+            feature_names=feature_names,
+            path=path,
+            title=f"{self.covariance_type} covariance, K={k}: {what}",
+        )
 
     def _make_model(self) -> GaussianMixtureModel:
         check_int(self.n_init, "n_init", minimum=1)
@@ -223,6 +321,7 @@ class GaussianMixture(MixtureEstimator):
             dtype=self.dtype,
             missing=self.missing,
             prior=None if self.prior is None or isinstance(self.prior, str) else self.prior,
+            covariance_regularization=self.covariance_regularization,
         )
 
     def _set_fitted_attributes(self, params: GaussianMixtureParams) -> None:

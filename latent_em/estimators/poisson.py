@@ -8,6 +8,7 @@ import numpy as np
 
 from ..models.poisson_mixture import PoissonMixtureModel, PoissonMixtureParams
 from ._discrete import DiscreteMixtureEstimator
+from .summary import by_feature_block, weights_block
 
 __all__ = ["PoissonMixture"]
 
@@ -86,6 +87,17 @@ class PoissonMixture(DiscreteMixtureEstimator):
         self.random_state = random_state
         self.chunk_size = chunk_size
         self.accelerate = accelerate
+
+    _tag_options = {"positive_only": True}
+
+    def _describe_model(self) -> str:
+        return "Poisson mixture (independent counts)"
+
+    def _parameter_blocks(self, digits: int) -> list[tuple[str, list[str]]]:
+        return [
+            weights_block(self, digits),
+            by_feature_block(self, "Rates (Poisson means)", self.rates_, digits),
+        ]
 
     def _make_model(self) -> PoissonMixtureModel:
         self._check_common_options()

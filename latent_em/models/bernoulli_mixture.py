@@ -23,7 +23,7 @@ from typing import Any, NamedTuple
 import numpy as np
 from scipy.special import betaln, xlog1py, xlogy
 
-from .._validation import check_choice, check_int
+from .._validation import check_choice, check_int, check_param_shapes
 from ..constraints import Constraint, Interval, Simplex
 from ._discrete import (
     INIT_METHODS,
@@ -171,6 +171,13 @@ class BernoulliMixtureModel(FiniteMixture):
             return BernoulliMixtureParams(np.full(k, 1.0 / k), rng.uniform(0.05, 0.95, (k, d)))
         weights, probs = smoothed_start(x, k, rng)
         return BernoulliMixtureParams(weights, np.clip(probs, 1e-3, 1.0 - 1e-3))
+
+    def validate_params(self, params: Any, x: Any) -> None:
+        """Parameters passed to ``fit``: a :class:`BernoulliMixtureParams` shaped for ``x``."""
+        k, d = self.n_components, np.shape(x)[1]
+        check_param_shapes(
+            type(self).__name__, params, BernoulliMixtureParams, {"weights": (k,), "probs": (k, d)}
+        )
 
     # ---- the contract
     def log_weighted_densities(self, params: BernoulliMixtureParams, x: np.ndarray) -> np.ndarray:

@@ -25,7 +25,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from .._validation import check_choice, check_int
+from .._validation import check_choice, check_int, check_param_shapes
 from ..constraints import Constraint, Simplex
 from ._discrete import (
     INIT_METHODS,
@@ -201,6 +201,17 @@ class CategoricalMixtureModel(FiniteMixture):
         # MLE anyway, but keep starting values interior so all restarts are comparable
         probs = tuple((p + 1e-3) / (1.0 + 1e-3 * p.shape[1]) for p in probs)
         return CategoricalMixtureParams(weights, probs)
+
+    def validate_params(self, params: Any, x: Any) -> None:
+        """Parameters passed to ``fit``: a :class:`CategoricalMixtureParams` with one
+        ``(K, C_j)`` table per item of ``x``."""
+        k = self.n_components
+        check_param_shapes(
+            type(self).__name__,
+            params,
+            CategoricalMixtureParams,
+            {"weights": (k,), "probs": [(k, c) for c in self._categories(x)]},
+        )
 
     # ---- the contract
     def log_weighted_densities(self, params: CategoricalMixtureParams, x: np.ndarray) -> np.ndarray:

@@ -18,13 +18,14 @@ column); the log-joint treats ``0 · log 0`` as 0.
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 import numpy as np
 from scipy.special import gammaln, xlogy
 
-from .._validation import check_choice, check_int
+from .._validation import check_choice, check_int, check_param_shapes
 from ..constraints import Constraint, Positive, Simplex
 from ._discrete import (
     INIT_METHODS,
@@ -85,9 +86,62 @@ def _log_factorial(x: np.ndarray) -> np.ndarray:
     return gammaln(x + 1.0)
 
 
+#: above this count the table is computed element by element in a stable form: the
+#: matrix form ``x log λ - λ - log x!`` cancels terms of size ``x log x``, losing about
+#: ``eps · x log x`` (2 nats at ``x = 1e15``, everything from ``x = 1e16``)
+STABLE_COUNT = 65536.0
+
+_HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
+
+
+def _stirling_error(x: np.ndarray) -> np.ndarray:
+    """``log x! - (x log x - x + ½ log 2πx)`` for ``x >= 16`` (series, error < 1e-14)."""
+    inv = 1.0 / x
+    inv2 = inv * inv
+    return inv * (1.0 / 12.0 - inv2 * (1.0 / 360.0 - inv2 * (1.0 / 1260.0 - inv2 / 1680.0)))
+
+
+def poisson_log_pmf(x: np.ndarray, rates: np.ndarray) -> np.ndarray:
+    """``log Poisson(x; λ)`` elementwise (broadcast), accurate at any count.
+
+    Loader's (2000) saddle-point form for ``x >= 16``: ``-stirlerr(x) - ½ log 2πx -
+    bd0(x, λ)`` with ``bd0 = x log(x/λ) + λ - x`` computed through ``log1p``, so no two
+    terms of size ``x log x`` cancel; below, the direct ``x log λ - λ - log x!``.
+    ``λ = 0`` gives ``0`` at ``x = 0`` and ``-inf`` above.
+    """
+    x, rates = np.broadcast_arrays(np.asarray(x, dtype=float), np.asarray(rates, dtype=float))
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        direct = np.asarray(xlogy(x, rates) - rates - gammaln(x + 1.0))
+        big = (x >= 16.0) & (rates > 0.0)
+        if not np.any(big):
+            return direct
+        xb, lb = x[big], rates[big]
+        d = xb - lb
+        bd0 = xb * np.log1p(d / lb) - d
+        out = np.array(direct, copy=True)
+        out[big] = -_stirling_error(xb) - _HALF_LOG_2PI - 0.5 * np.log(xb) - bd0
+    return out
+
+
 def poisson_log_table(rates: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """``(n, K)`` table of ``Σ_d log Poisson(x_nd; λ_kd)``, exact at ``λ = 0``."""
+    """``(n, K)`` table of ``Σ_d log Poisson(x_nd; λ_kd)``, exact at ``λ = 0``.
+
+    Counts up to :data:`STABLE_COUNT` (the usual case) take the matrix form; data with
+    larger counts are computed element by element by :func:`poisson_log_pmf`, in blocks
+    of rows.
+    """
     rates = np.asarray(rates, dtype=float)
+    x = np.asarray(x, dtype=float)
+    if x.size and float(x.max()) > STABLE_COUNT:
+        n, (k, d) = x.shape[0], rates.shape
+        table = np.empty((n, k))
+        step = max(1, (1 << 20) // max(1, k * d))
+        for start in range(0, n, step):
+            block = x[start : start + step]
+            table[start : start + step] = poisson_log_pmf(block[:, None, :], rates[None, :, :]).sum(
+                axis=2
+            )
+        return table
     zero = rates <= 0.0
     log_rates = np.where(zero, 0.0, safe_log(np.where(zero, 1.0, rates)))
     table = x @ log_rates.T - rates.sum(axis=1)[None, :] - _log_factorial(x).sum(axis=1)[:, None]
@@ -182,8 +236,23 @@ class PoissonMixtureModel(FiniteMixture):
         mean = x.mean(axis=0)
         if self.init_params == "random":
             factors = rng.gamma(2.0, 0.5, size=(k, d))
-            return PoissonMixtureParams(np.full(k, 1.0 / k), mean[None, :] * factors)
-        return PoissonMixtureParams(*smoothed_start(x, k, rng))
+            params = PoissonMixtureParams(np.full(k, 1.0 / k), mean[None, :] * factors)
+        else:
+            params = PoissonMixtureParams(*smoothed_start(x, k, rng))
+        if self.gamma_prior is not None and self.gamma_prior[0] > 1.0:
+            # a Gamma(a > 1) prior has zero density at λ = 0 (a column of zeros gives
+            # zero rates): start at the MAP rate of a component holding all rows, all zero
+            a, b = self.gamma_prior
+            floor = (a - 1.0) / (b + x.shape[0])
+            params = params._replace(rates=np.maximum(params.rates, floor))
+        return params
+
+    def validate_params(self, params: Any, x: Any) -> None:
+        """Parameters passed to ``fit``: a :class:`PoissonMixtureParams` shaped for ``x``."""
+        k, d = self.n_components, np.shape(x)[1]
+        check_param_shapes(
+            type(self).__name__, params, PoissonMixtureParams, {"weights": (k,), "rates": (k, d)}
+        )
 
     # ---- the contract
     def log_weighted_densities(self, params: PoissonMixtureParams, x: np.ndarray) -> np.ndarray:

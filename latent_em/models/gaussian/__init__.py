@@ -9,7 +9,7 @@
 * :mod:`.model` -- :class:`GaussianMixtureModel`;
 * :mod:`.parsimonious` -- the M-steps of mclust's parsimonious structures;
 * :mod:`.missing` -- rows with missing values (``missing="marginalize"``);
-* :mod:`.labels` -- partially labelled data (``GaussianMixture.fit(X, y)``);
+* :mod:`.labels` -- partially labelled data (``GaussianMixture.fit(X, labels=y)``);
 * :mod:`.prior` -- mclust's conjugate prior (MAP-EM);
 * :mod:`.hierarchical` -- the seed-free start ``init_params="hc"``.
 """

@@ -12,6 +12,8 @@ on the ``covariance_type`` string: it looks the structure up in ``COVARIANCES``.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from scipy import linalg
 
@@ -80,9 +82,28 @@ class Covariance:
         raise NotImplementedError
 
     def estimate(
-        self, counts: np.ndarray, delta: np.ndarray, second: np.ndarray, reg: float
+        self,
+        counts: np.ndarray,
+        delta: np.ndarray,
+        second: np.ndarray,
+        *,
+        floor: float = 0.0,
+        add: float = 0.0,
     ) -> np.ndarray:
-        """Covariances from statistics; ``delta = μ_new - μ_old``."""
+        """Covariances from statistics; ``delta = μ_new - μ_old``.
+
+        The maximizer of the expected complete-data log-likelihood ``Q`` over the
+        covariances whose every eigenvalue is at least ``floor`` (the eigenvalues of the
+        unconstrained maximizer ``S`` clipped at ``floor``: Ingrassia 2004), then ``add``
+        times the identity added (scikit-learn's ``reg_covar``, which maximizes no fixed
+        objective). Where no eigenvalue of ``S`` is below ``floor``, ``S`` is returned
+        untouched.
+        """
+        raise NotImplementedError
+
+    def apply_floor(self, cov: np.ndarray, floor: float) -> np.ndarray:
+        """The nearest covariances (in ``Q``) with every eigenvalue ``>= floor``: the
+        projection that :meth:`estimate` applies to its unconstrained maximizer."""
         raise NotImplementedError
 
     def to_full(self, cov: np.ndarray, k: int, d: int) -> np.ndarray:
@@ -99,11 +120,26 @@ class Covariance:
         """Smallest eigenvalue of each component's covariance, shape ``(K,)``."""
         raise NotImplementedError
 
+    def max_variance(self, cov: np.ndarray, k: int) -> np.ndarray:
+        """Largest eigenvalue of each component's covariance, shape ``(K,)``."""
+        raise NotImplementedError
+
+    def condition(self, cov: np.ndarray) -> float:
+        """The largest condition number (largest over smallest eigenvalue) of the
+        components' covariances (``inf`` if one is not positive definite)."""
+        raise NotImplementedError
+
     def kernel(
         self, means: np.ndarray, prec_chol: np.ndarray, const: np.ndarray, centre: np.ndarray
     ) -> ExpandedKernel:
         """The block kernel of the fused E-step at these parameters."""
         return KERNELS[self.name](means, prec_chol, const, centre)
+
+
+#: the smallest variance (eigenvalue) a covariance may have: precisions up to 1e250 keep
+#: squared Mahalanobis distances, log-determinants and their sums finite in float64 (a
+#: subnormal variance from a component collapsed with ``reg_covar=0`` would overflow)
+TINY_VARIANCE = 1e-250
 
 
 def _chol_lower(mat: np.ndarray) -> np.ndarray:
@@ -114,16 +150,55 @@ def _is_pd(mat: np.ndarray) -> bool:
     if not np.all(np.isfinite(mat)):
         return False
     try:
-        _chol_lower(mat)
+        chol = _chol_lower(mat)
     except (linalg.LinAlgError, ValueError):
         return False
-    return True
+    # a positive but (nearly) subnormal factor overflows the precision
+    return bool(np.min(np.abs(np.diag(chol))) ** 2 >= TINY_VARIANCE)
 
 
-def _jitter_matrix(mat: np.ndarray) -> np.ndarray:
+def _condition(sorted_eigenvalues: np.ndarray) -> float:
+    """Largest ``λ_max / λ_min`` over rows of ascending eigenvalues ``(K, D)``."""
+    low, high = sorted_eigenvalues[:, 0], sorted_eigenvalues[:, -1]
+    if not np.all(np.isfinite(sorted_eigenvalues)) or np.any(low <= 0):
+        return math.inf
+    return float(np.max(high / low))
+
+
+def _floor_eigenvalues(mat: np.ndarray, floor: float) -> np.ndarray:
+    """``mat`` with its eigenvalues raised to ``floor`` (unchanged if none is below).
+
+    For a symmetric ``S``, ``V max(Λ, floor) Vᵀ`` maximizes ``-log|Σ| - tr(Σ⁻¹ S)`` over
+    the covariances with every eigenvalue ``>= floor`` (Ingrassia 2004, Theorem 3).
+    """
+    if floor <= 0 or not np.all(np.isfinite(mat)):
+        return mat
+    try:
+        # every eigenvalue above the floor (the usual case): a Cholesky factorization,
+        # a tenth of the cost of the eigendecomposition, says so
+        _chol_lower(mat - floor * np.eye(mat.shape[0]))
+        return mat
+    except linalg.LinAlgError:
+        pass
+    vals, vecs = np.linalg.eigh(mat)
+    if vals[0] >= floor:
+        return mat
+    out = (vecs * np.maximum(vals, floor)) @ vecs.T
+    return 0.5 * (out + out.T)
+
+
+def _largest_finite(values: np.ndarray) -> float:
+    """The largest finite absolute value (0 if none): the scale of the other components."""
+    finite = np.abs(values[np.isfinite(values)])
+    return float(finite.max()) if finite.size else 0.0
+
+
+def _jitter_matrix(mat: np.ndarray, fallback: float = 0.0) -> np.ndarray:
     mat = 0.5 * (mat + mat.T)
     d = mat.shape[0]
-    scale = max(float(np.max(np.abs(np.diag(mat)))), np.finfo(float).tiny)
+    # a matrix collapsed in every direction takes the scale of the other components
+    own = float(np.max(np.abs(np.diag(mat)))) if np.all(np.isfinite(mat)) else 0.0
+    scale = max(own or fallback, TINY_VARIANCE)
     eye = np.eye(d)
     for power in range(-14, 1):
         candidate = mat + (10.0**power) * scale * eye
@@ -177,13 +252,27 @@ class FullCovariance(Covariance):
         return sum_dx, sum_dxdx
 
     def estimate(
-        self, counts: np.ndarray, delta: np.ndarray, second: np.ndarray, reg: float
+        self,
+        counts: np.ndarray,
+        delta: np.ndarray,
+        second: np.ndarray,
+        *,
+        floor: float = 0.0,
+        add: float = 0.0,
     ) -> np.ndarray:
         d = delta.shape[1]
         cov = second / counts[:, None, None] - np.einsum("kd,ke->kde", delta, delta)
         cov = 0.5 * (cov + np.transpose(cov, (0, 2, 1)))
-        cov += reg * np.eye(d)[None]
+        cov = self.apply_floor(cov, floor)
+        if add:
+            cov += add * np.eye(d)[None]
         return cov
+
+    def apply_floor(self, cov: np.ndarray, floor: float) -> np.ndarray:
+        out = np.array(cov, dtype=float)
+        for k in range(out.shape[0]):
+            out[k] = _floor_eigenvalues(out[k], floor)
+        return out
 
     def to_full(self, cov: np.ndarray, k: int, d: int) -> np.ndarray:
         return cov
@@ -193,12 +282,19 @@ class FullCovariance(Covariance):
 
     def jitter(self, cov: np.ndarray, bad: list[int]) -> np.ndarray:
         cov = cov.copy()
+        fallback = _largest_finite(np.diagonal(cov, axis1=1, axis2=2))
         for k in bad:
-            cov[k] = _jitter_matrix(cov[k])
+            cov[k] = _jitter_matrix(cov[k], fallback)
         return cov
 
     def min_variance(self, cov: np.ndarray, k: int) -> np.ndarray:
         return np.array([np.linalg.eigvalsh(c)[0] for c in cov])
+
+    def max_variance(self, cov: np.ndarray, k: int) -> np.ndarray:
+        return np.array([np.linalg.eigvalsh(c)[-1] for c in cov])
+
+    def condition(self, cov: np.ndarray) -> float:
+        return _condition(np.linalg.eigvalsh(cov))
 
 
 class TiedCovariance(Covariance):
@@ -242,12 +338,23 @@ class TiedCovariance(Covariance):
         return sum_dx, sum_dxdx
 
     def estimate(
-        self, counts: np.ndarray, delta: np.ndarray, second: np.ndarray, reg: float
+        self,
+        counts: np.ndarray,
+        delta: np.ndarray,
+        second: np.ndarray,
+        *,
+        floor: float = 0.0,
+        add: float = 0.0,
     ) -> np.ndarray:
+        # Q is -N/2 (log|Σ| + tr(Σ⁻¹ S_pooled)): the floor applies to the pooled matrix
         cov = (second - np.einsum("k,kd,ke->de", counts, delta, delta)) / counts.sum()
-        cov = 0.5 * (cov + cov.T)
-        cov += reg * np.eye(cov.shape[0])
+        cov = self.apply_floor(0.5 * (cov + cov.T), floor)
+        if add:
+            cov = cov + add * np.eye(cov.shape[0])
         return cov
+
+    def apply_floor(self, cov: np.ndarray, floor: float) -> np.ndarray:
+        return _floor_eigenvalues(np.asarray(cov, dtype=float), floor)
 
     def to_full(self, cov: np.ndarray, k: int, d: int) -> np.ndarray:
         return np.broadcast_to(cov, (k, d, d)).copy()
@@ -264,6 +371,12 @@ class TiedCovariance(Covariance):
     def min_variance(self, cov: np.ndarray, k: int) -> np.ndarray:
         return np.full(k, np.linalg.eigvalsh(cov)[0])
 
+    def max_variance(self, cov: np.ndarray, k: int) -> np.ndarray:
+        return np.full(k, np.linalg.eigvalsh(cov)[-1])
+
+    def condition(self, cov: np.ndarray) -> float:
+        return _condition(np.linalg.eigvalsh(cov)[None])
+
 
 class DiagCovariance(Covariance):
     name = "diag"
@@ -279,7 +392,7 @@ class DiagCovariance(Covariance):
         return k * d
 
     def precisions_cholesky(self, cov: np.ndarray) -> np.ndarray:
-        if np.any(~np.isfinite(cov)) or np.any(cov <= 0):
+        if np.any(~np.isfinite(cov)) or np.any(cov < TINY_VARIANCE):
             raise linalg.LinAlgError("non-positive variance")
         return 1.0 / np.sqrt(cov)
 
@@ -306,9 +419,20 @@ class DiagCovariance(Covariance):
         return sum_dx, sum_dxdx
 
     def estimate(
-        self, counts: np.ndarray, delta: np.ndarray, second: np.ndarray, reg: float
+        self,
+        counts: np.ndarray,
+        delta: np.ndarray,
+        second: np.ndarray,
+        *,
+        floor: float = 0.0,
+        add: float = 0.0,
     ) -> np.ndarray:
-        return second / counts[:, None] - delta * delta + reg
+        # Q separates over coordinates, each -N/2 (log σ² + s/σ²): unimodal in σ², so
+        # the constrained maximizer is max(s, floor)
+        return self.apply_floor(second / counts[:, None] - delta * delta, floor) + add
+
+    def apply_floor(self, cov: np.ndarray, floor: float) -> np.ndarray:
+        return np.maximum(np.asarray(cov, dtype=float), floor)
 
     def to_full(self, cov: np.ndarray, k: int, d: int) -> np.ndarray:
         return np.stack([np.diag(c) for c in cov])
@@ -317,17 +441,28 @@ class DiagCovariance(Covariance):
         return np.diagonal(full_second, axis1=1, axis2=2).copy()
 
     def check_pd(self, cov: np.ndarray) -> list[int]:
-        return [k for k, c in enumerate(cov) if not (np.all(np.isfinite(c)) and np.all(c > 0))]
+        return [
+            k
+            for k, c in enumerate(cov)
+            if not (np.all(np.isfinite(c)) and np.all(c >= TINY_VARIANCE))
+        ]
 
     def jitter(self, cov: np.ndarray, bad: list[int]) -> np.ndarray:
         cov = cov.copy()
         for k in bad:
-            scale = max(float(np.max(np.abs(cov[k]))), np.finfo(float).tiny)
-            cov[k] = np.maximum(cov[k], 1e-10 * scale)
+            # a component collapsed in every coordinate has no scale of its own
+            scale = float(np.max(np.abs(cov[k]))) or _largest_finite(cov)
+            cov[k] = np.maximum(cov[k], max(1e-10 * scale, TINY_VARIANCE))
         return cov
 
     def min_variance(self, cov: np.ndarray, k: int) -> np.ndarray:
         return cov.min(axis=1)
+
+    def max_variance(self, cov: np.ndarray, k: int) -> np.ndarray:
+        return cov.max(axis=1)
+
+    def condition(self, cov: np.ndarray) -> float:
+        return _condition(np.sort(cov, axis=1))
 
 
 class SphericalCovariance(Covariance):
@@ -344,7 +479,7 @@ class SphericalCovariance(Covariance):
         return k
 
     def precisions_cholesky(self, cov: np.ndarray) -> np.ndarray:
-        if np.any(~np.isfinite(cov)) or np.any(cov <= 0):
+        if np.any(~np.isfinite(cov)) or np.any(cov < TINY_VARIANCE):
             raise linalg.LinAlgError("non-positive variance")
         return 1.0 / np.sqrt(cov)
 
@@ -370,10 +505,21 @@ class SphericalCovariance(Covariance):
         return sum_dx, sum_dxdx
 
     def estimate(
-        self, counts: np.ndarray, delta: np.ndarray, second: np.ndarray, reg: float
+        self,
+        counts: np.ndarray,
+        delta: np.ndarray,
+        second: np.ndarray,
+        *,
+        floor: float = 0.0,
+        add: float = 0.0,
     ) -> np.ndarray:
+        # Q is -N/2 (D log σ² + tr S / σ²): unimodal in σ², maximized at tr S / D
         d = delta.shape[1]
-        return (second / counts - np.sum(delta * delta, axis=1)) / d + reg
+        s_k = (second / counts - np.sum(delta * delta, axis=1)) / d
+        return self.apply_floor(s_k, floor) + add
+
+    def apply_floor(self, cov: np.ndarray, floor: float) -> np.ndarray:
+        return np.maximum(np.asarray(cov, dtype=float), floor)
 
     def to_full(self, cov: np.ndarray, k: int, d: int) -> np.ndarray:
         return cov[:, None, None] * np.eye(d)[None]
@@ -382,16 +528,21 @@ class SphericalCovariance(Covariance):
         return np.trace(full_second, axis1=1, axis2=2)
 
     def check_pd(self, cov: np.ndarray) -> list[int]:
-        return [k for k, c in enumerate(cov) if not (np.isfinite(c) and c > 0)]
+        return [k for k, c in enumerate(cov) if not (np.isfinite(c) and c >= TINY_VARIANCE)]
 
     def jitter(self, cov: np.ndarray, bad: list[int]) -> np.ndarray:
         cov = cov.copy()
-        scale = max(float(np.max(np.abs(cov))), np.finfo(float).tiny)
-        cov[bad] = 1e-10 * scale
+        cov[bad] = max(1e-10 * _largest_finite(cov), TINY_VARIANCE)
         return cov
 
     def min_variance(self, cov: np.ndarray, k: int) -> np.ndarray:
         return cov.copy()
+
+    def max_variance(self, cov: np.ndarray, k: int) -> np.ndarray:
+        return cov.copy()
+
+    def condition(self, cov: np.ndarray) -> float:
+        return 1.0 if np.all(cov > 0) else math.inf
 
 
 class ParsimoniousConstraint(Constraint):

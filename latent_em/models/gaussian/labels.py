@@ -27,23 +27,23 @@ __all__ = ["PartiallyLabelledGaussianMixture", "join_labels"]
 
 
 def join_labels(x: np.ndarray, y: Any, n_components: int) -> np.ndarray:
-    """``[x, y]``: the data with the labels as a last column, after checking ``y``
+    """``[x, y]``: the data with the labels ``y`` as a last column, after checking them
     (integers, ``-1`` for unknown, ``0 .. K-1`` otherwise, one per row)."""
     labels = np.asarray(y)
     if labels.ndim != 1 or labels.shape[0] != x.shape[0]:
         raise ValueError(
-            f"y must hold one label per row of X ({x.shape[0]}); got shape {labels.shape}"
+            f"labels must hold one label per row of X ({x.shape[0]}); got shape {labels.shape}"
         )
     if labels.dtype.kind not in "iub":
         if labels.dtype.kind != "f" or not np.all(np.isfinite(labels)):
-            raise ValueError("y must hold integers (component indices, -1 for unknown)")
+            raise ValueError("labels must hold integers (component indices, -1 for unknown)")
         if not np.all(labels == np.round(labels)):
-            raise ValueError("y must hold integers (component indices, -1 for unknown)")
+            raise ValueError("labels must hold integers (component indices, -1 for unknown)")
     labels = labels.astype(np.int64)
     bad = (labels < -1) | (labels >= n_components)
     if np.any(bad):
         raise ValueError(
-            f"y must hold -1 (unknown) or a component index 0..{n_components - 1}; got "
+            f"labels must hold -1 (unknown) or a component index 0..{n_components - 1}; got "
             f"{int(labels[np.flatnonzero(bad)[0]])}"
         )
     return np.hstack([np.asarray(x, dtype=float), labels[:, None].astype(float)])

@@ -5,8 +5,12 @@ row weights:
 
 * E-step: ``r_nk = φ_k N(x_n; μ_k, Σ_k) / Σ_j φ_j N(x_n; μ_j, Σ_j)`` (log space).
 * M-step: ``N_k = Σ_n w_n r_nk``; ``φ_k = N_k / Σ_j N_j`` (Lagrange multiplier);
-  ``μ_k = Σ_n w_n r_nk x_n / N_k``;
-  ``Σ_k = Σ_n w_n r_nk (x_n - μ_k)(x_n - μ_k)ᵀ / N_k + reg_covar·I``.
+  ``μ_k = Σ_n w_n r_nk x_n / N_k``; with ``S_k = Σ_n w_n r_nk (x_n - μ_k)(x_n - μ_k)ᵀ / N_k``,
+  ``Σ_k = V_k max(Λ_k, reg_covar) V_kᵀ`` for ``S_k = V_k Λ_k V_kᵀ``: the maximizer of
+  ``Q`` over covariances whose eigenvalues are all ``>= reg_covar`` (Ingrassia 2004), so
+  EM never lowers the likelihood on that set. ``covariance_regularization="additive"``
+  gives scikit-learn's ``Σ_k = S_k + reg_covar·I`` instead, which maximizes no fixed
+  objective (the model then states ``monotone_objective = False``).
 
 The statistics are centred at the *current* means (``sum_dx = Σ w r (x - μ_old)``), which
 keeps them additive over chunks (the current means are fixed during an E-step) and
@@ -29,7 +33,13 @@ from typing import Any
 import numpy as np
 from scipy import linalg
 
-from ..._validation import as_float_matrix, check_choice, check_int, check_positive_float
+from ..._validation import (
+    as_float_matrix,
+    check_choice,
+    check_int,
+    check_param_shapes,
+    check_positive_float,
+)
 from ...constraints import Constraint, Real, Simplex
 from .._kmeans import kmeans_plusplus, lloyd
 from .._mixture import FiniteMixture
@@ -38,7 +48,12 @@ from . import prior as conjugate_prior
 from .covariance import COVARIANCE_NAMES, COVARIANCES, Covariance, canonical_covariance
 from .hierarchical import ward_partition
 from .kernels import ExpandedKernel, log_normalize, run_blocks
-from .params import INIT_METHODS, GaussianMixtureParams, GaussianMixtureStats
+from .params import (
+    INIT_METHODS,
+    REGULARIZATIONS,
+    GaussianMixtureParams,
+    GaussianMixtureStats,
+)
 from .threads import MIN_BLOCKS_PER_THREAD, single_threaded_blas
 
 __all__ = ["GaussianMixtureModel"]
@@ -62,10 +77,25 @@ class GaussianMixtureModel(FiniteMixture):
         1995; ``covariances`` of shape ``(K, D, D)``), or mclust's univariate "E", "V"
         (one feature; ``(K, 1, 1)``). An alias is stored as the scikit-learn name.
     reg_covar : float, default 1e-6
-        Non-negative constant added to the diagonal of every covariance estimate (for
-        the parsimonious structures: ``n_k·reg_covar·I`` added to each scatter matrix
-        before the structure's M-step, which for the four scikit-learn structures is the
-        same thing).
+        Non-negative floor ε on the eigenvalues of every covariance, in the squared
+        units of the data (absolute, as scikit-learn's ``reg_covar``). The fit maximizes
+        the likelihood over the parameters whose covariances have all eigenvalues
+        ``>= ε`` (every variance ``>= ε`` for diag and spherical; the pooled covariance
+        for tied); each M-step is the exact maximizer of ``Q`` on that set (the
+        eigenvalues of the sample covariance clipped at ε: Ingrassia 2004; Ingrassia &
+        Rocci 2007), so the reported log-likelihood never decreases and is bounded.
+        Covariances whose eigenvalues are all above ε are the unregularized maximum
+        likelihood estimates. ``0`` leaves the likelihood unbounded where a component
+        collapses onto fewer than D + 1 distinct points (then repaired and reported).
+        mclust's other structures (``ParsimoniousCovariance``) have no floor:
+        ``n_k·reg_covar·I`` is added to each scatter matrix before their M-step.
+    covariance_regularization : {"floor", "additive"}, default "floor"
+        ``"floor"``: ``reg_covar`` is the eigenvalue floor above. ``"additive"``:
+        scikit-learn's update ``Σ_k = S_k + reg_covar·I`` (identical results from the
+        same start). It is not the maximizer of any fixed objective, so EM may lower
+        the log-likelihood when ``reg_covar`` is comparable to a variance; the model
+        states ``monotone_objective = False`` and the driver records such decreases as
+        events instead of raising :class:`~latent_em.MonotonicityError`.
     init_params : {"kmeans", "k-means++", "random", "random_from_data", "hc"}
         How initial responsibilities are formed: Lloyd's k-means from k-means++ seeds,
         k-means++ seeds alone (nearest-seed assignment), uniform random
@@ -122,6 +152,7 @@ class GaussianMixtureModel(FiniteMixture):
     n_threads: int | None = None
     missing: str = "error"
     prior: Any = None
+    covariance_regularization: str = "floor"
     _cov: Covariance = dataclasses.field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -141,6 +172,7 @@ class GaussianMixtureModel(FiniteMixture):
         # mclust's names of the four scikit-learn structures are the same structures
         object.__setattr__(self, "covariance_type", canonical_covariance(self.covariance_type))
         check_positive_float(self.reg_covar, "reg_covar", allow_zero=True)
+        check_choice(self.covariance_regularization, "covariance_regularization", REGULARIZATIONS)
         check_choice(self.init_params, "init_params", INIT_METHODS)
         check_choice(self.missing, "missing", missing_values.MISSING)
         object.__setattr__(self, "_cov", COVARIANCES[self.covariance_type])
@@ -160,6 +192,12 @@ class GaussianMixtureModel(FiniteMixture):
                 raise ValueError("weights_init must be finite and non-negative")
             if abs(w.sum() - 1.0) > 1e-6:
                 raise ValueError(f"weights_init must sum to one; it sums to {w.sum():.8g}")
+            if np.any(w == 0):
+                raise ValueError(
+                    f"weights_init must be positive; component {int(np.argmin(w))} has weight "
+                    "0, so EM could never give it responsibility (drop the component, or "
+                    "give it a small positive weight)"
+                )
             object.__setattr__(self, "weights_init", w / w.sum())
         if self.means_init is not None:
             m = np.asarray(self.means_init, dtype=float)
@@ -194,11 +232,79 @@ class GaussianMixtureModel(FiniteMixture):
     def covariance(self) -> Covariance:
         return self._cov
 
+    @property
+    def monotone_objective(self) -> bool:
+        """Whether EM provably never lowers the log-likelihood (the ``"floor"``
+        regularization); see :class:`latent_em.protocols.DeclaresObjective`."""
+        return self.covariance_regularization == "floor"
+
+    def log_likelihood_round_off(self, params: GaussianMixtureParams) -> float:
+        """A bound on the float64 error of ``log p(x_n)`` per row at ``params``.
+
+        A covariance with condition number κ, stored as a float64 matrix, is known only to
+        ``ε κ`` relative in its narrowest direction (its Cholesky factor is exact for a
+        matrix within ``ε ‖Σ‖`` of it), so a squared Mahalanobis distance of order D is
+        known to about ``D ε κ``: ``8 D ε κ`` bounds it with a margin. Typical fits
+        (κ < 10⁴) get below ``1e-10``; a component collapsed to the ``reg_covar`` floor
+        beside large variances (κ = 10⁸ at 1e-6 beside 100) gets ``~1e-6``. The driver
+        widens its monotonicity tolerance by this (see
+        :class:`latent_em.protocols.StatesRoundOff`).
+        """
+        d = int(np.shape(params.means)[1])
+        kappa = self.covariance.condition(np.asarray(params.covariances, dtype=float))
+        return 8.0 * d * float(np.finfo(np.float64).eps) * kappa
+
+    def check_params(self, params: GaussianMixtureParams) -> None:
+        """Refuse covariances below the ``reg_covar`` floor (``"floor"`` mode).
+
+        EM maximizes over the covariances with every eigenvalue ``>= reg_covar``; its
+        guarantee needs a start inside that set (the first M-step would otherwise leave
+        a better-than-feasible start and look like a decrease). ``initialize`` always
+        starts inside; given ``params`` are checked here.
+        """
+        floor = self.covariance_floor
+        if floor <= 0:
+            return
+        cov = np.asarray(params.covariances, dtype=float)
+        k = int(np.shape(params.means)[0])
+        try:
+            low = self.covariance.min_variance(cov, k)
+            high = self.covariance.max_variance(cov, k)
+        except (np.linalg.LinAlgError, ValueError):
+            return  # not a covariance at all: the E-step reports it
+        below = np.flatnonzero(low < floor * (1 - 1e-9) - 64 * np.finfo(float).eps * high)
+        if below.size:
+            j = int(below[0])
+            raise ValueError(
+                f"params: the covariance of component {j} has an eigenvalue of {low[j]:.3g}, "
+                f"below reg_covar={floor:g}; the fit maximizes the likelihood over "
+                "covariances whose every eigenvalue is at least reg_covar. Raise them "
+                "(model.covariance.apply_floor(covariances, reg_covar)) or lower reg_covar"
+            )
+
+    @property
+    def covariance_floor(self) -> float:
+        """The eigenvalue floor ε of the covariances (0 in the additive mode, with a
+        ``prior`` and for mclust's parsimonious structures, which have no floor)."""
+        if self.covariance.uses_current or self.prior is not None:
+            return 0.0
+        return float(self.reg_covar) if self.monotone_objective else 0.0
+
+    def _estimate_covariances(
+        self, counts: np.ndarray, delta: np.ndarray, second: np.ndarray
+    ) -> np.ndarray:
+        if self.monotone_objective:
+            return self.covariance.estimate(counts, delta, second, floor=self.reg_covar)
+        return self.covariance.estimate(counts, delta, second, add=self.reg_covar)
+
     # ---- data
     def check_data(self, x: Any) -> np.ndarray:
         """Validate ``x`` as an ``(n, D)`` float matrix with at least K rows."""
         arr = self._with_missing(
-            x, lambda v: as_float_matrix(v, "X", min_rows=self.n_components, dtype=self.dtype)
+            x,
+            lambda v: _checked(
+                as_float_matrix(v, "X", min_rows=self.n_components, dtype=self.dtype)
+            ),
         )
         self.covariance.check_features(arr.shape[1])
         for name, init in (("means_init", self.means_init),):
@@ -218,7 +324,7 @@ class GaussianMixtureModel(FiniteMixture):
     def check_chunk(self, x: Any) -> np.ndarray:
         """Validate one chunk of data read from disk or Dask: as :meth:`check_data`, but
         a chunk may have fewer than K rows."""
-        return self._with_missing(x, lambda v: as_float_matrix(v, "X", dtype=self.dtype))
+        return self._with_missing(x, lambda v: _checked(as_float_matrix(v, "X", dtype=self.dtype)))
 
     def _with_missing(self, x: Any, check: Any) -> np.ndarray:
         """``check(x)``, NaN allowed when ``missing="marginalize"`` (infinity never)."""
@@ -254,6 +360,13 @@ class GaussianMixtureModel(FiniteMixture):
         if self.covariance.check_pd(c):
             raise ValueError("covariances must be positive definite")
         return GaussianMixtureParams(w, m, c)
+
+    def validate_params(self, params: Any, x: Any) -> None:
+        """Parameters passed to ``fit``: a :class:`GaussianMixtureParams` shaped for ``x``
+        (the driver then checks that they are finite and inside :attr:`constraints`)."""
+        k, d = self.n_components, np.shape(x)[1]
+        shapes = {"weights": (k,), "means": (k, d), "covariances": self.covariance.shape(k, d)}
+        check_param_shapes(type(self).__name__, params, GaussianMixtureParams, shapes)
 
     @property
     def constraints(self) -> Mapping[str, Constraint]:
@@ -305,7 +418,9 @@ class GaussianMixtureModel(FiniteMixture):
         if self.means_init is not None:
             updates["means"] = self.means_init.copy()
         if self.covariances_init is not None:
-            updates["covariances"] = self.covariances_init.copy()
+            # a start inside the constrained set, where EM's guarantee holds
+            floor = self.covariance_floor
+            updates["covariances"] = self.covariance.apply_floor(self.covariances_init, floor)
         return params._replace(**updates)
 
     def _params_from_responsibilities(
@@ -313,13 +428,10 @@ class GaussianMixtureModel(FiniteMixture):
     ) -> GaussianMixtureParams:
         k, d = self.n_components, x.shape[1]
         counts = resp.sum(axis=0)
-        empty = counts <= 0
-        if np.any(empty):
-            # an initial cluster without points: seed it on random rows
-            picks = rng.choice(x.shape[0], size=int(empty.sum()))
-            resp = resp.copy()
-            resp[picks, :] = 0.0
-            resp[picks, np.flatnonzero(empty)] = 1.0
+        if np.any(counts <= 0):
+            # an initial cluster without points (duplicated rows give k-means fewer
+            # distinct centres than K): hand it one row of the largest cluster
+            resp = _one_hot(_fill_empty_clusters(x, np.argmax(resp, axis=1), k), k)
             counts = resp.sum(axis=0)
         means = (resp.T @ x) / counts[:, None]
         zero_cov = np.zeros(self.covariance.shape(k, d))
@@ -491,9 +603,9 @@ class GaussianMixtureModel(FiniteMixture):
                 counts, live, delta, stats.sum_dxdx, self.reg_covar, np.asarray(params.covariances)
             )
         elif self.covariance.shared:
-            covariances = self.covariance.estimate(counts, delta, stats.sum_dxdx, self.reg_covar)
+            covariances = self._estimate_covariances(counts, delta, stats.sum_dxdx)
         else:
-            covariances = self.covariance.estimate(safe, delta, stats.sum_dxdx, self.reg_covar)
+            covariances = self._estimate_covariances(safe, delta, stats.sum_dxdx)
             old = np.asarray(params.covariances)
             covariances[~live] = old[~live]
         weights = np.where(live, counts, 0.0) / total
@@ -521,6 +633,8 @@ class GaussianMixtureModel(FiniteMixture):
                 "heaviest component"
                 for k in empty
             )
+        if self.reg_covar == 0:
+            self._refuse_point_masses(np.asarray(out.covariances), counts)
         bad = self.covariance.check_pd(np.asarray(out.covariances))
         if bad:
             out = out._replace(covariances=self.covariance.jitter(np.asarray(out.covariances), bad))
@@ -538,6 +652,55 @@ class GaussianMixtureModel(FiniteMixture):
                     "a constant column, or data on a tiny scale)"
                 )
         return out, tuple(messages)
+
+    def _refuse_point_masses(self, cov: np.ndarray, counts: np.ndarray) -> None:
+        """With ``reg_covar=0``, stop where a component has collapsed onto one point.
+
+        Its covariance is then zero up to the round-off of the statistics (every
+        eigenvalue below ``1000 ε`` times the largest of any component), and the
+        likelihood grows without bound as it shrinks: there is no maximum to converge
+        to, and the densities would be round-off noise.
+        """
+        if self.covariance.shared or self.n_components < 2:
+            return
+        with np.errstate(invalid="ignore"):
+            top = np.nan_to_num(self.covariance.max_variance(cov, self.n_components), nan=0.0)
+        scale = float(np.max(top))
+        live = counts > 10 * np.finfo(float).eps * counts.sum()
+        point = np.flatnonzero(live & (top <= 1e3 * np.finfo(float).eps * scale))
+        if point.size:
+            raise ValueError(
+                f"reg_covar=0: component {int(point[0])} collapsed onto a single point (its "
+                "variances are at the round-off level of the statistics, the largest "
+                f"variance of another component being {scale:.3g}); the likelihood has no "
+                "maximum there. Use reg_covar > 0 "
+                "(the default 1e-6 keeps every eigenvalue of every covariance at or above "
+                "it) or fewer components"
+            )
+
+    def split_component(
+        self, params: GaussianMixtureParams, j: int, *, spread: float = 0.5
+    ) -> GaussianMixtureParams:
+        """Parameters with K + 1 components: component ``j`` of ``params`` halved in weight
+        and its mean moved ``± spread`` standard deviations along its main axis.
+
+        With ``spread=0`` the new mixture is the same density as ``params`` (same
+        likelihood); :func:`latent_em.select_components` starts K + 1 from such splits so
+        that a nested fit is never worse than the fit it extends.
+        """
+        weights = np.asarray(params.weights, dtype=float)
+        means = np.asarray(params.means, dtype=float)
+        covs = np.asarray(params.covariances, dtype=float)
+        k, d = means.shape
+        full = self.covariance.to_full(covs, k, d)[j]
+        vals, vecs = np.linalg.eigh(full)
+        step = spread * np.sqrt(max(vals[-1], 0.0)) * vecs[:, -1]
+        new_weights = np.r_[weights, weights[j] / 2.0]
+        new_weights[j] /= 2.0
+        new_means = np.vstack([means, means[j] + step])
+        new_means[j] = means[j] - step
+        new_covs = covs if self.covariance.shared else np.concatenate([covs, covs[j : j + 1]])
+        return GaussianMixtureParams(new_weights, new_means, new_covs.copy())
 
     def _split_heaviest(
         self, params: GaussianMixtureParams, empty: np.ndarray
@@ -577,8 +740,53 @@ class GaussianMixtureModel(FiniteMixture):
         return np.concatenate(xs), np.concatenate(zs)
 
 
+#: ``max |x| · sqrt(n D)`` must stay below this: squared distances of rows, summed over
+#: rows and coordinates, then stay below the float64 maximum (1.8e308) with a wide margin
+MAX_MAGNITUDE = 1e150
+
+
+def _checked(x: np.ndarray) -> np.ndarray:
+    """``x`` after :func:`_check_magnitude`."""
+    _check_magnitude(x)
+    return x
+
+
+def _check_magnitude(x: np.ndarray) -> None:
+    """Refuse data whose squares would overflow float64 in the E- and M-step sums."""
+    if x.size == 0:
+        return
+    largest = float(np.max(np.abs(x)))
+    limit = MAX_MAGNITUDE / math.sqrt(x.size)
+    if largest > limit:
+        row, col = np.unravel_index(int(np.argmax(np.abs(x))), x.shape)
+        raise ValueError(
+            f"X has a value of {x[row, col]:.3g} (row {row}, column {col}); with "
+            f"{x.shape[0]} rows and {x.shape[1]} columns, values beyond {limit:.3g} in "
+            "absolute value make squared distances overflow float64. Rescale X (for "
+            "example divide it by its largest absolute value)"
+        )
+
+
 def _symmetric(c: np.ndarray) -> bool:
     return bool(np.allclose(c, np.swapaxes(c, -1, -2), rtol=1e-8, atol=0))
+
+
+def _fill_empty_clusters(x: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
+    """Labels with every cluster non-empty (needs ``n >= k`` rows).
+
+    Each empty cluster takes the row of the currently largest cluster that lies
+    farthest from that cluster's mean, so distinct rows are separated first; the
+    largest cluster has at least two rows while any cluster is empty.
+    """
+    labels = labels.copy()
+    for j in range(k):
+        if np.any(labels == j):
+            continue
+        donor = int(np.argmax(np.bincount(labels, minlength=k)))
+        rows = np.flatnonzero(labels == donor)
+        spread = np.sum((x[rows] - x[rows].mean(axis=0)) ** 2, axis=1)
+        labels[rows[int(np.argmax(spread))]] = j
+    return labels
 
 
 def _one_hot(labels: np.ndarray, k: int) -> np.ndarray:
