@@ -48,10 +48,14 @@ class GaussianMixture(MixtureEstimator):
         diag and spherical), in the squared units of the data: the fit maximizes the
         likelihood over the covariances that respect it, a bounded objective that EM
         provably increases. Covariances above the floor are the unregularized maximum
-        likelihood estimates. See :class:`~latent_em.models.GaussianMixtureModel`.
+        likelihood estimates. For mclust's other structures (and E, V) it is instead the
+        constant ``c`` of the penalty ``-(c/2) Σ_k tr(Σ_k⁻¹)`` added to the
+        log-likelihood (MAP-EM, ``result_.log_prior``). See
+        :class:`~latent_em.models.GaussianMixtureModel` and ``docs/mclust.md``.
     covariance_regularization : {"floor", "additive"}, default "floor"
         ``"additive"`` reproduces scikit-learn's update (``reg_covar`` added to the
-        diagonal of every covariance estimate), which maximizes no fixed objective: EM
+        diagonal of every covariance estimate; ``n_k·reg_covar·I`` added to each scatter
+        matrix for the parsimonious structures), which maximizes no fixed objective: EM
         may then lower the log-likelihood, which is recorded as an event, not an error.
     max_iter : int, default 1000
         Maximum EM iterations per restart.

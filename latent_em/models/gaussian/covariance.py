@@ -50,8 +50,10 @@ class Covariance:
         second: np.ndarray,
         reg: float,
         current: np.ndarray,
+        penalty: float = 0.0,
     ) -> np.ndarray:
-        """Covariances from statistics and the current covariances (``uses_current``)."""
+        """Covariances from statistics and the current covariances (``uses_current``):
+        the structure's M-step on the scatter matrices ``W_k + (n_k·reg + penalty)·I``."""
         raise NotImplementedError
 
     def features_of(self, cov: np.ndarray) -> int | None:
@@ -635,9 +637,12 @@ class ParsimoniousCovariance(FullCovariance):
     Govaert 1995) other than the four above, held as ``(K, D, D)`` full matrices.
 
     The M-step is :func:`.parsimonious.solve` on the scatter matrices about the new
-    means, each regularized as ``W_k + n_k·reg_covar·I`` (for the four structures above
-    this is exactly their ``+ reg_covar·I``); the iterated structures start from the
-    current covariances (a generalized EM step: ``Q`` never decreases). Densities,
+    means, each regularized as ``W_k + c·I`` with a constant ``c`` (``penalty``): the
+    exact maximizer of ``Q - (c/2) Σ_k tr(Σ_k⁻¹)``, i.e. MAP-EM under the improper prior
+    ``log p(Σ_k) = -(c/2) tr(Σ_k⁻¹)`` (the model's default, ``c = reg_covar``); or as
+    ``W_k + n_k·reg·I`` (``reg``: scikit-learn's additive ``Σ_k = S_k + reg·I``, which
+    maximizes no fixed objective). The iterated structures start from the current
+    covariances (a generalized EM step: the penalized ``Q`` never decreases). Densities,
     moments and checks are the full structure's, and the E-step kernel is the full
     covariance's kernel on the full matrices (``KERNELS`` maps these names to it). The
     parameter count is mclust's ``nVarParams``.
@@ -670,10 +675,12 @@ class ParsimoniousCovariance(FullCovariance):
         second: np.ndarray,
         reg: float,
         current: np.ndarray,
+        penalty: float = 0.0,
     ) -> np.ndarray:
         """Covariances from the statistics (``delta = μ_new - μ_old``) given the live
         components and the current covariances; a component without responsibility
-        keeps its covariance."""
+        keeps its covariance. The scatter matrices are regularized as
+        ``W_k + (n_k·reg + penalty)·I`` (see the class docstring)."""
         d = delta.shape[1]
         cov = np.array(current, dtype=float, copy=True)
         if not np.any(live):
@@ -683,7 +690,7 @@ class ParsimoniousCovariance(FullCovariance):
             "kd,ke->kde", delta[live], delta[live]
         )
         scatter = 0.5 * (scatter + np.transpose(scatter, (0, 2, 1)))
-        scatter += (n * reg)[:, None, None] * np.eye(d)[None]
+        scatter += (n * reg + penalty)[:, None, None] * np.eye(d)[None]
         now = cov[live]
         new = solve(self.name, scatter, n, now)
         # generalized EM: an iterated M-step never returns a lower Q than the current
@@ -703,19 +710,23 @@ class ParsimoniousCovariance(FullCovariance):
         counts: np.ndarray,
         delta: np.ndarray,
         second: np.ndarray,
-        reg: float = 0.0,
         *,
         floor: float = 0.0,
         add: float = 0.0,
+        penalty: float = 0.0,
     ) -> np.ndarray:
         """The structure's M-step without current covariances (from its heuristic
-        start); ``reg``, ``add`` or ``floor`` regularize as ``n_k·reg·I`` added to each
-        scatter matrix (the parsimonious structures have no eigenvalue floor of their
-        own: see ``estimate_from``)."""
-        reg = max(float(reg), float(add), float(floor))
+        start), on the scatter matrices ``W_k + (n_k·add + penalty)·I`` (see
+        ``estimate_from``). The parsimonious structures have no eigenvalue floor: a
+        ``floor > 0`` is refused."""
+        if floor > 0:
+            raise ValueError(
+                f"covariance_type={self.name!r} has no eigenvalue floor (floor={floor:g}); "
+                "its regularization is the penalty -(c/2) tr(Σ_k⁻¹) (penalty=c)"
+            )
         live = counts > 0
         current = np.full((counts.shape[0], delta.shape[1], delta.shape[1]), np.nan)
-        return self.estimate_from(counts, live, delta, second, reg, current)
+        return self.estimate_from(counts, live, delta, second, float(add), current, penalty)
 
 
 def _of_structure(name: str, cov: np.ndarray) -> bool:

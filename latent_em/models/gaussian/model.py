@@ -10,7 +10,9 @@ row weights:
   ``Q`` over covariances whose eigenvalues are all ``>= reg_covar`` (Ingrassia 2004), so
   EM never lowers the likelihood on that set. ``covariance_regularization="additive"``
   gives scikit-learn's ``Σ_k = S_k + reg_covar·I`` instead, which maximizes no fixed
-  objective (the model then states ``monotone_objective = False``).
+  objective (the model then states ``monotone_objective = False``). For mclust's
+  parsimonious structures ``reg_covar`` is instead a penalty ``-(reg_covar/2) Σ_k tr(Σ_k⁻¹)``
+  on the objective (see :meth:`GaussianMixtureModel.log_prior`).
 
 The statistics are centred at the *current* means (``sum_dx = Σ w r (x - μ_old)``), which
 keeps them additive over chunks (the current means are fixed during an E-step) and
@@ -87,15 +89,21 @@ class GaussianMixtureModel(FiniteMixture):
         Covariances whose eigenvalues are all above ε are the unregularized maximum
         likelihood estimates. ``0`` leaves the likelihood unbounded where a component
         collapses onto fewer than D + 1 distinct points (then repaired and reported).
-        mclust's other structures (``ParsimoniousCovariance``) have no floor:
-        ``n_k·reg_covar·I`` is added to each scatter matrix before their M-step.
+        mclust's other structures (``ParsimoniousCovariance``: the ten beyond these four,
+        and E, V) have no floor: for them ``reg_covar`` is the constant ``c`` of the
+        penalty ``-(c/2) Σ_k tr(Σ_k⁻¹)`` added to the log-likelihood (MAP-EM under that
+        improper prior, reported by :meth:`log_prior`), whose M-step is the structure's
+        own M-step on the scatter matrices ``W_k + c·I``; the penalized likelihood is
+        bounded and never decreases. See ``docs/mclust.md``.
     covariance_regularization : {"floor", "additive"}, default "floor"
-        ``"floor"``: ``reg_covar`` is the eigenvalue floor above. ``"additive"``:
-        scikit-learn's update ``Σ_k = S_k + reg_covar·I`` (identical results from the
-        same start). It is not the maximizer of any fixed objective, so EM may lower
-        the log-likelihood when ``reg_covar`` is comparable to a variance; the model
-        states ``monotone_objective = False`` and the driver records such decreases as
-        events instead of raising :class:`~latent_em.MonotonicityError`.
+        ``"floor"``: ``reg_covar`` is the eigenvalue floor above (the penalty for the
+        parsimonious structures). ``"additive"``: scikit-learn's update
+        ``Σ_k = S_k + reg_covar·I`` (identical results from the same start; for the
+        parsimonious structures ``n_k·reg_covar·I`` added to each scatter matrix). It
+        is not the maximizer of any fixed objective, so EM may lower the log-likelihood
+        when ``reg_covar`` is comparable to a variance; the model states
+        ``monotone_objective = False`` and the driver records such decreases as events
+        instead of raising :class:`~latent_em.MonotonicityError`.
     init_params : {"kmeans", "k-means++", "random", "random_from_data", "hc"}
         How initial responsibilities are formed: Lloyd's k-means from k-means++ seeds,
         k-means++ seeds alone (nearest-seed assignment), uniform random
@@ -287,6 +295,16 @@ class GaussianMixtureModel(FiniteMixture):
         """The eigenvalue floor ε of the covariances (0 in the additive mode, with a
         ``prior`` and for mclust's parsimonious structures, which have no floor)."""
         if self.covariance.uses_current or self.prior is not None:
+            return 0.0
+        return float(self.reg_covar) if self.monotone_objective else 0.0
+
+    @property
+    def covariance_penalty(self) -> float:
+        """The constant ``c`` of the covariance penalty ``-(c/2) Σ_k tr(Σ_k⁻¹)`` in the
+        objective: ``reg_covar`` for mclust's parsimonious structures (``"floor"`` mode,
+        no ``prior``), 0 otherwise (the four scikit-learn structures use the eigenvalue
+        floor instead). See :meth:`log_prior`."""
+        if not self.covariance.uses_current or self.prior is not None:
             return 0.0
         return float(self.reg_covar) if self.monotone_objective else 0.0
 
@@ -599,8 +617,16 @@ class GaussianMixtureModel(FiniteMixture):
         delta = np.where(live[:, None], stats.sum_dx / safe[:, None], 0.0)
         means = np.asarray(params.means) + delta
         if self.covariance.uses_current:  # mclust's parsimonious structures
+            # the MAP step under the penalty (scatter + c·I), or the additive update
+            additive = 0.0 if self.monotone_objective else float(self.reg_covar)
             covariances = self.covariance.estimate_from(
-                counts, live, delta, stats.sum_dxdx, self.reg_covar, np.asarray(params.covariances)
+                counts,
+                live,
+                delta,
+                stats.sum_dxdx,
+                additive,
+                np.asarray(params.covariances),
+                self.covariance_penalty,
             )
         elif self.covariance.shared:
             covariances = self._estimate_covariances(counts, delta, stats.sum_dxdx)
@@ -612,10 +638,24 @@ class GaussianMixtureModel(FiniteMixture):
         return GaussianMixtureParams(weights, means, covariances)
 
     def log_prior(self, params: GaussianMixtureParams) -> float:
-        """``log p(θ)`` under ``prior`` (normalized), 0 without one."""
-        if self.prior is None:
+        """``log p(θ)`` under ``prior`` (normalized); without one, the covariance penalty
+        ``-(c/2) Σ_k tr(Σ_k⁻¹)`` with ``c =`` :attr:`covariance_penalty` (an improper
+        prior: mclust's parsimonious structures with ``reg_covar > 0``), else 0.
+
+        EM maximizes the log-likelihood plus this, and the driver checks that sum for
+        monotonicity (``EMResult.log_prior`` reports it, ``log_likelihood`` the rest).
+        """
+        if self.prior is not None:
+            return conjugate_prior.log_prior(self, params)
+        c = self.covariance_penalty
+        if c <= 0:
             return 0.0
-        return conjugate_prior.log_prior(self, params)
+        try:
+            prec_chol = self.covariance.precisions_cholesky(np.asarray(params.covariances))
+        except (linalg.LinAlgError, ValueError):
+            return -math.inf  # not positive definite: outside the parameter space
+        # Σ⁻¹ = P Pᵀ for the precision's Cholesky factor P, so tr(Σ⁻¹) = ‖P‖²_F
+        return -0.5 * c * float(np.sum(np.square(prec_chol)))
 
     def repair(
         self, params: GaussianMixtureParams, stats: GaussianMixtureStats, rng: np.random.Generator
@@ -645,11 +685,15 @@ class GaussianMixtureModel(FiniteMixture):
         if self.reg_covar > 0:
             floor = self.covariance.min_variance(np.asarray(out.covariances), self.n_components)
             collapsed = [int(k) for k in np.flatnonzero(floor <= self.reg_covar * (1 + 1e-3))]
+            where = (
+                f"held up only by the reg_covar={self.reg_covar:g} penalty -(c/2) tr(Σ⁻¹)"
+                if self.covariance_penalty > 0
+                else f"at the reg_covar={self.reg_covar:g} floor"
+            )
             if collapsed:
                 messages.append(
-                    f"component(s) {collapsed} collapsed: covariance at the reg_covar="
-                    f"{self.reg_covar:g} floor (fewer distinct points than dimensions + 1, "
-                    "a constant column, or data on a tiny scale)"
+                    f"component(s) {collapsed} collapsed: covariance {where} (fewer distinct "
+                    "points than dimensions + 1, a constant column, or data on a tiny scale)"
                 )
         return out, tuple(messages)
 
