@@ -476,5 +476,7 @@ def _plot(
         label = MODELS[model].description if cov is None else f"{cov} covariance"
         if cov in MCLUST_NAMES:
             label += f" ({MCLUST_NAMES[cov][0 if x.shape[1] > 1 else 1]})"
+        elif cov in ("E", "V"):  # mclust's univariate models, as its summary words them
+            label += " (equal variance)" if cov == "E" else " (unequal variance)"
         table.setdefault(label, {})[k] = scores[k, cov]
     plot_criterion(table, path, criterion=select.upper(), best=f"K={best_key[0]}")
