@@ -642,6 +642,18 @@ def _check_covariances(cov: np.ndarray, params: Any, model: Any, k: int | None) 
         raise ModelFileError("parameter covariances must be positive (variances)")
 
 
+def _as_model_reads(model: Any, option: str, value: Any) -> Any:
+    """``value`` of ``option`` as ``model``'s class stores it (a model may store an alias
+    under its canonical name, e.g. mclust's ``"EEE"`` as ``"tied"``); ``value`` itself if
+    the model is not a dataclass or refuses it."""
+    if not dataclasses.is_dataclass(model) or isinstance(model, type):
+        return value
+    try:
+        return getattr(dataclasses.replace(model, **{option: value}), option, value)
+    except (TypeError, ValueError):
+        return value
+
+
 def _check_loaded(obj: Any) -> None:
     """Validate a decoded estimator or result (see :func:`_check_params`)."""
     if isinstance(obj, EMResult):
@@ -655,6 +667,8 @@ def _check_loaded(obj: Any) -> None:
     _check_params(result.params, result.model)
     for option in ("n_components", "covariance_type"):
         mine, theirs = getattr(obj, option, None), getattr(result.model, option, None)
+        if mine is not None and theirs is not None and mine != theirs:
+            mine = _as_model_reads(result.model, option, mine)
         if mine is not None and theirs is not None and mine != theirs:
             raise ModelFileError(
                 f"the estimator's {option}={mine!r} disagrees with its fitted model's {theirs!r}"

@@ -36,8 +36,16 @@ from typing import Any
 import numpy as np
 
 from .em import EMResult, check_sample_weight, fit, posterior
+from .models.gaussian.covariance import COVARIANCE_NAMES, mclust_names
 
-__all__ = ["SelectionRow", "SelectionResult", "select_components", "CRITERIA"]
+__all__ = [
+    "SelectionRow",
+    "SelectionResult",
+    "ModelSelectionResult",
+    "select_components",
+    "format_model_table",
+    "CRITERIA",
+]
 
 CRITERIA = ("bic", "aic", "icl")
 
@@ -140,6 +148,126 @@ class SelectionResult:
         return plot_criterion(
             {label: values}, path, criterion=self.criterion.upper(), best=f"K={self.best_k}"
         )
+
+
+def format_model_table(
+    scores: dict[tuple[str, int], float], criterion: str = "bic", *, top: int = 3
+) -> str:
+    """A model x K table of a criterion as mclust prints ``mclustBIC``: in mclust's sign
+    (``-criterion``, larger is better), one column per model, one row per K, then the
+    best ``top`` models with their differences from the best.
+
+    Parameters
+    ----------
+    scores : dict
+        ``{(model name, K): criterion}`` in latent_em's sign (smaller is better).
+    criterion : str
+        Its name, for the headings.
+    top : int
+        How many of the best models to list.
+    """
+    name = criterion.upper()
+    models = list(dict.fromkeys(m for m, _ in scores))
+    ks = sorted({k for _, k in scores})
+    width = max(10, *(len(m) + 1 for m in models))
+    lines = [
+        f"{name} in mclust's sign ({'2 log L - p log n' if name == 'BIC' else '-' + name}, "
+        "larger is better; latent_em reports the negative):",
+        " " * 3 + "".join(f"{m:>{width}}" for m in models),
+    ]
+    for k in ks:
+        cells = [
+            f"{-scores[m, k]:>{width}.3f}" if (m, k) in scores else f"{'NA':>{width}}"
+            for m in models
+        ]
+        lines.append(f"{k:>3}" + "".join(cells))
+    best = sorted(scores, key=lambda key: scores[key])[:top]
+    labels = [f"{m},{k}" for m, k in best]
+    width = max(10, *(len(lab) + 1 for lab in labels))
+    lines += [
+        "",
+        f"Top {len(best)} models based on the {name} criterion:",
+        " " * 9 + "".join(f"{lab:>{width}}" for lab in labels),
+        f"{name:<9}" + "".join(f"{-scores[key]:>{width}.3f}" for key in best),
+        f"{name + ' diff':<9}"
+        + "".join(f"{scores[best[0]] - scores[key]:>{width}.3f}" for key in best),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelSelectionResult:
+    """What :func:`select_components` found over covariance structures and K.
+
+    Attributes
+    ----------
+    results : dict
+        One :class:`SelectionResult` per covariance structure (its rows are the K).
+    criterion : str
+        The criterion used to choose.
+    best_covariance : str
+        The structure of the best (structure, K).
+    best_k : int
+        The K of the best (structure, K).
+    best : Any
+        The fit of the best (structure, K).
+    """
+
+    results: dict[str, SelectionResult]
+    criterion: str
+    best_covariance: str
+    best_k: int
+    best: Any
+
+    @property
+    def scores(self) -> dict[tuple[str, int], float]:
+        """``{(structure, K): criterion}``, smaller is better."""
+        return {
+            (cov, row.n_components): float(getattr(row, self.criterion))
+            for cov, res in self.results.items()
+            for row in res.rows
+        }
+
+    def top(self, n: int = 3) -> list[tuple[str, int, float]]:
+        """The ``n`` best ``(structure, K, criterion)``, best first."""
+        scores = self.scores
+        return [(c, k, scores[c, k]) for c, k in sorted(scores, key=lambda key: scores[key])[:n]]
+
+    def format(self) -> str:
+        """The model x K table in mclust's layout and sign, then the best three."""
+        return format_model_table(self.scores, self.criterion)
+
+    def plot(self, path: str) -> str:
+        """The criterion against K, one line per structure, as a PNG at ``path``."""
+        from .plotting import plot_criterion
+
+        table: dict[str, dict[int, float]] = {}
+        for (cov, k), value in self.scores.items():
+            table.setdefault(cov, {})[k] = value
+        return plot_criterion(
+            table,
+            path,
+            criterion=self.criterion.upper(),
+            best=f"{self.best_covariance}, K={self.best_k}",
+        )
+
+
+def _covariance_list(covariance_types: Any, x: Any) -> list[str]:
+    if isinstance(covariance_types, str):
+        if covariance_types == "all":
+            shape = np.shape(x)
+            return list(mclust_names(int(shape[1]) if len(shape) == 2 else 1))
+        covariance_types = [covariance_types]
+    names = list(covariance_types)
+    if not names:
+        raise ValueError("covariance_types is empty: give 'all' or at least one structure")
+    for name in names:
+        if name not in COVARIANCE_NAMES:
+            raise ValueError(
+                f"covariance_types: unknown covariance_type {name!r}; expected 'all' or "
+                f"some of {', '.join(repr(c) for c in COVARIANCE_NAMES)}"
+            )
+    return names
 
 
 def _short_start(start: str) -> str:
@@ -249,8 +377,9 @@ def select_components(
     n_init: int = 1,
     random_state: Any = None,
     plot: str | None = None,
+    covariance_types: Any = None,
     **fit_kwargs: Any,
-) -> SelectionResult:
+) -> Any:
     """Fit K = each value of ``k_range`` and choose the K with the smallest criterion.
 
     Parameters
@@ -273,14 +402,57 @@ def select_components(
         Restarts and seed for a model (an estimator uses its own settings).
     plot : str, optional
         Write the criterion curve as a PNG to this path.
+    covariance_types : "all", str or list of str, optional
+        Gaussian mixtures: also choose the covariance structure among these
+        (``"all"``: mclust's default models, the 14 parsimonious structures, or E and V
+        for one feature). The estimator's ``covariance_type`` (or the model's field) is
+        replaced for each.
     **fit_kwargs
         Passed to :func:`latent_em.fit` for a model (e.g. ``tol``, ``accelerate``).
 
     Returns
     -------
-    SelectionResult
-        The table (``rows``), the chosen ``best_k`` and its fit.
+    SelectionResult or ModelSelectionResult
+        The table (``rows``), the chosen ``best_k`` and its fit; with
+        ``covariance_types``, a :class:`ModelSelectionResult` (one table per structure,
+        the best structure and K, ``format()`` in mclust's layout).
     """
+    if covariance_types is not None:
+        names = _covariance_list(covariance_types, X)
+        results: dict[str, SelectionResult] = {}
+        for name in names:
+            if hasattr(estimator_or_model, "get_params"):
+                if "covariance_type" not in estimator_or_model.get_params():
+                    raise ValueError(
+                        f"covariance_types: {type(estimator_or_model).__name__} has no "
+                        "covariance_type parameter"
+                    )
+                params = {**estimator_or_model.get_params(), "covariance_type": name}
+                candidate = type(estimator_or_model)(**params)
+            else:
+                if not hasattr(estimator_or_model, "covariance_type"):
+                    raise ValueError(
+                        f"covariance_types: {type(estimator_or_model).__name__} has no "
+                        "covariance_type field"
+                    )
+                candidate = dataclasses.replace(estimator_or_model, covariance_type=name)
+            results[name] = select_components(
+                candidate,
+                X,
+                k_range,
+                criterion,
+                sample_weight=sample_weight,
+                n_init=n_init,
+                random_state=random_state,
+                **fit_kwargs,
+            )
+        crit = results[names[0]].criterion
+        best_name = min(names, key=lambda c: min(float(getattr(r, crit)) for r in results[c].rows))
+        chosen = results[best_name]
+        found = ModelSelectionResult(results, crit, best_name, chosen.best_k, chosen.best)
+        if plot is not None:
+            found.plot(plot)
+        return found
     criterion = str(criterion).lower()
     if criterion not in CRITERIA:
         raise ValueError(f"criterion must be one of {CRITERIA}; got {criterion!r}")

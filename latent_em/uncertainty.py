@@ -528,6 +528,14 @@ def standard_errors(
     if method not in ("auto", "louis", "numerical"):
         raise ValueError(f"method must be 'auto', 'louis' or 'numerical'; got {method!r}")
     model, params, x = _resolve(fitted, x, params)
+    parsimonious = isinstance(model, GaussianMixtureModel) and model.covariance.uses_current
+    if parsimonious and method == "louis":
+        raise ValueError(
+            f"method='louis' is not available for covariance_type="
+            f"{model.covariance_type!r} (mclust's parsimonious structures): use "
+            "method='numerical' (or 'auto'), which differentiates in the structure's own "
+            "parameters, or bootstrap()"
+        )
     constraints = _constraints(model)
     weights = check_sample_weight(sample_weight, len(x))
     _check_fit_weights(
@@ -543,6 +551,9 @@ def standard_errors(
             f"method='louis' is not available for {type(model).__name__}; use "
             "method='numerical' (or 'auto')"
         )
+    # the analytic Louis information of the Gaussian mixture is for the unstructured
+    # covariances; mclust's other structures are differentiated in their own parameters
+    has_louis = has_louis and not parsimonious
     use = "louis" if method == "louis" or (method == "auto" and has_louis) else "numerical"
     if use == "louis":
         information, jac = louis_information(model, params, x, weights)

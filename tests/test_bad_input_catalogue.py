@@ -160,13 +160,15 @@ CASES: list[Case] = [
         "options",
         'GaussianMixture(2, covariance_type="ful").fit(X)',
         "ValueError",
-        "unknown covariance_type 'ful'; expected one of 'full', 'tied', 'diag', 'spherical'",
+        "unknown covariance_type 'ful'; expected one of 'full', 'tied', 'diag', 'spherical', "
+        "'EII', 'VII', 'EEI', 'VEI', 'EVI', 'VVI', 'EEE', 'VEE', 'EVE', 'VVE', 'EEV', 'VEV', "
+        "'EVV', 'VVV', 'E', 'V'",
     ),
     Case(
         "options",
         'GaussianMixture(2, init_params="kmeans+").fit(X)',
         "ValueError",
-        "unknown init_params 'kmeans+'; expected one of 'kmeans', 'k-means++', 'random', 'random_from_data'",
+        "unknown init_params 'kmeans+'; expected one of 'kmeans', 'k-means++', 'random', 'random_from_data', 'hc'",
     ),
     Case(
         "options",
@@ -211,7 +213,7 @@ CASES: list[Case] = [
         "options",
         "GaussianMixture(2).set_params(n_component=3)",
         "ValueError",
-        "invalid parameter 'n_component' for GaussianMixture; valid: ['accelerate', 'chunk_size', 'covariance_regularization', 'covariance_type', 'covariances_init', 'dtype', 'init_params', 'max_iter', 'means_init', 'n_components', 'n_init', 'random_state', 'reg_covar', 'tol', 'weights_init']",
+        "invalid parameter 'n_component' for GaussianMixture; valid: ['accelerate', 'chunk_size', 'covariance_regularization', 'covariance_type', 'covariances_init', 'dtype', 'init_params', 'max_iter', 'means_init', 'missing', 'n_components', 'n_init', 'prior', 'random_state', 'reg_covar', 'tol', 'weights_init']",
     ),
     Case(
         "initial parameters",

@@ -122,3 +122,25 @@ def test_thread_knob_reaches_the_model(monkeypatch):
     monkeypatch.setenv("LATENT_EM_NUM_THREADS", "3")
     assert GaussianMixtureModel(2)._threads() == 3
     assert GaussianMixtureModel(2, n_threads=1)._threads() == 1
+
+
+@pytest.mark.parametrize("structure", ["EII", "EEV", "VVE", "E"])
+def test_parsimonious_structures_take_the_full_compiled_kernel(structure):
+    """mclust's structures hold full matrices: past the compiled threshold their fused
+    E-step is the full family's compiled kernel, equal to posterior + expected_stats
+    (both branches were merged separately; the name alone reached the compiled table)."""
+    from latent_em.models.gaussian import kernels
+
+    rng = np.random.default_rng(3)
+    d = 1 if structure == "E" else 3
+    x = np.concatenate([rng.normal(size=(20_000, d)), 2.0 * rng.normal(size=(20_000, d)) + 5])
+    model = latent_em.GaussianMixtureModel(3, covariance_type=structure)
+    params = model.initialize(x, np.random.default_rng(1))
+    assert kernels.use_compiled(len(x), 3)
+    weights = np.ones(len(x))
+    stats, lm = model.e_step(params, x, weights)
+    post, lm_ref = model.posterior(params, x)
+    ref = model.expected_stats(params, x, post, weights)
+    np.testing.assert_allclose(lm, lm_ref, rtol=1e-12, atol=1e-10)
+    for got, want in zip(stats, ref, strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-11, atol=1e-8)

@@ -148,4 +148,12 @@ def test_criterion_plot_has_integer_ticks_and_named_models(monkeypatch, tmp_path
     ticks = [t for t in ax.get_xticks() if 1 <= t <= 4]
     assert ticks == [1, 2, 3, 4]
     texts = _legend_texts(figures[-1])
-    assert "full covariance (V)" in texts and "tied covariance (E)" in texts
+    # one column: --covariance all fits mclust's univariate E and V (docs/cli.md)
+    assert "E covariance (equal variance)" in texts
+    assert "V covariance (unequal variance)" in texts
+    # the scikit-learn names carry mclust's 1-D name
+    for cov in ("full", "tied"):
+        args = ["fit", str(tmp_path / "w.npy"), "-k", "1-2", "--covariance", cov]
+        assert main([*args, "--out", str(tmp_path / f"{cov}.json"), "--n-init", "1"]) == 0
+    assert "full covariance (V)" in _legend_texts(figures[-2])
+    assert "tied covariance (E)" in _legend_texts(figures[-1])

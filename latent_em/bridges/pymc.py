@@ -609,6 +609,12 @@ def gaussian_mixture_builder(
     model: Any, params: Any, x: Any, priors: Mapping[str, Any] | None
 ) -> PyMCModel:
     """Registered builder of ``GaussianMixtureModel``."""
+    if model.covariance.uses_current:
+        raise NotImplementedError(
+            f"to_pymc does not support covariance_type={model.covariance_type!r}: mclust's "
+            "parsimonious structures other than VVV, EEE, VVI, VII (full, tied, diag, "
+            "spherical) have no PyMC form in latent_em"
+        )
     return gaussian_mixture_pymc(
         params.weights,
         params.means,

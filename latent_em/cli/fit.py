@@ -57,6 +57,12 @@ MODELS: dict[str, ModelSpec] = {
     "poisson": ModelSpec("PoissonMixture", "Poisson mixture (count data)"),
 }
 COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
+#: mclust's names (the 14 parsimonious structures, then the univariate E and V)
+MCLUST_COVARIANCES = (
+    *("EII", "VII", "EEI", "VEI", "EVI", "VVI", "EEE"),
+    *("VEE", "EVE", "VVE", "EEV", "VEV", "EVV", "VVV"),
+    *("E", "V"),
+)
 CRITERIA = ("bic", "aic", "icl")
 
 
@@ -173,9 +179,12 @@ def register(sub: Any) -> None:
     )
     p.add_argument(
         "--covariance",
-        choices=(*COVARIANCE_TYPES, "all"),
+        choices=(*COVARIANCE_TYPES, *MCLUST_COVARIANCES, "all"),
         default=None,
-        help="covariance type(s) for --model gmm, 'all' compares the four (default: full)",
+        metavar="COVARIANCE",
+        help="covariance structure for --model gmm (default full): full, tied, diag, "
+        "spherical, one of mclust's EII VII EEI VEI EVI VVI EEE VEE EVE VVE EEV VEV EVV VVV "
+        "(E, V for one column), or all (mclust's 14; E and V for one column)",
     )
     p.add_argument(
         "--select", choices=CRITERIA, default="bic", help="criterion (smaller is better)"
@@ -222,10 +231,13 @@ def _main(args: argparse.Namespace) -> int:
     if not args.out.endswith(".json"):
         raise CommandError(f"--out must end in .json; got {args.out!r}")
     covariances: tuple[str | None, ...] = (None,)
-    if spec.covariance:
-        choice = args.covariance or "full"
-        covariances = COVARIANCE_TYPES if choice == "all" else (choice,)
     data = read_args_data(args, categorical=spec.categorical)
+    if spec.covariance:
+        from ..models.gaussian.covariance import mclust_names
+
+        choice = args.covariance or "full"
+        d = data.values.shape[1] if data.values.ndim == 2 else 1
+        covariances = mclust_names(d) if choice == "all" else (choice,)
     plot = None if args.no_plot else (args.plot or os.path.splitext(args.out)[0] + ".png")
     text = run_fit(
         data.values,
@@ -342,6 +354,11 @@ def run_fit(
             f"{est.n_parameters_:>7d} {scores[key]:>13.3f} {est.n_iter_:>5d} "
             f"{'yes' if est.converged_ else 'NO':>9}{mark}"
         )
+    if len(covariances) > 1:
+        from ..selection import format_model_table
+
+        table = {(str(c), k): scores[k, c] for k, c in candidates}
+        lines += ["", *format_model_table(table, select).rstrip("\n").split("\n")]
     lines += [
         "",
         f"Chosen: K={best_key[0]}" + (f", covariance={best_key[1]}" if best_key[1] else ""),
@@ -459,5 +476,7 @@ def _plot(
         label = MODELS[model].description if cov is None else f"{cov} covariance"
         if cov in MCLUST_NAMES:
             label += f" ({MCLUST_NAMES[cov][0 if x.shape[1] > 1 else 1]})"
+        elif cov in ("E", "V"):  # mclust's univariate models, as its summary words them
+            label += " (equal variance)" if cov == "E" else " (unequal variance)"
         table.setdefault(label, {})[k] = scores[k, cov]
     plot_criterion(table, path, criterion=select.upper(), best=f"K={best_key[0]}")

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from .._validation import check_int, check_positive_float
+from ..em import fit
 from ..models.gaussian import GaussianMixtureModel, GaussianMixtureParams
+from ..models.gaussian import missing as missing_values
+from ..models.gaussian.labels import PartiallyLabelledGaussianMixture, join_labels
+from ..models.gaussian.prior import ConjugatePrior
 from ._base import MixtureEstimator
+from ._interop import reject_sparse
 from .summary import (
     MCLUST_NAMES,
     by_feature_block,
@@ -28,8 +35,12 @@ class GaussianMixture(MixtureEstimator):
     ----------
     n_components : int, default 1
         Number of components K.
-    covariance_type : {"full", "tied", "diag", "spherical"}, default "full"
-        Covariance structure.
+    covariance_type : str, default "full"
+        Covariance structure: "full", "tied", "diag", "spherical" (or mclust's names for
+        them, "VVV", "EEE", "VVI", "VII"), mclust's other parsimonious models "EII",
+        "EEI", "VEI", "EVI", "VEE", "EVE", "VVE", "EEV", "VEV", "EVV" (covariances of shape
+        ``(K, D, D)``), or the univariate "E", "V" (see
+        :class:`~latent_em.models.GaussianMixtureModel`).
     tol : float, default 1e-6
         Convergence threshold on the change of the mean log-likelihood per iteration.
     reg_covar : float, default 1e-6
@@ -37,17 +48,21 @@ class GaussianMixture(MixtureEstimator):
         diag and spherical), in the squared units of the data: the fit maximizes the
         likelihood over the covariances that respect it, a bounded objective that EM
         provably increases. Covariances above the floor are the unregularized maximum
-        likelihood estimates. See :class:`~latent_em.models.GaussianMixtureModel`.
+        likelihood estimates. For mclust's other structures (and E, V) it is instead the
+        constant ``c`` of the penalty ``-(c/2) Σ_k tr(Σ_k⁻¹)`` added to the
+        log-likelihood (MAP-EM, ``result_.log_prior``). See
+        :class:`~latent_em.models.GaussianMixtureModel` and ``docs/mclust.md``.
     covariance_regularization : {"floor", "additive"}, default "floor"
         ``"additive"`` reproduces scikit-learn's update (``reg_covar`` added to the
-        diagonal of every covariance estimate), which maximizes no fixed objective: EM
+        diagonal of every covariance estimate; ``n_k·reg_covar·I`` added to each scatter
+        matrix for the parsimonious structures), which maximizes no fixed objective: EM
         may then lower the log-likelihood, which is recorded as an event, not an error.
     max_iter : int, default 1000
         Maximum EM iterations per restart.
     n_init : int, default 1
         Number of restarts; the best log-likelihood is kept and all are reported in
         ``result_.restarts``.
-    init_params : {"kmeans", "k-means++", "random", "random_from_data"}, default "kmeans"
+    init_params : {"kmeans", "k-means++", "random", "random_from_data", "hc"}, default "kmeans"
         Initialization method (see :class:`~latent_em.models.GaussianMixtureModel`).
     weights_init, means_init, covariances_init : array-like, optional
         Initial parameters; they override the corresponding initialized values.
@@ -61,13 +76,26 @@ class GaussianMixture(MixtureEstimator):
     dtype : {numpy.float64, numpy.float32}, default float64
         Working precision of the data and E-step (statistics are accumulated in float64;
         see :class:`~latent_em.models.GaussianMixtureModel`).
+    prior : {None, "default"} or ConjugatePrior, optional
+        mclust's conjugate prior (Fraley & Raftery 2007): ``"default"`` uses mclust's
+        ``priorControl()`` defaults computed from the training data
+        (:meth:`ConjugatePrior.default <latent_em.models.gaussian.prior.ConjugatePrior.default>`);
+        EM then maximizes ``log L + log p(θ)`` (MAP), and BIC, AIC and ICL use the
+        log-likelihood at the MAP estimate, as mclust's do. For full, tied, diag,
+        spherical, EII, EEI, E and V.
+    missing : {"error", "marginalize"}, default "error"
+        Rows with NaN entries: an error, or fitted under missing-at-random (each row's
+        likelihood is the density of its observed coordinates). ``predict``,
+        ``predict_proba``, ``score_samples`` then accept such rows, and :meth:`impute`
+        fills them with conditional means.
 
     Attributes
     ----------
     weights_ : (K,)
     means_ : (K, D)
     covariances_ : array
-        ``(K, D, D)``, ``(D, D)``, ``(K, D)`` or ``(K,)`` by covariance type.
+        ``(K, D, D)``, ``(D, D)``, ``(K, D)`` or ``(K,)`` by covariance type (full, tied,
+        diag, spherical); ``(K, D, D)`` for mclust's other structures.
     precisions_ : array
         Inverses of the covariances, same shape.
     precisions_cholesky_ : array
@@ -111,6 +139,8 @@ class GaussianMixture(MixtureEstimator):
         chunk_size: int | None = None,
         accelerate: str | None = None,
         dtype: Any = np.float64,
+        missing: str = "error",
+        prior: Any = None,
         covariance_regularization: str = "floor",
     ) -> None:
         self.n_components = n_components
@@ -127,30 +157,115 @@ class GaussianMixture(MixtureEstimator):
         self.chunk_size = chunk_size
         self.accelerate = accelerate
         self.dtype = dtype
+        self.missing = missing
+        self.prior = prior
         self.covariance_regularization = covariance_regularization
 
+    def fit(
+        self,
+        X: Any,
+        y: Any = None,
+        sample_weight: Any = None,
+        *,
+        labels: Any = None,
+        callback: Callable[[int, Any, float], Any] | None = None,
+    ) -> GaussianMixture:
+        """Fit by EM with ``n_init`` restarts; the best log-likelihood is kept.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training data.
+        y : ignored
+            Present for scikit-learn compatibility (a clusterer ignores ``y``; partial
+            labels are the keyword ``labels``).
+        labels : array-like of int of shape (n_samples,), optional
+            Partial labels (semi-supervised fitting, mclust's ``MclustSSC``): the
+            component of each row, ``-1`` where unknown. Known rows keep their component
+            (fixed responsibilities); ``log_likelihood_`` is then the combined
+            log-likelihood, ``Σ_known log φ_y N(x; μ_y, Σ_y) + Σ_unknown log p(x)``.
+            Needs ``X`` in memory.
+        sample_weight, callback
+            As in :meth:`MixtureEstimator.fit`.
+        """
+        if labels is None and self.prior is None:
+            super().fit(X, sample_weight=sample_weight, callback=callback)
+            return self
+        reject_sparse(X)
+        model = self._make_model()
+        x = self._check_fit_data(X, model)
+        self._record_feature_names(X)
+        if isinstance(self.prior, str):
+            if self.prior != "default":
+                raise ValueError(
+                    f"prior must be None, 'default' or a ConjugatePrior; got {self.prior!r}"
+                )
+            if not isinstance(x, np.ndarray):
+                raise ValueError(
+                    "prior='default' needs X in memory (its hyperparameters "
+                    "come from the data); give a ConjugatePrior instead"
+                )
+            data = x[~np.isnan(x).any(axis=1)] if model.missing == "marginalize" else x
+            resolved = ConjugatePrior.default(data, model.n_components, model.covariance_type)
+            model = dataclasses.replace(model, prior=resolved)
+        fitted: Any = model
+        data_in = x
+        if labels is not None:
+            if not isinstance(x, np.ndarray):
+                raise ValueError("labels (partial labels) need X in memory, as an array")
+            fitted = PartiallyLabelledGaussianMixture(model)
+            data_in = join_labels(x, labels, model.n_components)
+        result = fit(
+            fitted,
+            data_in,
+            n_init=self.n_init,
+            tol=self.tol,
+            max_iter=self.max_iter,
+            sample_weight=sample_weight,
+            chunk_size=self.chunk_size,
+            random_state=self.random_state,
+            accelerate=self.accelerate,
+            callback=callback,
+        )
+        self._store_result(model, dataclasses.replace(result, model=model), x, sample_weight)
+        return self
+
+    def impute(self, X: Any) -> np.ndarray:
+        """``X`` with every NaN replaced by its conditional mean given the row's observed
+        values under the fitted mixture, ``Σ_k r_nk E[x_M | x_O, k]`` (needs
+        ``missing="marginalize"``)."""
+        x = self._check_predict_data(X)
+        return missing_values.impute(self.model_, self.params_, np.asarray(x, dtype=float))
+
+    def _structure(self) -> str:
+        """The covariance structure fitted (mclust's aliases resolved)."""
+        model = getattr(self, "model_", None)
+        return str(model.covariance_type) if model is not None else str(self.covariance_type)
+
     def _describe_model(self) -> str:
-        names = MCLUST_NAMES.get(self.covariance_type)
-        if names is None:
-            return f"Gaussian mixture, {self.covariance_type} covariance"
+        structure = self._structure()
+        names = MCLUST_NAMES.get(structure)
+        if names is None:  # mclust's other parsimonious structures: their own names
+            return f"Gaussian mixture, {structure} covariance (mclust {structure})"
         d = int(getattr(self, "n_features_in_", 2))
         code = names[0] if d > 1 else names[1]
         words = names[2] if d > 1 else ("equal variance" if code == "E" else "unequal variance")
-        return f"Gaussian mixture, {self.covariance_type} covariance (mclust {code}: {words})"
+        return f"Gaussian mixture, {structure} covariance (mclust {code}: {words})"
 
     def _parameter_blocks(self, digits: int) -> list[tuple[str, list[str]]]:
         k, d = self.means_.shape
         names = feature_names(self, d)
         blocks = [weights_block(self, digits), by_feature_block(self, "Means", self.means_, digits)]
         cov = np.asarray(self.covariances_)
-        if self.covariance_type == "full":
+        structure = self._structure()
+        if structure == "full" or structure not in MCLUST_NAMES:  # (K, D, D) matrices
             for j in range(k):
                 blocks.append((f"Covariance of component {j}", matrix_block(names, cov[j], digits)))
-        elif self.covariance_type == "tied":
+        elif structure == "tied":
             blocks.append(
                 ("Covariance (tied: shared by all components)", matrix_block(names, cov, digits))
             )
-        elif self.covariance_type == "diag":
+        elif structure == "diag":
             blocks.append(by_feature_block(self, "Variances (diagonal covariances)", cov, digits))
         else:
             table = format_table(["variance"], list(range(k)), cov[None, :], digits=digits)
@@ -208,6 +323,8 @@ class GaussianMixture(MixtureEstimator):
             means_init=self.means_init,
             covariances_init=self.covariances_init,
             dtype=self.dtype,
+            missing=self.missing,
+            prior=None if self.prior is None or isinstance(self.prior, str) else self.prior,
             covariance_regularization=self.covariance_regularization,
         )
 
@@ -217,9 +334,9 @@ class GaussianMixture(MixtureEstimator):
         self.covariances_ = np.asarray(params.covariances)
         self.precisions_cholesky_ = self.model_.covariance.precisions_cholesky(self.covariances_)
         pc = self.precisions_cholesky_
-        if self.covariance_type == "full":
+        if pc.ndim == 3:  # full and mclust's other structures: (K, D, D)
             self.precisions_ = np.einsum("kij,klj->kil", pc, pc)
-        elif self.covariance_type == "tied":
+        elif self.model_.covariance_type == "tied":
             self.precisions_ = pc @ pc.T
         else:
             self.precisions_ = pc**2

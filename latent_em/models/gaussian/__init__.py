@@ -6,7 +6,12 @@
 * :mod:`.kernels` -- the blocked E-step kernels and the structure -> kernel table
   ``KERNELS``;
 * :mod:`.threads` -- BLAS thread control while the kernels run;
-* :mod:`.model` -- :class:`GaussianMixtureModel`.
+* :mod:`.model` -- :class:`GaussianMixtureModel`;
+* :mod:`.parsimonious` -- the M-steps of mclust's parsimonious structures;
+* :mod:`.missing` -- rows with missing values (``missing="marginalize"``);
+* :mod:`.labels` -- partially labelled data (``GaussianMixture.fit(X, labels=y)``);
+* :mod:`.prior` -- mclust's conjugate prior (MAP-EM);
+* :mod:`.hierarchical` -- the seed-free start ``init_params="hc"``.
 """
 
 from .covariance import COVARIANCE_TYPES

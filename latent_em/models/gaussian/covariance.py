@@ -1,7 +1,10 @@
 """Covariance structures of the Gaussian mixture: one strategy object per structure.
 
-Each structure (scikit-learn's full, tied, diag, spherical) owns everything specific to
-it: parameter shapes and counts, Cholesky factors of the precisions, moments, the
+The structures are scikit-learn's full, tied, diag and spherical (mclust's VVV, EEE, VVI
+and VII, accepted as aliases, see ``ALIASES``), mclust's ten other parsimonious models
+(``ParsimoniousCovariance``, held as ``(K, D, D)`` full matrices, M-steps in
+:mod:`.parsimonious`) and its univariate E and V. Each structure owns everything
+specific to it: parameter shapes and counts, Cholesky factors of the precisions, moments, the
 M-step estimate, positive-definiteness checks and repair, and (through
 ``kernels.KERNELS``) the block kernel of its fused E-step. Shared code never branches
 on the ``covariance_type`` string: it looks the structure up in ``COVARIANCES``.
@@ -16,6 +19,7 @@ import numpy as np
 from ..._lazy import lazy_module
 from ...constraints import Constraint, Positive, PositiveDefinite
 from .kernels import KERNELS, ExpandedKernel
+from .parsimonious import ITERATIVE, MCLUST_MODELS, n_variance_parameters, q_value, solve
 
 linalg = lazy_module("scipy.linalg")
 
@@ -28,6 +32,31 @@ class Covariance:
     #: one covariance shared by all components (the M-step pools the statistics, and an
     #: empty or re-seeded component has no covariance of its own)
     shared: bool = False
+    #: the M-step is ``estimate_from`` (needs the live components and the current
+    #: covariances: the parsimonious structures) rather than ``estimate``
+    uses_current: bool = False
+
+    def check_features(self, d: int) -> None:
+        """Raise ``ValueError`` if the structure cannot model D features (none by default)."""
+
+    def reduce_second(self, full_second: np.ndarray) -> np.ndarray:
+        """Per-component ``(K, D, D)`` second moments in the shape ``estimate`` takes
+        (the full structure's: unchanged)."""
+        return full_second
+
+    def estimate_from(
+        self,
+        counts: np.ndarray,
+        live: np.ndarray,
+        delta: np.ndarray,
+        second: np.ndarray,
+        reg: float,
+        current: np.ndarray,
+        penalty: float = 0.0,
+    ) -> np.ndarray:
+        """Covariances from statistics and the current covariances (``uses_current``):
+        the structure's M-step on the scatter matrices ``W_k + (n_k·reg + penalty)·I``."""
+        raise NotImplementedError
 
     def features_of(self, cov: np.ndarray) -> int | None:
         """The number of features D implied by a covariance array of this structure, 0 if
@@ -184,7 +213,7 @@ def _jitter_matrix(mat: np.ndarray, fallback: float = 0.0) -> np.ndarray:
 
 class FullCovariance(Covariance):
     name = "full"
-    constraint = PositiveDefinite()
+    constraint: Constraint = PositiveDefinite()
 
     def shape(self, k: int, d: int) -> tuple[int, ...]:
         return (k, d, d)
@@ -334,6 +363,9 @@ class TiedCovariance(Covariance):
     def to_full(self, cov: np.ndarray, k: int, d: int) -> np.ndarray:
         return np.broadcast_to(cov, (k, d, d)).copy()
 
+    def reduce_second(self, full_second: np.ndarray) -> np.ndarray:
+        return full_second.sum(axis=0)
+
     def check_pd(self, cov: np.ndarray) -> list[int]:
         return [] if _is_pd(cov) else [0]
 
@@ -408,6 +440,9 @@ class DiagCovariance(Covariance):
 
     def to_full(self, cov: np.ndarray, k: int, d: int) -> np.ndarray:
         return np.stack([np.diag(c) for c in cov])
+
+    def reduce_second(self, full_second: np.ndarray) -> np.ndarray:
+        return np.diagonal(full_second, axis1=1, axis2=2).copy()
 
     def check_pd(self, cov: np.ndarray) -> list[int]:
         return [
@@ -493,6 +528,9 @@ class SphericalCovariance(Covariance):
     def to_full(self, cov: np.ndarray, k: int, d: int) -> np.ndarray:
         return cov[:, None, None] * np.eye(d)[None]
 
+    def reduce_second(self, full_second: np.ndarray) -> np.ndarray:
+        return np.trace(full_second, axis1=1, axis2=2)
+
     def check_pd(self, cov: np.ndarray) -> list[int]:
         return [k for k, c in enumerate(cov) if not (np.isfinite(c) and c >= TINY_VARIANCE)]
 
@@ -511,9 +549,244 @@ class SphericalCovariance(Covariance):
         return 1.0 if np.all(cov > 0) else math.inf
 
 
+class ParsimoniousConstraint(Constraint):
+    """The ``(K, D, D)`` stacks ``Σ_k = λ_k D_k A_k D_kᵀ`` of one mclust structure, as a
+    bijection (locally) from the structure's free parameters: ``log λ`` (one, or one per
+    component), the first ``D - 1`` entries of ``log diag A`` (whose entries sum to zero;
+    none for the Identity shape) and the strictly upper triangle of a skew-symmetric
+    ``S`` with ``D = expm(S)`` (none for the Identity orientation). Its free size is
+    mclust's ``nVarParams``, so the numerical M-step, SQUAREM in the unconstrained space,
+    ``check_model``'s laws and numerical standard errors all move inside the structure.
+    """
+
+    event_ndim = 3
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        letters = name + "II" if len(name) == 1 else name
+        self.volume, self.shape, self.orientation = letters[0], letters[1], letters[2]
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.name!r})"
+
+    def _free_event_size(self, event_shape: tuple[int, ...]) -> int:
+        k, d, d2 = event_shape
+        if d != d2:
+            raise ValueError(f"covariance matrices must be square; got {event_shape}")
+        return n_variance_parameters(self.name, k, d)
+
+    def _unconstrain_events(self, value: np.ndarray) -> np.ndarray:
+        return np.stack([self._unconstrain_one(v) for v in value])
+
+    def _constrain_events(self, u: np.ndarray, event_shape: tuple[int, ...]) -> np.ndarray:
+        return np.stack([self._constrain_one(row, event_shape) for row in u])
+
+    def _unconstrain_one(self, cov: np.ndarray) -> np.ndarray:
+        d = cov.shape[1]
+        _, logdet = np.linalg.slogdet(cov)
+        log_lam = logdet / d
+        unit = cov / np.exp(log_lam)[:, None, None]
+        if self.orientation == "I":
+            log_a = np.log(np.diagonal(unit, axis1=1, axis2=2))
+            rot = None
+        elif self.orientation == "E":
+            rot = np.linalg.eigh(unit.sum(axis=0))[1][:, ::-1]
+            log_a = np.log(np.einsum("ji,kjl,li->ki", rot, unit, rot))
+            rot = rot[None]
+        else:
+            vals, rot = np.linalg.eigh(unit)
+            log_a, rot = np.log(vals[:, ::-1]), rot[:, :, ::-1]
+        parts = [np.atleast_1d(log_lam.mean() if self.volume == "E" else log_lam)]
+        log_a -= log_a.mean(axis=1, keepdims=True)
+        if self.shape == "E":
+            parts.append(log_a.mean(axis=0)[: d - 1])
+        elif self.shape == "V":
+            parts.append(log_a[:, : d - 1].ravel())
+        if rot is not None:
+            iu = np.triu_indices(d, 1)
+            for r in rot:
+                if np.linalg.det(r) < 0:
+                    r = r.copy()
+                    r[:, 0] = -r[:, 0]
+                parts.append(np.real(linalg.logm(r))[iu])
+        return np.concatenate(parts)
+
+    def _constrain_one(self, u: np.ndarray, event_shape: tuple[int, ...]) -> np.ndarray:
+        k, d, _ = event_shape
+        pos = 1 if self.volume == "E" else k
+        lam = np.exp(np.broadcast_to(u[:pos], (k,)))
+        n_shape = {"I": 0, "E": d - 1, "V": k * (d - 1)}[self.shape]
+        free_a = u[pos : pos + n_shape].reshape(-1, d - 1) if n_shape else np.zeros((1, d - 1))
+        pos += n_shape
+        log_a = np.concatenate([free_a, -free_a.sum(axis=1, keepdims=True)], axis=1)
+        a = np.broadcast_to(np.exp(log_a), (k, d))
+        if self.orientation == "I":
+            rot = np.broadcast_to(np.eye(d), (k, d, d))
+        else:
+            iu = np.triu_indices(d, 1)
+            rots = []
+            for row in u[pos:].reshape(-1, iu[0].size):
+                skew = np.zeros((d, d))
+                skew[iu] = row
+                rots.append(linalg.expm(skew - skew.T))
+            rot = np.broadcast_to(np.stack(rots), (k, d, d))
+        cov = (rot * (lam[:, None] * a)[:, None, :]) @ np.transpose(rot, (0, 2, 1))
+        return 0.5 * (cov + np.transpose(cov, (0, 2, 1)))
+
+
+class ParsimoniousCovariance(FullCovariance):
+    """One of mclust's parsimonious structures ``Σ_k = λ_k D_k A_k D_kᵀ`` (Celeux &
+    Govaert 1995) other than the four above, held as ``(K, D, D)`` full matrices.
+
+    The M-step is :func:`.parsimonious.solve` on the scatter matrices about the new
+    means, each regularized as ``W_k + c·I`` with a constant ``c`` (``penalty``): the
+    exact maximizer of ``Q - (c/2) Σ_k tr(Σ_k⁻¹)``, i.e. MAP-EM under the improper prior
+    ``log p(Σ_k) = -(c/2) tr(Σ_k⁻¹)`` (the model's default, ``c = reg_covar``); or as
+    ``W_k + n_k·reg·I`` (``reg``: scikit-learn's additive ``Σ_k = S_k + reg·I``, which
+    maximizes no fixed objective). The iterated structures start from the current
+    covariances (a generalized EM step: the penalized ``Q`` never decreases). Densities,
+    moments and checks are the full structure's, and the E-step kernel is the full
+    covariance's kernel on the full matrices (``KERNELS`` maps these names to it). The
+    parameter count is mclust's ``nVarParams``.
+    """
+
+    #: the M-step needs the live components and the current covariances
+    uses_current = True
+    #: the only number of features the structure accepts (mclust's 1-D models)
+    features: int | None = None
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.constraint = ParsimoniousConstraint(name)
+
+    def n_parameters(self, k: int, d: int) -> int:
+        return n_variance_parameters(self.name, k, d)
+
+    def check_features(self, d: int) -> None:
+        if self.features is not None and d != self.features:
+            raise ValueError(
+                f"covariance_type={self.name!r} is mclust's univariate model: X must have "
+                f"one column; got {d} (use one of {', '.join(MCLUST_MODELS)})"
+            )
+
+    def estimate_from(
+        self,
+        counts: np.ndarray,
+        live: np.ndarray,
+        delta: np.ndarray,
+        second: np.ndarray,
+        reg: float,
+        current: np.ndarray,
+        penalty: float = 0.0,
+    ) -> np.ndarray:
+        """Covariances from the statistics (``delta = μ_new - μ_old``) given the live
+        components and the current covariances; a component without responsibility
+        keeps its covariance. The scatter matrices are regularized as
+        ``W_k + (n_k·reg + penalty)·I`` (see the class docstring)."""
+        d = delta.shape[1]
+        cov = np.array(current, dtype=float, copy=True)
+        if not np.any(live):
+            return cov
+        n = counts[live]
+        scatter = second[live] - n[:, None, None] * np.einsum(
+            "kd,ke->kde", delta[live], delta[live]
+        )
+        scatter = 0.5 * (scatter + np.transpose(scatter, (0, 2, 1)))
+        scatter += (n * reg + penalty)[:, None, None] * np.eye(d)[None]
+        now = cov[live]
+        new = solve(self.name, scatter, n, now)
+        # generalized EM: an iterated M-step never returns a lower Q than the current
+        # covariances', when those are of the structure (solve starts from their
+        # projection, so this only guards against rounding); a closed form is the maximizer
+        if (
+            self.name in ITERATIVE
+            and q_value(scatter, n, new) < q_value(scatter, n, now)
+            and _of_structure(self.name, now)
+        ):
+            new = now
+        cov[live] = new
+        return cov
+
+    def estimate(
+        self,
+        counts: np.ndarray,
+        delta: np.ndarray,
+        second: np.ndarray,
+        *,
+        floor: float = 0.0,
+        add: float = 0.0,
+        penalty: float = 0.0,
+    ) -> np.ndarray:
+        """The structure's M-step without current covariances (from its heuristic
+        start), on the scatter matrices ``W_k + (n_k·add + penalty)·I`` (see
+        ``estimate_from``). The parsimonious structures have no eigenvalue floor: a
+        ``floor > 0`` is refused."""
+        if floor > 0:
+            raise ValueError(
+                f"covariance_type={self.name!r} has no eigenvalue floor (floor={floor:g}); "
+                "its regularization is the penalty -(c/2) tr(Σ_k⁻¹) (penalty=c)"
+            )
+        live = counts > 0
+        current = np.full((counts.shape[0], delta.shape[1], delta.shape[1]), np.nan)
+        return self.estimate_from(counts, live, delta, second, float(add), current, penalty)
+
+
+def _of_structure(name: str, cov: np.ndarray) -> bool:
+    """Whether ``cov`` is (to rounding) of structure ``name``: its M-step from the
+    covariances themselves as scatter matrices reproduces them."""
+    ones = np.ones(cov.shape[0])
+    if not np.isfinite(q_value(cov, ones, cov)):  # not finite, or not positive definite
+        return False
+    try:
+        again = solve(name, cov, ones, cov)
+    except (np.linalg.LinAlgError, ValueError):
+        return False
+    return bool(np.allclose(again, cov, rtol=1e-8, atol=0.0))
+
+
+class UnivariateCovariance(ParsimoniousCovariance):
+    """mclust's 1-D models ``E`` (equal variance) and ``V`` (variable variances), held as
+    ``(K, 1, 1)`` matrices."""
+
+    features = 1
+
+
+#: the parsimonious structures beyond the four above, in mclust's order, then the 1-D ones
+PARSIMONIOUS: tuple[str, ...] = tuple(
+    m for m in MCLUST_MODELS if m not in ("VVV", "EEE", "VVI", "VII")
+)
+
 COVARIANCES: dict[str, Covariance] = {
-    c.name: c for c in (FullCovariance(), TiedCovariance(), DiagCovariance(), SphericalCovariance())
+    c.name: c
+    for c in (
+        FullCovariance(),
+        TiedCovariance(),
+        DiagCovariance(),
+        SphericalCovariance(),
+        *(ParsimoniousCovariance(m) for m in PARSIMONIOUS),
+        UnivariateCovariance("E"),
+        UnivariateCovariance("V"),
+    )
 }
 
-#: the structure names, in the order of ``COVARIANCES``
-COVARIANCE_TYPES = tuple(COVARIANCES)
+#: the scikit-learn structure names (the first four of ``COVARIANCES``)
+COVARIANCE_TYPES = tuple(COVARIANCES)[:4]
+
+#: mclust's names of the four scikit-learn structures: the same structures, the same
+#: shapes of ``covariances`` and the same results
+ALIASES: dict[str, str] = {"VVV": "full", "EEE": "tied", "VVI": "diag", "VII": "spherical"}
+
+#: every accepted ``covariance_type``: scikit-learn's names, mclust's 14 (in mclust's
+#: order, aliases included) and its univariate E and V
+COVARIANCE_NAMES: tuple[str, ...] = (*COVARIANCE_TYPES, *MCLUST_MODELS, "E", "V")
+
+
+def canonical_covariance(name: str) -> str:
+    """The structure a ``covariance_type`` names (aliases resolved)."""
+    return ALIASES.get(name, name)
+
+
+def mclust_names(d: int) -> tuple[str, ...]:
+    """mclust's default models for D features: ``E``, ``V`` in one dimension, the 14
+    multivariate models otherwise (``mclustBIC``'s ``modelNames``)."""
+    return ("E", "V") if d == 1 else MCLUST_MODELS

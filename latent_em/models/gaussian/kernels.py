@@ -39,9 +39,14 @@ def compiled_e_step(
     n_threads: int,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """``(counts, sum_dx, sum_dxdx, log_marginal)`` from the compiled kernel of the
-    structure named ``structure`` (see :func:`latent_em.compiled.gaussian_e_step`)."""
+    structure named ``structure`` (see :func:`latent_em.compiled.gaussian_e_step`).
+
+    A structure runs the compiled kernel of the family its block kernel belongs to in
+    :data:`KERNELS` (mclust's parsimonious structures hold full matrices: the full one).
+    """
+    family = _FAMILY_OF_KERNEL[KERNELS[structure]]
     counts, sum_dx, sum_dxdx, log_marginal = compiled.gaussian_e_step(
-        structure, x, weights, means, prec_chol, const, n_threads
+        family, x, weights, means, prec_chol, const, n_threads
     )
     return counts, sum_dx, sum_dxdx, log_marginal
 
@@ -494,4 +499,20 @@ KERNELS: dict[str, type[ExpandedKernel]] = {
     "tied": TiedKernel,
     "diag": DiagKernel,
     "spherical": SphericalKernel,
+}
+# mclust's other parsimonious structures (and its 1-D E and V) hold full (K, D, D)
+# covariances: their E-step is the full structure's kernel on those matrices
+KERNELS.update(
+    dict.fromkeys(
+        ("EII", "EEI", "VEI", "EVI", "VEE", "EVE", "VVE", "EEV", "VEV", "EVV", "E", "V"),
+        FullKernel,
+    )
+)
+
+# the compiled kernel of each block-kernel family (the structure -> kernel table stays KERNELS)
+_FAMILY_OF_KERNEL: dict[type[ExpandedKernel], str] = {
+    FullKernel: "full",
+    TiedKernel: "tied",
+    DiagKernel: "diag",
+    SphericalKernel: "spherical",
 }

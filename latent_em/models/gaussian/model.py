@@ -10,7 +10,9 @@ row weights:
   ``Q`` over covariances whose eigenvalues are all ``>= reg_covar`` (Ingrassia 2004), so
   EM never lowers the likelihood on that set. ``covariance_regularization="additive"``
   gives scikit-learn's ``Σ_k = S_k + reg_covar·I`` instead, which maximizes no fixed
-  objective (the model then states ``monotone_objective = False``).
+  objective (the model then states ``monotone_objective = False``). For mclust's
+  parsimonious structures ``reg_covar`` is instead a penalty ``-(reg_covar/2) Σ_k tr(Σ_k⁻¹)``
+  on the objective (see :meth:`GaussianMixtureModel.log_prior`).
 
 The statistics are centred at the *current* means (``sum_dx = Σ w r (x - μ_old)``), which
 keeps them additive over chunks (the current means are fixed during an E-step) and
@@ -43,7 +45,10 @@ from ..._validation import (
 from ...constraints import Constraint, Real, Simplex
 from .._kmeans import kmeans_plusplus, lloyd
 from .._mixture import FiniteMixture
-from .covariance import COVARIANCE_TYPES, COVARIANCES, Covariance
+from . import missing as missing_values
+from . import prior as conjugate_prior
+from .covariance import COVARIANCE_NAMES, COVARIANCES, Covariance, canonical_covariance
+from .hierarchical import ward_partition
 from .kernels import ExpandedKernel, compiled_e_step, log_normalize, run_blocks, use_compiled
 from .params import (
     INIT_METHODS,
@@ -68,8 +73,13 @@ class GaussianMixtureModel(FiniteMixture):
     ----------
     n_components : int
         Number of components K.
-    covariance_type : {"full", "tied", "diag", "spherical"}
-        Covariance structure.
+    covariance_type : str, default "full"
+        Covariance structure: scikit-learn's "full", "tied", "diag", "spherical" (also
+        accepted under mclust's names "VVV", "EEE", "VVI", "VII": the same structures and
+        results), mclust's other parsimonious models "EII", "EEI", "VEI", "EVI", "VEE",
+        "EVE", "VVE", "EEV", "VEV", "EVV" (``Σ_k = λ_k D_k A_k D_kᵀ``, Celeux & Govaert
+        1995; ``covariances`` of shape ``(K, D, D)``), or mclust's univariate "E", "V"
+        (one feature; ``(K, 1, 1)``). An alias is stored as the scikit-learn name.
     reg_covar : float, default 1e-6
         Non-negative floor ε on the eigenvalues of every covariance, in the squared
         units of the data (absolute, as scikit-learn's ``reg_covar``). The fit maximizes
@@ -81,17 +91,27 @@ class GaussianMixtureModel(FiniteMixture):
         Covariances whose eigenvalues are all above ε are the unregularized maximum
         likelihood estimates. ``0`` leaves the likelihood unbounded where a component
         collapses onto fewer than D + 1 distinct points (then repaired and reported).
+        mclust's other structures (``ParsimoniousCovariance``: the ten beyond these four,
+        and E, V) have no floor: for them ``reg_covar`` is the constant ``c`` of the
+        penalty ``-(c/2) Σ_k tr(Σ_k⁻¹)`` added to the log-likelihood (MAP-EM under that
+        improper prior, reported by :meth:`log_prior`), whose M-step is the structure's
+        own M-step on the scatter matrices ``W_k + c·I``; the penalized likelihood is
+        bounded and never decreases. See ``docs/mclust.md``.
     covariance_regularization : {"floor", "additive"}, default "floor"
-        ``"floor"``: ``reg_covar`` is the eigenvalue floor above. ``"additive"``:
-        scikit-learn's update ``Σ_k = S_k + reg_covar·I`` (identical results from the
-        same start). It is not the maximizer of any fixed objective, so EM may lower
-        the log-likelihood when ``reg_covar`` is comparable to a variance; the model
-        states ``monotone_objective = False`` and the driver records such decreases as
-        events instead of raising :class:`~latent_em.MonotonicityError`.
-    init_params : {"kmeans", "k-means++", "random", "random_from_data"}
+        ``"floor"``: ``reg_covar`` is the eigenvalue floor above (the penalty for the
+        parsimonious structures). ``"additive"``: scikit-learn's update
+        ``Σ_k = S_k + reg_covar·I`` (identical results from the same start; for the
+        parsimonious structures ``n_k·reg_covar·I`` added to each scatter matrix). It
+        is not the maximizer of any fixed objective, so EM may lower the log-likelihood
+        when ``reg_covar`` is comparable to a variance; the model states
+        ``monotone_objective = False`` and the driver records such decreases as events
+        instead of raising :class:`~latent_em.MonotonicityError`.
+    init_params : {"kmeans", "k-means++", "random", "random_from_data", "hc"}
         How initial responsibilities are formed: Lloyd's k-means from k-means++ seeds,
         k-means++ seeds alone (nearest-seed assignment), uniform random
-        responsibilities, or random data points as means (nearest-point assignment).
+        responsibilities, random data points as means (nearest-point assignment), or
+        mclust-style model-based hierarchical agglomeration (Ward's criterion, mclust's
+        ``hcEII``; deterministic, at most 10 000 rows; see :mod:`.hierarchical`).
     weights_init, means_init, covariances_init : array-like, optional
         User-provided initial values; they override the corresponding part of the
         initialization from ``init_params``.
@@ -103,6 +123,16 @@ class GaussianMixtureModel(FiniteMixture):
         only through the rounding of the data to float32, which the tests bound at
         ``1e-5`` relative in the parameters and ``1e-6`` in the mean log-likelihood
         (``tests/test_float32.py``).
+    missing : {"error", "marginalize"}, default "error"
+        Rows with NaN entries: an error, or fitted under missing-at-random (each row's
+        density is that of its observed coordinates; the M-step uses the conditional
+        moments of the missing ones, Ghahramani & Jordan 1994; see
+        :mod:`latent_em.models.gaussian.missing`). Without NaN both are the same fit.
+    prior : ConjugatePrior, optional
+        mclust's conjugate prior on the means and covariances (``priorControl()``;
+        :class:`~latent_em.models.gaussian.prior.ConjugatePrior`, its defaults from
+        ``ConjugatePrior.default(X, n_components, covariance_type)``): EM becomes MAP-EM
+        on ``log L + log p(θ)``. For full, tied, diag, spherical, EII, EEI, E and V.
     n_threads : int, optional
         Threads for the fused E-step over a large chunk (default: the environment
         variable ``LATENT_EM_NUM_THREADS`` if set, else the CPUs this process may use).
@@ -134,6 +164,8 @@ class GaussianMixtureModel(FiniteMixture):
     covariances_init: Any = None
     dtype: Any = np.float64
     n_threads: int | None = None
+    missing: str = "error"
+    prior: Any = None
     covariance_regularization: str = "floor"
     _cov: Covariance = dataclasses.field(init=False, repr=False)
 
@@ -150,11 +182,21 @@ class GaussianMixtureModel(FiniteMixture):
         if self.n_threads is not None:
             check_int(self.n_threads, "n_threads", minimum=1)
         check_int(self.n_components, "n_components", minimum=1)
-        check_choice(self.covariance_type, "covariance_type", COVARIANCE_TYPES)
+        check_choice(self.covariance_type, "covariance_type", COVARIANCE_NAMES)
+        # mclust's names of the four scikit-learn structures are the same structures
+        object.__setattr__(self, "covariance_type", canonical_covariance(self.covariance_type))
         check_positive_float(self.reg_covar, "reg_covar", allow_zero=True)
         check_choice(self.covariance_regularization, "covariance_regularization", REGULARIZATIONS)
         check_choice(self.init_params, "init_params", INIT_METHODS)
+        check_choice(self.missing, "missing", missing_values.MISSING)
         object.__setattr__(self, "_cov", COVARIANCES[self.covariance_type])
+        if self.prior is not None:
+            if not isinstance(self.prior, conjugate_prior.ConjugatePrior):
+                raise TypeError(
+                    "prior must be None or a ConjugatePrior (e.g. ConjugatePrior.default(X, "
+                    f"n_components, covariance_type)); got {type(self.prior).__name__}"
+                )
+            conjugate_prior.check_structure(self.prior, self.covariance_type)
         k = self.n_components
         if self.weights_init is not None:
             w = np.asarray(self.weights_init, dtype=float)
@@ -256,7 +298,20 @@ class GaussianMixtureModel(FiniteMixture):
 
     @property
     def covariance_floor(self) -> float:
-        """The eigenvalue floor ε of the covariances (0 in the additive mode)."""
+        """The eigenvalue floor ε of the covariances (0 in the additive mode, with a
+        ``prior`` and for mclust's parsimonious structures, which have no floor)."""
+        if self.covariance.uses_current or self.prior is not None:
+            return 0.0
+        return float(self.reg_covar) if self.monotone_objective else 0.0
+
+    @property
+    def covariance_penalty(self) -> float:
+        """The constant ``c`` of the covariance penalty ``-(c/2) Σ_k tr(Σ_k⁻¹)`` in the
+        objective: ``reg_covar`` for mclust's parsimonious structures (``"floor"`` mode,
+        no ``prior``), 0 otherwise (the four scikit-learn structures use the eigenvalue
+        floor instead). See :meth:`log_prior`."""
+        if not self.covariance.uses_current or self.prior is not None:
+            return 0.0
         return float(self.reg_covar) if self.monotone_objective else 0.0
 
     def _estimate_covariances(
@@ -269,8 +324,13 @@ class GaussianMixtureModel(FiniteMixture):
     # ---- data
     def check_data(self, x: Any) -> np.ndarray:
         """Validate ``x`` as an ``(n, D)`` float matrix with at least K rows."""
-        arr = as_float_matrix(x, "X", min_rows=self.n_components, dtype=self.dtype)
-        _check_magnitude(arr)
+        arr = self._with_missing(
+            x,
+            lambda v: _checked(
+                as_float_matrix(v, "X", min_rows=self.n_components, dtype=self.dtype)
+            ),
+        )
+        self.covariance.check_features(arr.shape[1])
         for name, init in (("means_init", self.means_init),):
             if init is not None and np.shape(init)[1] != arr.shape[1]:
                 raise ValueError(
@@ -288,9 +348,24 @@ class GaussianMixtureModel(FiniteMixture):
     def check_chunk(self, x: Any) -> np.ndarray:
         """Validate one chunk of data read from disk or Dask: as :meth:`check_data`, but
         a chunk may have fewer than K rows."""
-        arr = as_float_matrix(x, "X", dtype=self.dtype)
-        _check_magnitude(arr)
+        return self._with_missing(x, lambda v: _checked(as_float_matrix(v, "X", dtype=self.dtype)))
+
+    def _with_missing(self, x: Any, check: Any) -> np.ndarray:
+        """``check(x)``, NaN allowed when ``missing="marginalize"`` (infinity never)."""
+        if self.missing != "marginalize":
+            return check(x)
+        raw = np.asarray(x)
+        if raw.dtype.kind != "f":
+            return check(x)
+        nan = np.isnan(raw)
+        if not nan.any():
+            return check(x)
+        arr = check(np.where(nan, 0.0, raw))
+        arr[nan.reshape(arr.shape)] = np.nan
         return arr
+
+    def _has_missing(self, x: np.ndarray) -> bool:
+        return self.missing == "marginalize" and bool(np.isnan(x).any())
 
     # ---- parameters
     def make_params(self, weights: Any, means: Any, covariances: Any) -> GaussianMixtureParams:
@@ -331,6 +406,15 @@ class GaussianMixtureModel(FiniteMixture):
         """Initial parameters: responsibilities from ``init_params``, then one M-step,
         then the user's ``*_init`` values where given."""
         x = np.asarray(x, dtype=float)
+        if self._has_missing(x):
+            empty = np.flatnonzero(np.isnan(x).all(axis=0))
+            if empty.size:
+                raise ValueError(
+                    f"X column {int(empty[0])} has no observed value (all NaN): nothing can "
+                    "be estimated for it; drop it"
+                )
+            # start from the data with each missing value replaced by its column's mean
+            x = missing_values.fill_column_means(x)
         k = self.n_components
         n = x.shape[0]
         if self.means_init is not None and self.init_params in ("kmeans", "k-means++"):
@@ -343,6 +427,8 @@ class GaussianMixtureModel(FiniteMixture):
         elif self.init_params == "k-means++":
             centers = kmeans_plusplus(x, k, rng)
             resp = _one_hot(np.argmin(_sqdist(x, centers), axis=1), k)
+        elif self.init_params == "hc":
+            resp = _one_hot(ward_partition(x, k), k)
         elif self.init_params == "random":
             resp = rng.uniform(size=(n, k))
             resp /= resp.sum(axis=1, keepdims=True)
@@ -418,8 +504,11 @@ class GaussianMixtureModel(FiniteMixture):
         return x
 
     def log_weighted_densities(self, params: GaussianMixtureParams, x: np.ndarray) -> np.ndarray:
-        """``(n, K)`` table of ``log φ_k + log N(x_n; μ_k, Σ_k)`` (float64)."""
+        """``(n, K)`` table of ``log φ_k + log N(x_n; μ_k, Σ_k)`` (float64); with
+        ``missing="marginalize"``, of the observed coordinates of each row."""
         x = self._as_working(x)
+        if self._has_missing(x):
+            return missing_values.log_weighted_densities(self, params, x)
         out = np.empty((x.shape[0], self.n_components))
         with single_threaded_blas():
             kernel = self._kernel(params, x.shape[1])
@@ -447,6 +536,8 @@ class GaussianMixtureModel(FiniteMixture):
             ``log p(x_n | params)``.
         """
         x = self._as_working(x)
+        if self._has_missing(x):
+            return missing_values.e_step(self, params, x, weights)
         n, d = x.shape
         if use_compiled(n, self.n_components):
             with single_threaded_blas():
@@ -522,6 +613,8 @@ class GaussianMixtureModel(FiniteMixture):
     ) -> GaussianMixtureStats:
         """Weighted counts and moments about the current means (additive over rows)."""
         x = np.asarray(x, dtype=float)
+        if self._has_missing(x):
+            return missing_values.expected_stats(self, params, x, posterior, weights)
         rw = np.asarray(posterior, dtype=float) * weights[:, None]
         counts = rw.sum(axis=0)
         with single_threaded_blas():  # (D, n) @ (n, D) products: see there
@@ -532,14 +625,29 @@ class GaussianMixtureModel(FiniteMixture):
         self, params: GaussianMixtureParams, stats: GaussianMixtureStats
     ) -> GaussianMixtureParams:
         """Closed-form maximizer (see module docstring). An empty component keeps its
-        mean and covariance and gets weight zero; :meth:`repair` then re-seeds it."""
+        mean and covariance and gets weight zero; :meth:`repair` then re-seeds it. With a
+        ``prior``, the MAP update (:mod:`.prior`; ``reg_covar`` is then not added)."""
+        if self.prior is not None:
+            return conjugate_prior.map_m_step(self, params, stats)
         counts = stats.counts
         total = counts.sum()
         live = counts > 10 * np.finfo(float).eps * total
         safe = np.where(live, counts, 1.0)
         delta = np.where(live[:, None], stats.sum_dx / safe[:, None], 0.0)
         means = np.asarray(params.means) + delta
-        if self.covariance.shared:
+        if self.covariance.uses_current:  # mclust's parsimonious structures
+            # the MAP step under the penalty (scatter + c·I), or the additive update
+            additive = 0.0 if self.monotone_objective else float(self.reg_covar)
+            covariances = self.covariance.estimate_from(
+                counts,
+                live,
+                delta,
+                stats.sum_dxdx,
+                additive,
+                np.asarray(params.covariances),
+                self.covariance_penalty,
+            )
+        elif self.covariance.shared:
             covariances = self._estimate_covariances(counts, delta, stats.sum_dxdx)
         else:
             covariances = self._estimate_covariances(safe, delta, stats.sum_dxdx)
@@ -547,6 +655,26 @@ class GaussianMixtureModel(FiniteMixture):
             covariances[~live] = old[~live]
         weights = np.where(live, counts, 0.0) / total
         return GaussianMixtureParams(weights, means, covariances)
+
+    def log_prior(self, params: GaussianMixtureParams) -> float:
+        """``log p(θ)`` under ``prior`` (normalized); without one, the covariance penalty
+        ``-(c/2) Σ_k tr(Σ_k⁻¹)`` with ``c =`` :attr:`covariance_penalty` (an improper
+        prior: mclust's parsimonious structures with ``reg_covar > 0``), else 0.
+
+        EM maximizes the log-likelihood plus this, and the driver checks that sum for
+        monotonicity (``EMResult.log_prior`` reports it, ``log_likelihood`` the rest).
+        """
+        if self.prior is not None:
+            return conjugate_prior.log_prior(self, params)
+        c = self.covariance_penalty
+        if c <= 0:
+            return 0.0
+        try:
+            prec_chol = self.covariance.precisions_cholesky(np.asarray(params.covariances))
+        except (linalg.LinAlgError, ValueError):
+            return -math.inf  # not positive definite: outside the parameter space
+        # Σ⁻¹ = P Pᵀ for the precision's Cholesky factor P, so tr(Σ⁻¹) = ‖P‖²_F
+        return -0.5 * c * float(np.sum(np.square(prec_chol)))
 
     def repair(
         self, params: GaussianMixtureParams, stats: GaussianMixtureStats, rng: np.random.Generator
@@ -576,11 +704,15 @@ class GaussianMixtureModel(FiniteMixture):
         if self.reg_covar > 0:
             floor = self.covariance.min_variance(np.asarray(out.covariances), self.n_components)
             collapsed = [int(k) for k in np.flatnonzero(floor <= self.reg_covar * (1 + 1e-3))]
+            where = (
+                f"held up only by the reg_covar={self.reg_covar:g} penalty -(c/2) tr(Σ⁻¹)"
+                if self.covariance_penalty > 0
+                else f"at the reg_covar={self.reg_covar:g} floor"
+            )
             if collapsed:
                 messages.append(
-                    f"component(s) {collapsed} collapsed: covariance at the reg_covar="
-                    f"{self.reg_covar:g} floor (fewer distinct points than dimensions + 1, "
-                    "a constant column, or data on a tiny scale)"
+                    f"component(s) {collapsed} collapsed: covariance {where} (fewer distinct "
+                    "points than dimensions + 1, a constant column, or data on a tiny scale)"
                 )
         return out, tuple(messages)
 
@@ -674,6 +806,12 @@ class GaussianMixtureModel(FiniteMixture):
 #: ``max |x| · sqrt(n D)`` must stay below this: squared distances of rows, summed over
 #: rows and coordinates, then stay below the float64 maximum (1.8e308) with a wide margin
 MAX_MAGNITUDE = 1e150
+
+
+def _checked(x: np.ndarray) -> np.ndarray:
+    """``x`` after :func:`_check_magnitude`."""
+    _check_magnitude(x)
+    return x
 
 
 def _check_magnitude(x: np.ndarray) -> None:
