@@ -47,6 +47,7 @@ from .exceptions import ConvergenceWarning
 from .posteriors import check_sample_weight, log_likelihood, log_prior, posterior
 from .protocols import (
     ClosedFormMStep,
+    FlagsCollapse,
     HasFitContext,
     Repairable,
     ValidatesParams,
@@ -338,6 +339,11 @@ def fit(
             n_iter=r.n_iter,
             converged=r.converged,
             n_events=len(r.events),
+            collapsed=(
+                tuple(model.collapsed_components(r.params))
+                if isinstance(model, FlagsCollapse)
+                else ()
+            ),
         )
         for i, r in enumerate(runs)
     )

@@ -34,6 +34,8 @@ capability                what the driver does with it
                           driver records a decrease as an event instead of raising
 ``check_data``            validates and converts user data before fitting
 ``check_params``          refuses initial parameters outside the model's domain
+``collapsed_components``  components of a fit that collapsed (a spurious maximum held
+                          up only by regularization); recorded per restart
 ``fit_context``           a context manager held for the whole fit (all restarts),
                           for process state such as BLAS thread limits
 ========================  ===========================================================
@@ -104,6 +106,7 @@ __all__ = [
     "HasLogJointGradient",
     "ExpectedLogJoint",
     "HasFitContext",
+    "FlagsCollapse",
     "DeclaresObjective",
     "StatesRoundOff",
     "ChecksParams",
@@ -268,6 +271,20 @@ class Samples(Protocol):
 
     def sample(self, params: Any, n: int, rng: np.random.Generator) -> tuple[Any, Any]:
         """Return ``(x, z)`` with ``n`` rows."""
+
+
+@runtime_checkable
+class FlagsCollapse(Protocol):
+    """Names the components of a fit that collapsed (a spurious maximum).
+
+    The likelihood of a mixture grows without bound as a component shrinks onto fewer
+    points than it has free directions; a fit holding such a component is kept finite only
+    by regularization. The driver records the answer for every restart
+    (:attr:`latent_em.RestartOutcome.collapsed`), so that a spurious maximum chosen over a
+    regular one can be reported.
+    """
+
+    def collapsed_components(self, params: Any) -> list[int]: ...
 
 
 @runtime_checkable

@@ -60,6 +60,10 @@ class RestartOutcome:
         Whether the convergence criterion was met before ``max_iter``.
     n_events : int
         Number of repair events during this restart.
+    collapsed : tuple of int
+        Components that collapsed in the final parameters (a spurious maximum held up
+        only by regularization), for models that state it (``collapsed_components``);
+        empty otherwise.
     """
 
     index: int
@@ -68,6 +72,7 @@ class RestartOutcome:
     n_iter: int
     converged: bool
     n_events: int
+    collapsed: tuple[int, ...] = ()
 
 
 @register

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -10,6 +11,7 @@ import numpy as np
 
 from .._validation import check_int, check_positive_float
 from ..em import fit
+from ..exceptions import DegeneracyWarning
 from ..models.gaussian import GaussianMixtureModel, GaussianMixtureParams
 from ..models.gaussian import missing as missing_values
 from ..models.gaussian.labels import PartiallyLabelledGaussianMixture, join_labels
@@ -190,6 +192,7 @@ class GaussianMixture(MixtureEstimator):
         """
         if labels is None and self.prior is None:
             super().fit(X, sample_weight=sample_weight, callback=callback)
+            self._flag_spurious_maximum()
             return self
         reject_sparse(X)
         model = self._make_model()
@@ -228,7 +231,36 @@ class GaussianMixture(MixtureEstimator):
             callback=callback,
         )
         self._store_result(model, dataclasses.replace(result, model=model), x, sample_weight)
+        self._flag_spurious_maximum()
         return self
+
+    def _flag_spurious_maximum(self) -> None:
+        """Flag a collapsed component in the chosen fit (a spurious maximum).
+
+        ``degenerate_components_`` lists them (empty for a regular fit). When another
+        restart ended at a regular maximum and a degenerate one was kept for its larger
+        likelihood, a :class:`~latent_em.DegeneracyWarning` says so: the likelihood grows
+        without bound as a component shrinks, so its larger value does not make it the
+        better fit.
+        """
+        collapsed = self.model_.collapsed_components(self.params_)
+        self.degenerate_components_ = np.asarray(collapsed, dtype=int)
+        restarts = self.result_.restarts
+        regular = [o for o in restarts if not o.collapsed]
+        if not collapsed or not regular:
+            return
+        best_regular = max(regular, key=lambda o: o.objective)
+        warnings.warn(
+            f"the chosen fit is a spurious maximum: component(s) {collapsed} collapsed "
+            f"(a covariance eigenvalue at reg_covar={self.model_.reg_covar:g}), while "
+            f"restart {best_regular.index} reached a regular maximum with log-likelihood "
+            f"{best_regular.log_likelihood:.6g} (kept: {self.log_likelihood_:.6g}). The "
+            "likelihood grows without bound as a component shrinks onto few points; "
+            "consider the regular fit (latent_em.fit with that restart's seed), fewer "
+            "components, a larger reg_covar or prior='default'",
+            DegeneracyWarning,
+            stacklevel=3,
+        )
 
     def impute(self, X: Any) -> np.ndarray:
         """``X`` with every NaN replaced by its conditional mean given the row's observed

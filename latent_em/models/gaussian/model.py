@@ -702,8 +702,7 @@ class GaussianMixtureModel(FiniteMixture):
                 "smallest diagonal jitter that makes it so"
             )
         if self.reg_covar > 0:
-            floor = self.covariance.min_variance(np.asarray(out.covariances), self.n_components)
-            collapsed = [int(k) for k in np.flatnonzero(floor <= self.reg_covar * (1 + 1e-3))]
+            collapsed = self.collapsed_components(out)
             where = (
                 f"held up only by the reg_covar={self.reg_covar:g} penalty -(c/2) tr(Σ⁻¹)"
                 if self.covariance_penalty > 0
@@ -715,6 +714,19 @@ class GaussianMixtureModel(FiniteMixture):
                     "points than dimensions + 1, a constant column, or data on a tiny scale)"
                 )
         return out, tuple(messages)
+
+    def collapsed_components(self, params: GaussianMixtureParams) -> list[int]:
+        """Components whose covariance has an eigenvalue at the ``reg_covar`` floor (or,
+        for the penalized structures, down to ``reg_covar``).
+
+        Such a component sits on fewer distinct points than dimensions + 1 (or a constant
+        column): the likelihood grows without bound as it shrinks, so a fit holding one is
+        a spurious maximum, kept finite only by the regularization.
+        """
+        if self.reg_covar <= 0:
+            return []
+        smallest = self.covariance.min_variance(np.asarray(params.covariances), self.n_components)
+        return [int(k) for k in np.flatnonzero(smallest <= self.reg_covar * (1 + 1e-3))]
 
     def _refuse_point_masses(self, cov: np.ndarray, counts: np.ndarray) -> None:
         """With ``reg_covar=0``, stop where a component has collapsed onto one point.
