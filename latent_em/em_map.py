@@ -31,7 +31,6 @@ from .numerical_mstep import numerical_m_step
 from .posteriors import chunks, posterior_unchecked, validate_posterior
 from .protocols import (
     ChecksData,
-    ChecksParams,
     ClosedFormMStep,
     Constrained,
     CountsParameters,
@@ -462,10 +461,6 @@ def validate_initial_params(
             raise ModelContractError(
                 f"{name}.initialize returned parameters outside the model's constraints: {problem}"
             )
-    if isinstance(model, ChecksParams):
-        # the model's own domain (e.g. a floor on the covariances), where EM's guarantee
-        # holds: a start outside it would make the first step look like a decrease
-        model.check_params(params)
 
 
 def validate_m_step_output(model: Any, old: Any, new: Any, iteration: int = 1) -> None:

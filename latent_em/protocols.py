@@ -33,7 +33,6 @@ capability                what the driver does with it
                           objective (e.g. scikit-learn's additive ``reg_covar``): the
                           driver records a decrease as an event instead of raising
 ``check_data``            validates and converts user data before fitting
-``check_params``          refuses initial parameters outside the model's domain
 ``collapsed_components``  components of a fit that collapsed (a spurious maximum held
                           up only by regularization); recorded per restart
 ``fit_context``           a context manager held for the whole fit (all restarts),
@@ -109,7 +108,6 @@ __all__ = [
     "FlagsCollapse",
     "DeclaresObjective",
     "StatesRoundOff",
-    "ChecksParams",
     "has_monotone_objective",
     "round_off_of",
 ]
@@ -257,6 +255,10 @@ class ChecksData(Protocol):
 class ValidatesParams(Protocol):
     """Checks parameters passed to ``fit(model, x, params=...)`` against the data.
 
+    Also the place for the model's own domain: the set its M-step maximizes over, where
+    EM's guarantee starts (the Gaussian mixture refuses covariances below its
+    ``reg_covar`` floor here); ``initialize`` must return parameters inside it.
+
     Raises ``TypeError``/``ValueError`` naming ``params`` and the field. Without it the
     driver compares them with what ``initialize`` returns for the same data. Either way
     the driver then checks that they are finite and inside ``constraints``.
@@ -342,11 +344,3 @@ def round_off_of(model: Any, *params: Any) -> float:
     return max((float(model.log_likelihood_round_off(p)) for p in params), default=0.0)
 
 
-@runtime_checkable
-class ChecksParams(Protocol):
-    """Validates initial parameters against the model's own domain."""
-
-    def check_params(self, params: Any) -> None:
-        """Raise ``ValueError`` naming what is wrong when ``params`` lie outside the set
-        the M-step maximizes over (EM's guarantee starts there). Called by the driver on
-        every start, given or initialized."""

@@ -268,13 +268,13 @@ class GaussianMixtureModel(FiniteMixture):
         kappa = self.covariance.condition(np.asarray(params.covariances, dtype=float))
         return 8.0 * d * float(np.finfo(np.float64).eps) * kappa
 
-    def check_params(self, params: GaussianMixtureParams) -> None:
+    def _check_floor(self, params: GaussianMixtureParams) -> None:
         """Refuse covariances below the ``reg_covar`` floor (``"floor"`` mode).
 
         EM maximizes over the covariances with every eigenvalue ``>= reg_covar``; its
         guarantee needs a start inside that set (the first M-step would otherwise leave
         a better-than-feasible start and look like a decrease). ``initialize`` always
-        starts inside; given ``params`` are checked here.
+        starts inside; given ``params`` are checked here (from :meth:`validate_params`).
         """
         floor = self.covariance_floor
         if floor <= 0:
@@ -386,11 +386,13 @@ class GaussianMixtureModel(FiniteMixture):
         return GaussianMixtureParams(w, m, c)
 
     def validate_params(self, params: Any, x: Any) -> None:
-        """Parameters passed to ``fit``: a :class:`GaussianMixtureParams` shaped for ``x``
-        (the driver then checks that they are finite and inside :attr:`constraints`)."""
+        """Parameters passed to ``fit``: a :class:`GaussianMixtureParams` shaped for ``x``,
+        with covariances inside the ``reg_covar`` floor (the driver then checks that they
+        are finite and inside :attr:`constraints`)."""
         k, d = self.n_components, np.shape(x)[1]
         shapes = {"weights": (k,), "means": (k, d), "covariances": self.covariance.shape(k, d)}
         check_param_shapes(type(self).__name__, params, GaussianMixtureParams, shapes)
+        self._check_floor(params)
 
     @property
     def constraints(self) -> Mapping[str, Constraint]:
