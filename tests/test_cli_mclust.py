@@ -169,3 +169,25 @@ def test_help_lists_the_new_options(capsys):
         main(["fit", "--help"])
     text = capsys.readouterr().out
     assert "--missing {error,marginalize}" in text and "--prior {none,default}" in text
+
+
+def test_all_keeps_the_model_table_when_a_structure_fails(tmp_path, faithful, capsys, monkeypatch):
+    # a failed candidate is listed as failed; the model x K table shows the others (it
+    # raised KeyError on the missing score before)
+    original = latent_em.GaussianMixture.fit
+
+    def failing(self, *args, **kwargs):
+        if self.covariance_type == "VEE":
+            raise ValueError("simulated failure")
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(latent_em.GaussianMixture, "fit", failing)
+    path = tmp_path / "f.csv"
+    _write(path, faithful)
+    args = ["fit", str(path), "-k", "1-2", "--covariance", "all", "--n-init", "1", "--no-plot"]
+    assert main([*args, "--out", str(tmp_path / "m.json")]) == 0
+    text = capsys.readouterr().out
+    assert "VEE  failed: ValueError: simulated failure" in text
+    assert "Top 3 models based on the BIC criterion:" in text
+    header = next(line for line in text.splitlines() if line.lstrip().startswith("EII"))
+    assert "VEE" not in header.split() and "EVE" in header.split()
