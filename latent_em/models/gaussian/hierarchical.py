@@ -6,9 +6,11 @@ Fraley 1998, "Algorithms for model-based Gaussian hierarchical clustering", SIAM
 Comput. 20, 270-281). For the spherical, equal-volume model (mclust's ``hcEII``) that
 criterion is Ward's sum-of-squares criterion (Fraley 1998, section 2), which scipy
 implements; it is what this start uses, so the start, and the fit, do not depend on the
-random seed. (mclust's own default is the VVV criterion on SVD-transformed data, so its
-starts can differ.) The agglomeration needs the ``n(n-1)/2`` pairwise distances: it is
-limited to ``MAX_ROWS`` rows.
+random seed. (mclust's own default, ``mclust.options("hcModelName")`` = ``"VVV"`` and
+``mclust.options("hcUse")`` = ``"SVD"``, is the VVV criterion on the scaled, SVD-rotated
+and whitened data, from duplicates grouped, on at most 2000 random rows, so its starts can
+differ: docs/mclust.md, "What differs", lists the four differences.) The agglomeration needs the
+``n(n-1)/2`` pairwise distances: it is limited to ``MAX_ROWS`` rows.
 """
 
 from __future__ import annotations
