@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import math
+import re
 
 import numpy as np
 import pytest
@@ -86,6 +87,7 @@ def test_fit_missing_marginalize_fits_the_mar_likelihood(tmp_path, faithful, cap
     assert est.log_likelihood_ == pytest.approx(api.log_likelihood_, rel=1e-10)
     text = capsys.readouterr().out
     assert f"{est.log_likelihood_:.3f}" in text
+    assert "Missing values: rows with missing entries fitted under missing-at-random" in text
     # predict reads the gaps too, with the model's conditional responsibilities
     pred = tmp_path / "p.csv"
     assert main(["predict", str(out), str(tmp_path / "h.csv"), "--out", str(pred)]) == 0
@@ -125,6 +127,14 @@ def test_fit_prior_default_is_mclusts_map_fit(tmp_path, faithful, capsys):
     api = latent_em.GaussianMixture(3, covariance_type="EEE", prior="default", n_init=2)
     api.set_params(random_state=0).fit(faithful)
     assert r.objective == pytest.approx(api.result_.objective, rel=1e-10)
+    # the summary names the prior and the two parts of the MAP objective
+    text = capsys.readouterr().out
+    assert "MAP-EM under mclust's conjugate prior: log-prior " in text
+    shown = re.search(r"log-prior (-?[\d.]+), log-likelihood \+ log-prior (-?[\d.]+)", text)
+    assert shown is not None
+    assert float(shown.group(1)) == pytest.approx(r.log_prior, abs=1e-3)
+    assert float(shown.group(2)) == pytest.approx(r.objective, abs=1e-2)
+    assert "Missing values" not in text
 
 
 def test_prior_with_all_fits_the_structures_that_have_one(tmp_path, faithful, capsys):
