@@ -201,3 +201,16 @@ def test_all_keeps_the_model_table_when_a_structure_fails(tmp_path, faithful, ca
     assert "Top 3 models based on the BIC criterion:" in text
     header = next(line for line in text.splitlines() if line.lstrip().startswith("EII"))
     assert "VEE" not in header.split() and "EVE" in header.split()
+
+
+def test_nan_in_a_npy_file(tmp_path, faithful, capsys):
+    x = _holes(faithful)
+    np.save(tmp_path / "h.npy", x)
+    args = ["fit", str(tmp_path / "h.npy"), "-k", "2", "--n-init", "1", "--no-plot"]
+    assert main([*args, "--out", str(tmp_path / "a.json")]) == 2
+    err = capsys.readouterr().err
+    assert "has missing values (NaN; the first at row 4, column 1)" in err
+    assert "--missing marginalize" in err
+    assert main([*args, "--missing", "marginalize", "--out", str(tmp_path / "m.json")]) == 0
+    est = latent_em.io.load(tmp_path / "m.json")
+    assert est.log_likelihood_ == pytest.approx(_mar_log_likelihood(x, est), rel=1e-9)

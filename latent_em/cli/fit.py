@@ -256,6 +256,14 @@ def _main(args: argparse.Namespace) -> int:
     covariances: tuple[str | None, ...] = (None,)
     marginalize = args.missing == "marginalize"
     data = read_args_data(args, categorical=spec.categorical, missing=marginalize)
+    if not marginalize and not spec.categorical:
+        holes = np.argwhere(np.isnan(np.asarray(data.values, dtype=float)))
+        if holes.size:  # a .npy file (the CSV reader refuses missing cells itself)
+            hint = ", or fit them with --missing marginalize" if args.model == "gmm" else ""
+            raise CommandError(
+                f"{args.data!r} has missing values (NaN; the first at row {holes[0][0] + 1}, "
+                f"column {holes[0][1] + 1}); remove or impute incomplete rows first{hint}"
+            )
     prior = None if args.prior == "none" else args.prior
     if spec.covariance:
         from ..models.gaussian.covariance import mclust_names
