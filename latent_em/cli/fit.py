@@ -276,7 +276,7 @@ def _main(args: argparse.Namespace) -> int:
             from ..models.gaussian.prior import PRIOR_STRUCTURES
 
             covariances = tuple(
-                c for c in covariances if canonical_covariance(c) in PRIOR_STRUCTURES
+                c for c in covariances if canonical_covariance(str(c)) in PRIOR_STRUCTURES
             )
     plot = None if args.no_plot else (args.plot or os.path.splitext(args.out)[0] + ".png")
     text = run_fit(
