@@ -168,7 +168,7 @@ CASES: list[Case] = [
         "options",
         'GaussianMixture(2, init_params="kmeans+").fit(X)',
         "ValueError",
-        "unknown init_params 'kmeans+'; expected one of 'kmeans', 'k-means++', 'random', 'random_from_data', 'hc'",
+        "unknown init_params 'kmeans+'; expected one of 'kmeans', 'k-means++', 'random', 'random_from_data', 'hc', 'mclust'",
     ),
     Case(
         "options",

@@ -63,6 +63,11 @@ def missing_file_error(path: str, what: str = "file") -> MissingFileError:
     return MissingFileError(f"no such file: {path!r}")
 
 
+def _is_missing(text: str) -> bool:
+    """An empty cell or ``NA``/``NaN``/``NULL`` (any case): a missing value."""
+    return text == "" or text.upper() in ("NA", "NAN", "NULL")
+
+
 def _is_number(text: str) -> bool:
     try:
         float(text)
@@ -171,6 +176,7 @@ def read_data(
     columns: str | list[str] | None = None,
     drop_columns: str | None = None,
     block_chars: int = 1 << 22,
+    missing: bool = False,
 ) -> Data:
     """Read ``path`` (``.npy``, or CSV with an optional header) as an ``(n, D)`` matrix.
 
@@ -194,6 +200,9 @@ def read_data(
     columns, drop_columns : str, optional
         Comma-separated column names (from the header) or 1-based numbers to keep, or
         to leave out; ``columns`` may also be a list of names.
+    missing : bool, default False
+        Read an empty cell, ``NA``, ``NaN`` or ``NULL`` of numeric data as NaN (a missing
+        value, for ``latent-em fit --missing marginalize``) instead of refusing it.
     """
     if not os.path.isfile(path):
         raise missing_file_error(path, "data file")
@@ -212,7 +221,9 @@ def read_data(
         with open(path, newline=None, encoding="utf-8-sig") as fh:
             if categorical:
                 return _read_categorical(fh, path, header, delimiter, columns, drop_columns)
-            return _read_numeric(fh, path, header, delimiter, columns, drop_columns, block_chars)
+            return _read_numeric(
+                fh, path, header, delimiter, columns, drop_columns, block_chars, missing
+            )
     except UnicodeDecodeError as exc:
         raise _error(
             f"{path!r} is not a UTF-8 text file ({exc.reason} at byte {exc.start})"
@@ -236,6 +247,7 @@ def _read_numeric(
     columns: str | list[str] | None,
     drop_columns: str | None,
     block_chars: int,
+    missing: bool = False,
 ) -> Data:
     line_no, first = _first_line(fh)
     if first is None:
@@ -243,7 +255,7 @@ def _read_numeric(
     hint = _separator_hint(first, delimiter)
     cells = _split(first, delimiter, f"{path!r} line {line_no}")
     if header is None:
-        header = not all(_is_number(c) for c in cells)
+        header = not all(_is_number(c) or (missing and _is_missing(c)) for c in cells)
     names = cells if header else None
     width = len(cells)
     keep = _select_columns(columns, drop_columns, names, width, path)
@@ -258,7 +270,7 @@ def _read_numeric(
             break
         if not text.endswith("\n"):
             text += fh.readline()
-        block = _parse_block(text, start, path, delimiter, width, names, usecols, hint)
+        block = _parse_block(text, start, path, delimiter, width, names, usecols, hint, missing)
         if block.size:
             blocks.append(block)
         start += text.count("\n")
@@ -277,6 +289,7 @@ def _parse_block(
     names: list[str] | None,
     usecols: list[int] | None,
     hint: str,
+    missing: bool = False,
 ) -> np.ndarray:
     """Parse one block of lines (the first is line ``start``) with NumPy's parser; on any
     problem, re-read it cell by cell for a message naming the line and column."""
@@ -293,9 +306,9 @@ def _parse_block(
     except ValueError:
         block = None
     if block is not None and (usecols is not None or block.shape[1] in (0, width)):
-        if not np.isnan(block).any():
+        if missing or not np.isnan(block).any():
             return block
-    return _parse_block_slowly(text, start, path, delimiter, width, names, usecols, hint)
+    return _parse_block_slowly(text, start, path, delimiter, width, names, usecols, hint, missing)
 
 
 def _parse_block_slowly(
@@ -307,6 +320,7 @@ def _parse_block_slowly(
     names: list[str] | None,
     usecols: list[int] | None,
     hint: str,
+    missing: bool = False,
 ) -> np.ndarray:
     def column_name(j: int) -> str:
         return repr(names[j]) if names is not None else str(j + 1)
@@ -324,10 +338,13 @@ def _parse_block_slowly(
         picked = usecols if usecols is not None else range(width)
         for j in picked:
             cell = row[j]
-            if cell == "" or cell.upper() in ("NA", "NAN", "NULL"):
+            if _is_missing(cell):
+                if missing:
+                    continue
                 raise _error(
                     f"{path!r} line {number}, column {column_name(j)}: missing value "
-                    f"{cell!r}; remove or impute incomplete rows first"
+                    f"{cell!r}; remove or impute incomplete rows first, or fit them with "
+                    "'latent-em fit --missing marginalize' (Gaussian mixtures)"
                 )
             if not _is_number(cell):
                 shown = cell if len(cell) <= 40 else cell[:37] + "..."
@@ -335,7 +352,7 @@ def _parse_block_slowly(
                     f"{path!r} line {number}, column {column_name(j)}: {shown!r} is not a "
                     f"number{hint}"
                 )
-        rows.append([float(row[j]) for j in picked])
+        rows.append([math.nan if _is_missing(row[j]) else float(row[j]) for j in picked])
     return np.array(rows, dtype=float).reshape(len(rows), len(usecols or range(width)))
 
 

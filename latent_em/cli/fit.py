@@ -140,8 +140,11 @@ def add_reader_options(p: Any) -> None:
     )
 
 
-def read_args_data(args: argparse.Namespace, categorical: bool = False) -> Any:
-    """Read ``args.data`` with the reader options of :func:`add_reader_options`."""
+def read_args_data(
+    args: argparse.Namespace, categorical: bool = False, missing: bool = False
+) -> Any:
+    """Read ``args.data`` with the reader options of :func:`add_reader_options`; with
+    ``missing``, empty cells (and ``NA``, ``NaN``, ``NULL``) are read as NaN."""
     from ._common import read_data
 
     return read_data(
@@ -151,6 +154,7 @@ def read_args_data(args: argparse.Namespace, categorical: bool = False) -> Any:
         delimiter=args.sep,
         columns=args.columns,
         drop_columns=args.drop_columns,
+        missing=missing,
     )
 
 
@@ -185,6 +189,21 @@ def register(sub: Any) -> None:
         help="covariance structure for --model gmm (default full): full, tied, diag, "
         "spherical, one of mclust's EII VII EEI VEI EVI VVI EEE VEE EVE VVE EEV VEV EVV VVV "
         "(E, V for one column), or all (mclust's 14; E and V for one column)",
+    )
+    p.add_argument(
+        "--missing",
+        choices=("error", "marginalize"),
+        default="error",
+        help="rows with missing values (empty cells, NA, NaN, NULL) for --model gmm: error "
+        "(default) refuses them; marginalize fits them under missing-at-random",
+    )
+    p.add_argument(
+        "--prior",
+        choices=("none", "default"),
+        default="none",
+        help="for --model gmm: default is mclust's conjugate prior (priorControl()), "
+        "fitted by MAP-EM; with --covariance all only the structures that have one "
+        "(mclust's ten and E, V)",
     )
     p.add_argument(
         "--select", choices=CRITERIA, default="bic", help="criterion (smaller is better)"
@@ -222,6 +241,10 @@ def _main(args: argparse.Namespace) -> int:
     spec = MODELS[args.model]
     if args.covariance is not None and not spec.covariance:
         raise CommandError(f"--covariance applies to --model gmm only, not {args.model!r}")
+    if args.missing != "error" and args.model != "gmm":
+        raise CommandError(f"--missing applies to --model gmm only, not {args.model!r}")
+    if args.prior != "none" and args.model != "gmm":
+        raise CommandError(f"--prior applies to --model gmm only, not {args.model!r}")
     if args.n_init < 1:
         raise CommandError(f"--n-init must be >= 1; got {args.n_init}")
     if args.max_iter < 1:
@@ -231,13 +254,30 @@ def _main(args: argparse.Namespace) -> int:
     if not args.out.endswith(".json"):
         raise CommandError(f"--out must end in .json; got {args.out!r}")
     covariances: tuple[str | None, ...] = (None,)
-    data = read_args_data(args, categorical=spec.categorical)
+    marginalize = args.missing == "marginalize"
+    data = read_args_data(args, categorical=spec.categorical, missing=marginalize)
+    if not marginalize and not spec.categorical:
+        holes = np.argwhere(np.isnan(np.asarray(data.values, dtype=float)))
+        if holes.size:  # a .npy file (the CSV reader refuses missing cells itself)
+            hint = ", or fit them with --missing marginalize" if args.model == "gmm" else ""
+            raise CommandError(
+                f"{args.data!r} has missing values (NaN; the first at row {holes[0][0] + 1}, "
+                f"column {holes[0][1] + 1}); remove or impute incomplete rows first{hint}"
+            )
+    prior = None if args.prior == "none" else args.prior
     if spec.covariance:
         from ..models.gaussian.covariance import mclust_names
 
         choice = args.covariance or "full"
         d = data.values.shape[1] if data.values.ndim == 2 else 1
         covariances = mclust_names(d) if choice == "all" else (choice,)
+        if choice == "all" and prior is not None:
+            from ..models.gaussian.covariance import canonical_covariance
+            from ..models.gaussian.prior import PRIOR_STRUCTURES
+
+            covariances = tuple(
+                c for c in covariances if canonical_covariance(str(c)) in PRIOR_STRUCTURES
+            )
     plot = None if args.no_plot else (args.plot or os.path.splitext(args.out)[0] + ".png")
     text = run_fit(
         data.values,
@@ -255,6 +295,8 @@ def _main(args: argparse.Namespace) -> int:
         source=args.data,
         progress=not args.no_progress,
         parameters=args.parameters,
+        missing=args.missing,
+        prior=prior,
     )
     sys.stdout.write(text)
     return 0
@@ -277,12 +319,16 @@ def run_fit(
     source: str = "data",
     progress: bool = True,
     parameters: bool = False,
+    missing: str = "error",
+    prior: str | None = None,
 ) -> str:
     """Fit every (K, covariance) candidate, save the best, return the summary as text.
 
     The text is the table of candidates, then the chosen model's summary as mclust
     prints it (:meth:`~latent_em.MixtureEstimator.summary`; with ``parameters`` the
     labelled parameters). Fits that stopped at ``max_iter`` are reported on stderr.
+    ``missing`` and ``prior`` are passed to the Gaussian mixture (``missing=
+    "marginalize"`` fits rows with NaN, ``prior="default"`` mclust's conjugate prior).
     """
     from ..exceptions import ConvergenceWarning
     from ._common import CommandError, ProgressBar
@@ -312,6 +358,10 @@ def run_fit(
             }
             if cov is not None:
                 options["covariance_type"] = cov
+            if missing != "error":
+                options["missing"] = missing
+            if prior is not None:
+                options["prior"] = prior
             est = cls(k, **options)
             try:
                 # non-convergence is shown in the table, not as a warning per fit
@@ -357,7 +407,7 @@ def run_fit(
     if len(covariances) > 1:
         from ..selection import format_model_table
 
-        table = {(str(c), k): scores[k, c] for k, c in candidates}
+        table = {(str(c), k): scores[k, c] for k, c in candidates if (k, c) in scores}
         lines += ["", *format_model_table(table, select).rstrip("\n").split("\n")]
     lines += [
         "",

@@ -57,7 +57,9 @@ def _main(args: argparse.Namespace) -> int:
         wanted = [str(n) for n in expected]
         if header is not None and set(wanted) <= set(header) and header != wanted:
             args.columns = wanted
-    data = read_args_data(args, categorical=categorical)
+    # a model fitted with missing='marginalize' predicts rows with missing cells too
+    missing = getattr(est, "missing", "error") == "marginalize"
+    data = read_args_data(args, categorical=categorical, missing=missing)
     if data.names is not None and expected is not None and list(data.names) != list(expected):
         hint = ""
         if set(expected) <= set(data.names):

@@ -64,7 +64,8 @@ class GaussianMixture(MixtureEstimator):
     n_init : int, default 1
         Number of restarts; the best log-likelihood is kept and all are reported in
         ``result_.restarts``.
-    init_params : {"kmeans", "k-means++", "random", "random_from_data", "hc"}, default "kmeans"
+    init_params : {"kmeans", "k-means++", "random", "random_from_data", "hc", "mclust"}, \
+            default "kmeans"
         Initialization method (see :class:`~latent_em.models.GaussianMixtureModel`).
     weights_init, means_init, covariances_init : array-like, optional
         Initial parameters; they override the corresponding initialized values.

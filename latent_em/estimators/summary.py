@@ -139,6 +139,20 @@ def summary_text(est: Any, *, parameters: bool = False, digits: int = 6) -> Summ
         else f"NOT converged: stopped at max_iter after {result.n_iter} iterations"
     )
     lines.append(f"EM {status} (best of {restarts} start{'s' if restarts != 1 else ''})")
+    model = getattr(est, "model_", None)
+    if getattr(model, "prior", None) is not None:
+        # mclust's summary says "Prior: defaultPrior()"; the parts of the MAP objective
+        lines.append(
+            f"MAP-EM under mclust's conjugate prior: log-prior "
+            f"{format_number(float(result.log_prior), digits + 1)}, log-likelihood + "
+            f"log-prior {format_number(float(result.objective), digits + 1)} (the "
+            "log-likelihood, BIC and ICL are at the MAP estimate)"
+        )
+    if getattr(model, "missing", "error") == "marginalize":
+        lines.append(
+            "Missing values: rows with missing entries fitted under missing-at-random "
+            "(the density of each row's observed columns)"
+        )
     counts = getattr(est, "classification_counts_", None)
     if counts is not None:
         lines += ["", "Clustering table (rows assigned to each component):"]

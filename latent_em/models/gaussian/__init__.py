@@ -11,7 +11,7 @@
 * :mod:`.missing` -- rows with missing values (``missing="marginalize"``);
 * :mod:`.labels` -- partially labelled data (``GaussianMixture.fit(X, labels=y)``);
 * :mod:`.prior` -- mclust's conjugate prior (MAP-EM);
-* :mod:`.hierarchical` -- the seed-free start ``init_params="hc"``.
+* :mod:`.hierarchical` -- the seed-free starts ``init_params="hc"`` and ``"mclust"``.
 """
 
 from .covariance import COVARIANCE_TYPES

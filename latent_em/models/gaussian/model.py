@@ -48,7 +48,7 @@ from .._mixture import FiniteMixture
 from . import missing as missing_values
 from . import prior as conjugate_prior
 from .covariance import COVARIANCE_NAMES, COVARIANCES, Covariance, canonical_covariance
-from .hierarchical import ward_partition
+from .hierarchical import vvv_partition, ward_partition
 from .kernels import ExpandedKernel, compiled_e_step, log_normalize, run_blocks, use_compiled
 from .params import (
     INIT_METHODS,
@@ -106,12 +106,13 @@ class GaussianMixtureModel(FiniteMixture):
         when ``reg_covar`` is comparable to a variance; the model states
         ``monotone_objective = False`` and the driver records such decreases as events
         instead of raising :class:`~latent_em.MonotonicityError`.
-    init_params : {"kmeans", "k-means++", "random", "random_from_data", "hc"}
+    init_params : {"kmeans", "k-means++", "random", "random_from_data", "hc", "mclust"}
         How initial responsibilities are formed: Lloyd's k-means from k-means++ seeds,
         k-means++ seeds alone (nearest-seed assignment), uniform random
         responsibilities, random data points as means (nearest-point assignment), or
-        mclust-style model-based hierarchical agglomeration (Ward's criterion, mclust's
-        ``hcEII``; deterministic, at most 10 000 rows; see :mod:`.hierarchical`).
+        mclust-style model-based hierarchical agglomeration: ``"hc"`` Ward's criterion
+        (mclust's ``hcEII``), ``"mclust"`` mclust's default start ``hc(X, "VVV", use =
+        "SVD")`` (deterministic, at most 10 000 rows; see :mod:`.hierarchical`).
     weights_init, means_init, covariances_init : array-like, optional
         User-provided initial values; they override the corresponding part of the
         initialization from ``init_params``.
@@ -431,6 +432,8 @@ class GaussianMixtureModel(FiniteMixture):
             resp = _one_hot(np.argmin(_sqdist(x, centers), axis=1), k)
         elif self.init_params == "hc":
             resp = _one_hot(ward_partition(x, k), k)
+        elif self.init_params == "mclust":
+            resp = _one_hot(vvv_partition(x, k), k)
         elif self.init_params == "random":
             resp = rng.uniform(size=(n, k))
             resp /= resp.sum(axis=1, keepdims=True)

@@ -8,7 +8,7 @@ import numpy as np
 
 __all__ = ["GaussianMixtureParams", "GaussianMixtureStats", "INIT_METHODS", "REGULARIZATIONS"]
 
-INIT_METHODS = ("kmeans", "k-means++", "random", "random_from_data", "hc")
+INIT_METHODS = ("kmeans", "k-means++", "random", "random_from_data", "hc", "mclust")
 
 #: values of ``covariance_regularization``: the eigenvalue floor (a constrained
 #: likelihood that EM increases) or scikit-learn's additive ``reg_covar``

@@ -28,10 +28,19 @@ VII, V         ``σ²_k = (ς²_P + tr B_k) / (ν_P + n_k d + d + 2)``
 EII, E         ``σ² = (ς²_P + Σ_k tr B_k) / (ν_P + n d + K d + 2)``
 VVI (diag)     ``σ²_kj = (ς²_P + (B_k)_jj) / (ν_P + n_k + 3)``
 EEI            ``σ²_j = (ς²_P + Σ_k (B_k)_jj) / (ν_P + n + K + 2)``
+VEI, EVI       the structure's own M-step on ``S_k = B_k + ς²_P I``, counts
+               ``n_k + ν_P + 3`` (an inverse-gamma density on every ``(Σ_k)_jj``)
+EEV, VEV       the structure's own M-step on ``S_k = B_k + Λ_P``, counts
+               ``n_k + ν_P + d + 2`` (an inverse-Wishart density on every ``Σ_k``)
 =============  ======================================================================
 
-The other structures have no conjugate prior here (mclust's ``defaultPrior`` has none for
-several of them either): a model with a prior and one of them is refused.
+For the last four the covariance part of ``Q + log p`` is the structure's maximum-
+likelihood objective ``-½ Σ_k [m_k log|Σ_k| + tr(S_k Σ_k⁻¹)]`` with those scatter
+matrices and counts ``m_k``, so their M-step (closed form for EVI and EEV, a generalized
+step from the current covariances for VEI and VEV) is the MAP step. These are the ten
+multivariate models mclust fits with a prior (``?defaultPrior``, ``?priorControl``:
+"only 10 out of 14 models", those of mclust up to version 4.4). VEE, EVE, VVE and EVV have
+none in mclust either, nor here: a model with a prior and one of them is refused.
 
 Defaults (mclust's ``defaultPrior``): ``κ_P = 0.01``, ``μ_P`` the column means,
 ``ν_P = d + 2``, and ``Λ_P = var(X) / K^{2/d}`` (ellipsoidal) or
@@ -55,7 +64,10 @@ stats = lazy_module("scipy.stats")
 
 __all__ = ["ConjugatePrior", "PRIOR_STRUCTURES", "map_m_step", "log_prior"]
 
-#: structures with a conjugate prior, and whether theirs is the inverse-Wishart one
+#: structures with a conjugate prior, and whether theirs is the inverse-Wishart one:
+#: mclust's ten multivariate models that take a prior (``?defaultPrior``: "only 10 out of
+#: 14 models may be used in conjunction with a prior, i.e. those available in MCLUST up to
+#: version 4.4": EII VII EEI VEI EVI VVI EEE EEV VEV VVV) and the univariate E and V
 PRIOR_STRUCTURES: dict[str, bool] = {
     "full": True,
     "tied": True,
@@ -63,9 +75,20 @@ PRIOR_STRUCTURES: dict[str, bool] = {
     "diag": False,
     "EII": False,
     "EEI": False,
+    "VEI": False,
+    "EVI": False,
+    "EEV": True,
+    "VEV": True,
     "E": False,
     "V": False,
 }
+
+#: mclust's structures that mclust itself fits without a prior only
+NO_PRIOR_IN_MCLUST = ("VEE", "EVE", "VVE", "EVV")
+
+#: the structures whose MAP M-step is the structure's own M-step on the scatter matrices
+#: ``B_k + prior scale`` with ``n_k + extra`` observations (module docstring)
+_PER_COMPONENT = ("VEI", "EVI", "EEV", "VEV")
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -131,8 +154,14 @@ register(ConjugatePrior, "builtin")  # saved and loaded with the model that hold
 
 
 def _unsupported(name: str) -> str:
+    why = (
+        f" (mclust has none for {name} either: its prior covers EII VII EEI VEI EVI VVI EEE "
+        "EEV VEV VVV, E and V)"
+        if name in NO_PRIOR_IN_MCLUST
+        else ""
+    )
     return (
-        f"prior: no conjugate prior for covariance_type={name!r}; it is available for "
+        f"prior: no conjugate prior for covariance_type={name!r}{why}; it is available for "
         f"{', '.join(PRIOR_STRUCTURES)} (VVV, EEE, VVI, VII as well)"
     )
 
@@ -176,6 +205,8 @@ def map_m_step(
         cov = var if name == "spherical" else var[:, None, None] * np.ones((1, 1, 1))
     elif name == "diag":
         cov = (scale + b) / (nu + counts + 3.0)[:, None]
+    elif name in _PER_COMPONENT:
+        cov = _per_component(model, params, counts, b, prior)
     elif name in ("EII", "E"):
         var = (scale + np.trace(b, axis1=1, axis2=2).sum()) / (nu + n * d + k * d + 2.0)
         cov = np.broadcast_to(var * np.eye(d), (k, d, d)).copy()
@@ -186,6 +217,40 @@ def map_m_step(
         cov = 0.5 * (cov + np.swapaxes(cov, -1, -2))
     weights = counts / n
     return GaussianMixtureParams(weights, means, cov)
+
+
+def _per_component(
+    model: Any,
+    params: GaussianMixtureParams,
+    counts: np.ndarray,
+    b: np.ndarray,
+    prior: ConjugatePrior,
+) -> np.ndarray:
+    """VEI, EVI (an inverse-gamma density on every diagonal entry of every ``Σ_k``) and
+    EEV, VEV (an inverse-Wishart density on every ``Σ_k``): the covariance part of
+    ``Q + log p`` is ``-½ Σ_k [(n_k + e) log|Σ_k| + tr(S_k Σ_k⁻¹)]`` with
+    ``S_k = B_k + ς²_P I, e = ν_P + 3`` or ``S_k = B_k + Λ_P, e = ν_P + d + 2``, the
+    structure's own maximum-likelihood objective on those scatter matrices and counts; its
+    M-step (closed form, or a generalized step from the current covariances) follows."""
+    d = b.shape[-1]
+    if PRIOR_STRUCTURES[model.covariance_type]:
+        scatter = b + prior.scale
+        extra = prior.dof + d + 2.0
+    else:
+        scatter = b + float(prior.scale) * np.eye(d)
+        extra = prior.dof + 3.0
+    scatter = 0.5 * (scatter + np.swapaxes(scatter, -1, -2))
+    n = counts + extra
+    k = counts.shape[0]
+    return model.covariance.estimate_from(
+        n,
+        np.ones(k, dtype=bool),
+        np.zeros((k, d)),
+        scatter,
+        0.0,
+        np.asarray(params.covariances, dtype=float),
+        0.0,
+    )
 
 
 def log_prior(model: Any, params: GaussianMixtureParams) -> float:
@@ -201,7 +266,7 @@ def log_prior(model: Any, params: GaussianMixtureParams) -> float:
             params.means[j]
         )
     nu = prior.dof
-    if name == "full":
+    if name in ("full", "EEV", "VEV"):
         wishart = stats.invwishart(df=nu, scale=prior.scale)
         total += sum(float(wishart.logpdf(c)) for c in cov) if d > 1 else 0.0
         if d == 1:
@@ -215,6 +280,8 @@ def log_prior(model: Any, params: GaussianMixtureParams) -> float:
         gamma = stats.invgamma(nu / 2, scale=float(prior.scale) / 2)
         if name in ("spherical", "diag"):
             variances = cov
+        elif name in ("VEI", "EVI"):
+            variances = np.diagonal(cov, axis1=1, axis2=2)
         elif name == "V":
             variances = cov[:, 0, 0]
         elif name in ("EII", "E"):
