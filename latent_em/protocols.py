@@ -342,5 +342,3 @@ def round_off_of(model: Any, *params: Any) -> float:
     if not isinstance(model, StatesRoundOff):
         return 0.0
     return max((float(model.log_likelihood_round_off(p)) for p in params), default=0.0)
-
-
