@@ -26,6 +26,29 @@ Without a model gradient, central finite differences are used: ``2 p`` evaluatio
 ``log_joint`` over the ``n`` rows (``m`` support points). That is fine for tens of
 parameters; beyond a few hundred provide ``log_joint_grad``.
 
+Batched finite differences
+--------------------------
+A model may also provide
+
+    ``log_joint_batch(params_list, x, z) -> (B, n) array``
+
+returning ``log_joint(params_list[b], x, z)`` as row ``b`` for a list of ``B``
+parameter values (see :class:`latent_em.protocols.BatchedLogJoint`). The M-step then
+evaluates ``Q`` at θ and at all ``2 p`` perturbations in one call per support point
+and chunk, instead of ``2 p + 1`` calls, with the same values (to round-off) as the
+loop.
+
+Preconditioning across M-steps
+------------------------------
+L-BFGS starts every M-step without curvature information, but ``Q`` changes little
+from one EM iteration to the next. When the M-step is given a ``state`` dictionary
+(the driver keeps one per fit), the inverse-Hessian approximation L-BFGS ended with is
+kept there, and the next M-step runs L-BFGS in the variables ``v`` of
+``u = u₀ + C v``, with ``C Cᵀ`` that approximation: the problem is then close to
+isotropic and L-BFGS needs a few iterations instead of ten or more. Only the path of the
+optimizer changes; it still maximizes the same ``Q`` to the same ``ftol``, and the
+gradient test is applied to the gradient in ``u`` (see :func:`numerical_m_step`).
+
 Generalized EM
 --------------
 If the optimizer ends below ``Q`` at the current θ (it can, with inexact gradients or a
@@ -54,7 +77,9 @@ __all__ = [
     "expected_complete_log_likelihood",
     "numerical_m_step",
     "optimizer_tolerances",
+    "uses_batched_log_joint",
     "uses_model_gradient",
+    "PRECONDITION_MAX_PARAMETERS",
 ]
 
 
@@ -79,7 +104,8 @@ class NumericalMStepInfo:
     optimizer_message : str
         scipy's termination message.
     gradient : str
-        ``"model"`` (``log_joint_grad``) or ``"finite differences"``.
+        ``"model"`` (``log_joint_grad``), ``"finite differences"`` or
+        ``"batched finite differences"`` (``log_joint_batch``).
     """
 
     accepted: bool
@@ -116,6 +142,11 @@ def uses_model_gradient(model: Any) -> bool:
         return False
     has_prior = callable(getattr(model, "log_prior", None))
     return not has_prior or callable(getattr(model, "log_prior_grad", None))
+
+
+def uses_batched_log_joint(model: Any) -> bool:
+    """Whether finite differences evaluate all perturbations in one ``log_joint_batch`` call."""
+    return callable(getattr(model, "log_joint_batch", None))
 
 
 def expected_complete_log_likelihood(
@@ -165,6 +196,38 @@ def _expected_gradient_tree(
     return total
 
 
+def _batched_q(
+    model: Any,
+    candidates: list[Any],
+    x: Any,
+    posteriors: list[np.ndarray],
+    weights: np.ndarray,
+    chunk_size: int | None,
+) -> np.ndarray:
+    """``Q`` at every candidate, with one ``log_joint_batch`` call per support point and chunk."""
+    support = np.asarray(model.latent_support())
+    b = len(candidates)
+    total = np.zeros(b)
+    for sl, post in zip(chunks(len(weights), chunk_size), posteriors, strict=True):
+        wc = weights[sl]
+        n = wc.shape[0]
+        for j, s in enumerate(support):
+            z = np.broadcast_to(s, (n, *np.shape(s)))
+            table = np.asarray(model.log_joint_batch(candidates, x[sl], z), dtype=float)
+            if table.shape != (b, n):
+                raise ModelContractError(
+                    f"{type(model).__name__}.log_joint_batch returned shape {table.shape}; "
+                    f"expected ({b}, {n}): one row per parameter value, one column per row of x"
+                )
+            qj = post[:, j]
+            keep = qj > 0
+            # 0 · log 0 = 0: rows with zero responsibility do not count
+            total += table[:, keep] @ (wc[keep] * qj[keep])
+    if callable(getattr(model, "log_prior", None)):
+        total += np.array([log_prior(model, c) for c in candidates])
+    return total
+
+
 def optimizer_tolerances(tol: float | None) -> dict[str, float]:
     """L-BFGS's ``ftol`` and ``gtol`` for an EM run with convergence tolerance ``tol``.
 
@@ -193,8 +256,14 @@ def numerical_m_step(
     weights: np.ndarray,
     chunk_size: int | None,
     tol: float | None = None,
+    state: dict[str, Any] | None = None,
 ) -> tuple[Any, NumericalMStepInfo]:
     """Maximize ``Q`` numerically from the current parameters (see module docstring).
+
+    ``state`` is a dictionary kept by the caller from one M-step to the next of the same
+    fit (empty at first); the M-step stores the optimizer's inverse-Hessian approximation
+    there and preconditions the next M-step with it. Without it every M-step starts
+    L-BFGS from scratch.
 
     Returns
     -------
@@ -218,14 +287,26 @@ def numerical_m_step(
 
     def fd_gradient(u: np.ndarray) -> np.ndarray:
         grad = np.empty_like(u)
-        # the cube root of machine epsilon balances truncation and round-off error
-        steps = np.cbrt(np.finfo(float).eps) * np.maximum(1.0, np.abs(u))
+        steps = _fd_steps(u)
         for i, h in enumerate(steps):
             up, down = u.copy(), u.copy()
             up[i] += h
             down[i] -= h
             grad[i] = (objective(up) - objective(down)) / (2.0 * h)
         return grad
+
+    def batched_value_and_gradient(u: np.ndarray) -> tuple[float, np.ndarray]:
+        steps = _fd_steps(u)
+        p = u.size
+        points = np.repeat(u[None, :], 2 * p + 1, axis=0)
+        idx = np.arange(p)
+        points[1 + idx, idx] += steps
+        points[1 + p + idx, idx] -= steps
+        candidates = [unflatten_params(v, params, constraints) for v in points]
+        with np.errstate(all="ignore"):
+            q = _batched_q(model, candidates, x, posteriors, weights, chunk_size)
+        f = np.where(np.isfinite(q), -q / scale, np.inf)
+        return float(f[0]), (f[1 : p + 1] - f[p + 1 :]) / (2.0 * steps)
 
     def model_gradient(u: np.ndarray) -> np.ndarray:
         candidate = unflatten_params(u, params, constraints)
@@ -241,15 +322,68 @@ def numerical_m_step(
             ) from exc
         return -grad / scale
 
+    if analytic:
+        gradient_name = "model"
+
+        def fun(u: np.ndarray) -> tuple[float, np.ndarray]:
+            return objective(u), model_gradient(u)
+
+    elif uses_batched_log_joint(model):
+        gradient_name = "batched finite differences"
+        fun = batched_value_and_gradient
+    else:
+        gradient_name = "finite differences"
+
+        def fun(u: np.ndarray) -> tuple[float, np.ndarray]:
+            return objective(u), fd_gradient(u)
+
     q_current = expected_complete_log_likelihood(model, params, x, posteriors, weights, chunk_size)
-    result = minimize(
-        objective,
-        u0,
-        jac=model_gradient if analytic else fd_gradient,
-        method="L-BFGS-B",
-        options={**optimizer_tolerances(tol), "maxiter": 1000},
-    )
-    candidate = unflatten_params(result.x, params, constraints)
+    tolerances = optimizer_tolerances(tol)
+    factor = _preconditioner(state, u0.size)
+    if factor is None:
+        result = minimize(
+            fun, u0, jac=True, method="L-BFGS-B", options={**tolerances, "maxiter": 1000}
+        )
+        u_end = result.x
+    else:
+        # L-BFGS in v, u = u0 + C v; its own gradient test is switched off (a small
+        # gradient in v is not a small gradient in u) and applied to u's gradient below
+        gtol = tolerances["gtol"]
+
+        # the u-gradient at the last point evaluated: L-BFGS's callback reports the
+        # iterate it has just evaluated, so the gradient test costs no extra evaluation
+        last: dict[str, Any] = {}
+
+        def fun_v(v: np.ndarray) -> tuple[float, np.ndarray]:
+            f, g = fun(u0 + factor @ v)
+            last["v"], last["g"] = v.copy(), g
+            return f, factor.T @ g
+
+        def callback(intermediate_result: Any) -> None:
+            v = intermediate_result.x
+            if "v" in last and np.array_equal(last["v"], v):
+                g = last["g"]
+            else:
+                _, g = fun(u0 + factor @ v)
+            if np.max(np.abs(g)) <= gtol:
+                converged["gtol"] = True
+                raise StopIteration
+
+        converged: dict[str, bool] = {}
+        result = minimize(
+            fun_v,
+            np.zeros_like(u0),
+            jac=True,
+            method="L-BFGS-B",
+            callback=callback,
+            options={"ftol": tolerances["ftol"], "gtol": 0.0, "maxiter": 1000},
+        )
+        if converged:
+            result.success = True
+            result.message = "the projected gradient in u is below gtol"
+        u_end = u0 + factor @ result.x
+    _store_inverse_hessian(state, result, factor, u0.size)
+    candidate = unflatten_params(u_end, params, constraints)
     with np.errstate(all="ignore"):
         q_new = expected_complete_log_likelihood(
             model, candidate, x, posteriors, weights, chunk_size
@@ -264,6 +398,47 @@ def numerical_m_step(
         n_evaluations=int(result.nfev),
         success=bool(result.success),
         optimizer_message=str(result.message),
-        gradient="model" if analytic else "finite differences",
+        gradient=gradient_name,
     )
     return (candidate if accepted else params), info
+
+
+def _fd_steps(u: np.ndarray) -> np.ndarray:
+    # the cube root of machine epsilon balances truncation and round-off error
+    return np.cbrt(np.finfo(float).eps) * np.maximum(1.0, np.abs(u))
+
+
+#: largest number of free parameters for which the inverse Hessian is kept as a dense
+#: matrix between M-steps (p² memory, p³ to factor)
+PRECONDITION_MAX_PARAMETERS = 500
+
+
+def _preconditioner(state: dict[str, Any] | None, p: int) -> np.ndarray | None:
+    """A factor ``C`` with ``C Cᵀ`` the previous M-step's inverse Hessian, or None."""
+    if state is None:
+        return None
+    factor = state.get("factor")
+    if factor is None or factor.shape != (p, p):
+        return None
+    return factor
+
+
+def _store_inverse_hessian(
+    state: dict[str, Any] | None, result: Any, factor: np.ndarray | None, p: int
+) -> None:
+    if state is None or p > PRECONDITION_MAX_PARAMETERS or int(result.nit) < 1:
+        return
+    try:
+        h_inv = np.asarray(result.hess_inv.todense(), dtype=float)
+    except (AttributeError, ValueError):
+        return
+    if factor is not None:
+        h_inv = factor @ h_inv @ factor.T
+    h_inv = 0.5 * (h_inv + h_inv.T)
+    try:
+        new = np.linalg.cholesky(h_inv)
+    except np.linalg.LinAlgError:
+        state.pop("factor", None)
+        return
+    if np.all(np.isfinite(new)):
+        state["factor"] = new
