@@ -60,6 +60,7 @@ returned :class:`NumericalMStepInfo` says so; the driver records it as an
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -76,6 +77,7 @@ __all__ = [
     "NumericalMStepInfo",
     "expected_complete_log_likelihood",
     "numerical_m_step",
+    "objective_and_gradient",
     "optimizer_tolerances",
     "uses_batched_log_joint",
     "uses_model_gradient",
@@ -211,7 +213,8 @@ def _batched_q(
     for sl, post in zip(chunks(len(weights), chunk_size), posteriors, strict=True):
         wc = weights[sl]
         n = wc.shape[0]
-        for j, s in enumerate(support):
+        columns = []
+        for s in support:
             z = np.broadcast_to(s, (n, *np.shape(s)))
             table = np.asarray(model.log_joint_batch(candidates, x[sl], z), dtype=float)
             if table.shape != (b, n):
@@ -219,10 +222,12 @@ def _batched_q(
                     f"{type(model).__name__}.log_joint_batch returned shape {table.shape}; "
                     f"expected ({b}, {n}): one row per parameter value, one column per row of x"
                 )
-            qj = post[:, j]
-            keep = qj > 0
-            # 0 · log 0 = 0: rows with zero responsibility do not count
-            total += table[:, keep] @ (wc[keep] * qj[keep])
+            columns.append(table)
+        tables = np.stack(columns, axis=2)  # (B, n, m)
+        # as in expected_complete_log_likelihood (the same sums in the same order):
+        # 0 · log 0 = 0, a support point with zero responsibility does not count
+        terms = np.where(post > 0, post * tables, 0.0)
+        total += terms.sum(axis=2) @ wc
     if callable(getattr(model, "log_prior", None)):
         total += np.array([log_prior(model, c) for c in candidates])
     return total
@@ -248,34 +253,34 @@ def optimizer_tolerances(tol: float | None) -> dict[str, float]:
     return {"ftol": ftol, "gtol": gtol}
 
 
-def numerical_m_step(
+def objective_and_gradient(
     model: Any,
     params: Any,
     x: Any,
     posteriors: list[np.ndarray],
     weights: np.ndarray,
     chunk_size: int | None,
-    tol: float | None = None,
-    state: dict[str, Any] | None = None,
-) -> tuple[Any, NumericalMStepInfo]:
-    """Maximize ``Q`` numerically from the current parameters (see module docstring).
+    gradient: str | None = None,
+) -> tuple[Callable[[np.ndarray], tuple[float, np.ndarray]], str]:
+    """The function L-BFGS minimizes: ``u ↦ (-Q(θ(u)) / Σw, its gradient in u)``.
 
-    ``state`` is a dictionary kept by the caller from one M-step to the next of the same
-    fit (empty at first); the M-step stores the optimizer's inverse-Hessian approximation
-    there and preconditions the next M-step with it. Without it every M-step starts
-    L-BFGS from scratch.
-
-    Returns
-    -------
-    params : Any
-        The maximizer found, or the current parameters when it is not better.
-    info : NumericalMStepInfo
-        Whether the step was accepted, ``Q`` before and after, optimizer diagnostics.
+    ``θ(u)`` replaces the constrained fields of ``params`` by ``unflatten_params(u)``.
+    ``gradient`` chooses how the gradient is computed: ``"model"`` (``log_joint_grad``),
+    ``"batched finite differences"`` (``log_joint_batch``, one call per support point
+    and chunk for the value and all ``2 p`` perturbations), ``"finite differences"``
+    (a loop of ``2 p`` evaluations of ``Q``), or ``None`` for the first of these the
+    model allows. Both finite-difference variants use the same central steps, so they
+    agree to round-off. Returns the function and the name of the gradient used.
     """
     constraints = model.constraints
-    u0 = flatten_params(params, constraints)
     scale = float(weights.sum())
-    analytic = uses_model_gradient(model)
+    if gradient is None:
+        if uses_model_gradient(model):
+            gradient = "model"
+        elif uses_batched_log_joint(model):
+            gradient = "batched finite differences"
+        else:
+            gradient = "finite differences"
 
     def objective(u: np.ndarray) -> float:
         candidate = unflatten_params(u, params, constraints)
@@ -322,20 +327,53 @@ def numerical_m_step(
             ) from exc
         return -grad / scale
 
-    if analytic:
-        gradient_name = "model"
+    if gradient == "model":
 
         def fun(u: np.ndarray) -> tuple[float, np.ndarray]:
             return objective(u), model_gradient(u)
 
-    elif uses_batched_log_joint(model):
-        gradient_name = "batched finite differences"
-        fun = batched_value_and_gradient
-    else:
-        gradient_name = "finite differences"
+        return fun, gradient
+    if gradient == "batched finite differences":
+        return batched_value_and_gradient, gradient
+    if gradient == "finite differences":
 
-        def fun(u: np.ndarray) -> tuple[float, np.ndarray]:
+        def fun_fd(u: np.ndarray) -> tuple[float, np.ndarray]:
             return objective(u), fd_gradient(u)
+
+        return fun_fd, gradient
+    raise ValueError(
+        "gradient must be None, 'model', 'batched finite differences' or "
+        f"'finite differences'; got {gradient!r}"
+    )
+
+
+def numerical_m_step(
+    model: Any,
+    params: Any,
+    x: Any,
+    posteriors: list[np.ndarray],
+    weights: np.ndarray,
+    chunk_size: int | None,
+    tol: float | None = None,
+    state: dict[str, Any] | None = None,
+) -> tuple[Any, NumericalMStepInfo]:
+    """Maximize ``Q`` numerically from the current parameters (see module docstring).
+
+    ``state`` is a dictionary kept by the caller from one M-step to the next of the same
+    fit (empty at first); the M-step stores the optimizer's inverse-Hessian approximation
+    there and preconditions the next M-step with it. Without it every M-step starts
+    L-BFGS from scratch.
+
+    Returns
+    -------
+    params : Any
+        The maximizer found, or the current parameters when it is not better.
+    info : NumericalMStepInfo
+        Whether the step was accepted, ``Q`` before and after, optimizer diagnostics.
+    """
+    constraints = model.constraints
+    u0 = flatten_params(params, constraints)
+    fun, gradient_name = objective_and_gradient(model, params, x, posteriors, weights, chunk_size)
 
     q_current = expected_complete_log_likelihood(model, params, x, posteriors, weights, chunk_size)
     tolerances = optimizer_tolerances(tol)
@@ -382,6 +420,18 @@ def numerical_m_step(
             result.success = True
             result.message = "the projected gradient in u is below gtol"
         u_end = u0 + factor @ result.x
+        if not result.success:
+            # a stale preconditioner can stall the line search: finish from where it
+            # stopped without one (and start the next M-step afresh)
+            assert state is not None
+            state.pop("factor", None)
+            nit = int(result.nit)
+            result = minimize(
+                fun, u_end, jac=True, method="L-BFGS-B", options={**tolerances, "maxiter": 1000}
+            )
+            result.nit = int(result.nit) + nit
+            u_end = result.x
+            factor = None
     _store_inverse_hessian(state, result, factor, u0.size)
     candidate = unflatten_params(u_end, params, constraints)
     with np.errstate(all="ignore"):
