@@ -47,7 +47,15 @@ kept there, and the next M-step runs L-BFGS in the variables ``v`` of
 ``u = u₀ + C v``, with ``C Cᵀ`` that approximation: the problem is then close to
 isotropic and L-BFGS needs a few iterations instead of ten or more. Only the path of the
 optimizer changes; it still maximizes the same ``Q`` to the same ``ftol``, and the
-gradient test is applied to the gradient in ``u`` (see :func:`numerical_m_step`).
+gradient test is applied to the gradient in ``u`` (see :func:`numerical_m_step`). If a
+preconditioned run stops without converging, L-BFGS finishes from its end point without
+the preconditioner (and the next M-step starts afresh).
+
+Inexact M-steps
+---------------
+``numerical_m_step(..., forcing=η)`` stops each M-step once the gradient has fallen to
+``η`` times its size at the current θ (a generalized EM step, still accepted only when
+``Q`` rose). The default ``η = 0`` keeps the M-step exact; the driver uses the default.
 
 Generalized EM
 --------------
@@ -356,6 +364,7 @@ def numerical_m_step(
     chunk_size: int | None,
     tol: float | None = None,
     state: dict[str, Any] | None = None,
+    forcing: float = 0.0,
 ) -> tuple[Any, NumericalMStepInfo]:
     """Maximize ``Q`` numerically from the current parameters (see module docstring).
 
@@ -364,6 +373,12 @@ def numerical_m_step(
     there and preconditions the next M-step with it. Without it every M-step starts
     L-BFGS from scratch.
 
+    ``forcing`` (``η``, default 0: an exact M-step) ends the optimizer once the largest
+    gradient entry has fallen to ``η`` times its value at the current θ (or below the
+    gradient tolerance): an inexact, generalized EM step. Early in a fit this saves
+    L-BFGS iterations; near the fixed point the gradient at θ is small and the step is
+    exact again, so the fit reaches the same maximum, by a slightly different path.
+
     Returns
     -------
     params : Any
@@ -371,6 +386,8 @@ def numerical_m_step(
     info : NumericalMStepInfo
         Whether the step was accepted, ``Q`` before and after, optimizer diagnostics.
     """
+    if not (np.isfinite(forcing) and 0.0 <= forcing < 1.0):
+        raise ValueError(f"forcing must be in [0, 1); got {forcing!r}")
     constraints = model.constraints
     u0 = flatten_params(params, constraints)
     fun, gradient_name = objective_and_gradient(model, params, x, posteriors, weights, chunk_size)
@@ -378,60 +395,58 @@ def numerical_m_step(
     q_current = expected_complete_log_likelihood(model, params, x, posteriors, weights, chunk_size)
     tolerances = optimizer_tolerances(tol)
     factor = _preconditioner(state, u0.size)
+    preconditioned = factor is not None
     if factor is None:
+        factor = np.eye(u0.size)
+    # L-BFGS in v, u = u0 + C v (C = I without a preconditioner); scipy's own gradient
+    # test is switched off (a small gradient in v is not a small gradient in u) and
+    # applied to u's gradient in the callback: max |∂/∂u| <= max(gtol, η max |g(u0)|)
+    gtol = tolerances["gtol"]
+    last: dict[str, Any] = {}
+
+    def fun_v(v: np.ndarray) -> tuple[float, np.ndarray]:
+        f, g = fun(u0 + factor @ v)
+        last["v"], last["g"] = v.copy(), g
+        if "g0" not in last:
+            last["g0"] = float(np.max(np.abs(g))) if g.size else 0.0
+        return f, factor.T @ g
+
+    def callback(intermediate_result: Any) -> None:
+        v = intermediate_result.x
+        if "v" in last and np.array_equal(last["v"], v):
+            g = last["g"]
+        else:
+            _, g = fun(u0 + factor @ v)
+        if np.max(np.abs(g), initial=0.0) <= max(gtol, forcing * last.get("g0", 0.0)):
+            last["converged"] = True
+            raise StopIteration
+
+    result = minimize(
+        fun_v,
+        np.zeros_like(u0),
+        jac=True,
+        method="L-BFGS-B",
+        callback=callback,
+        options={"ftol": tolerances["ftol"], "gtol": 0.0, "maxiter": 1000},
+    )
+    if last.get("converged"):
+        result.success = True
+        result.message = "the projected gradient is below gtol"
+    u_end = u0 + factor @ result.x
+    if preconditioned and not result.success:
+        # a stale preconditioner can stall the line search: finish from where it
+        # stopped without one (and start the next M-step afresh)
+        assert state is not None
+        state.pop("factor", None)
+        nit = int(result.nit)
         result = minimize(
-            fun, u0, jac=True, method="L-BFGS-B", options={**tolerances, "maxiter": 1000}
+            fun, u_end, jac=True, method="L-BFGS-B", options={**tolerances, "maxiter": 1000}
         )
+        result.nit = int(result.nit) + nit
         u_end = result.x
-    else:
-        # L-BFGS in v, u = u0 + C v; its own gradient test is switched off (a small
-        # gradient in v is not a small gradient in u) and applied to u's gradient below
-        gtol = tolerances["gtol"]
-
-        # the u-gradient at the last point evaluated: L-BFGS's callback reports the
-        # iterate it has just evaluated, so the gradient test costs no extra evaluation
-        last: dict[str, Any] = {}
-
-        def fun_v(v: np.ndarray) -> tuple[float, np.ndarray]:
-            f, g = fun(u0 + factor @ v)
-            last["v"], last["g"] = v.copy(), g
-            return f, factor.T @ g
-
-        def callback(intermediate_result: Any) -> None:
-            v = intermediate_result.x
-            if "v" in last and np.array_equal(last["v"], v):
-                g = last["g"]
-            else:
-                _, g = fun(u0 + factor @ v)
-            if np.max(np.abs(g)) <= gtol:
-                converged["gtol"] = True
-                raise StopIteration
-
-        converged: dict[str, bool] = {}
-        result = minimize(
-            fun_v,
-            np.zeros_like(u0),
-            jac=True,
-            method="L-BFGS-B",
-            callback=callback,
-            options={"ftol": tolerances["ftol"], "gtol": 0.0, "maxiter": 1000},
-        )
-        if converged:
-            result.success = True
-            result.message = "the projected gradient in u is below gtol"
-        u_end = u0 + factor @ result.x
-        if not result.success:
-            # a stale preconditioner can stall the line search: finish from where it
-            # stopped without one (and start the next M-step afresh)
-            assert state is not None
-            state.pop("factor", None)
-            nit = int(result.nit)
-            result = minimize(
-                fun, u_end, jac=True, method="L-BFGS-B", options={**tolerances, "maxiter": 1000}
-            )
-            result.nit = int(result.nit) + nit
-            u_end = result.x
-            factor = None
+        preconditioned = False
+    if not preconditioned:
+        factor = None
     _store_inverse_hessian(state, result, factor, u0.size)
     candidate = unflatten_params(u_end, params, constraints)
     with np.errstate(all="ignore"):
