@@ -412,10 +412,9 @@ def numerical_m_step(
 
     q_current = expected_complete_log_likelihood(model, params, x, posteriors, weights, chunk_size)
     tolerances = optimizer_tolerances(tol)
-    factor = _preconditioner(state, u0.size)
-    preconditioned = factor is not None
-    if factor is None:
-        factor = np.eye(u0.size)
+    previous = _preconditioner(state, u0.size)
+    preconditioned = previous is not None
+    c = previous if previous is not None else np.eye(u0.size)
     # L-BFGS in v, u = u0 + C v (C = I without a preconditioner); scipy's own gradient
     # test is switched off (a small gradient in v is not a small gradient in u) and
     # applied to u's gradient in the callback: max |∂/∂u| <= max(gtol, η max |g(u0)|)
@@ -423,18 +422,18 @@ def numerical_m_step(
     last: dict[str, Any] = {}
 
     def fun_v(v: np.ndarray) -> tuple[float, np.ndarray]:
-        f, g = fun(u0 + factor @ v)
+        f, g = fun(u0 + c @ v)
         last["v"], last["g"] = v.copy(), g
         if "g0" not in last:
             last["g0"] = float(np.max(np.abs(g))) if g.size else 0.0
-        return f, factor.T @ g
+        return f, c.T @ g
 
     def callback(intermediate_result: Any) -> None:
         v = intermediate_result.x
         if "v" in last and np.array_equal(last["v"], v):
             g = last["g"]
         else:
-            _, g = fun(u0 + factor @ v)
+            _, g = fun(u0 + c @ v)
         if np.max(np.abs(g), initial=0.0) <= max(gtol, forcing * last.get("g0", 0.0)):
             last["converged"] = True
             raise StopIteration
@@ -450,7 +449,7 @@ def numerical_m_step(
     if last.get("converged"):
         result.success = True
         result.message = "the projected gradient is below gtol"
-    u_end = u0 + factor @ result.x
+    u_end = u0 + c @ result.x
     if preconditioned and not result.success:
         # a stale preconditioner can stall the line search: finish from where it
         # stopped without one (and start the next M-step afresh)
@@ -463,8 +462,7 @@ def numerical_m_step(
         result.nit = int(result.nit) + nit
         u_end = result.x
         preconditioned = False
-    if not preconditioned:
-        factor = None
+    factor = c if preconditioned else None
     _store_inverse_hessian(state, result, factor, u0.size)
     candidate = unflatten_params(u_end, params, constraints)
     with np.errstate(all="ignore"):
