@@ -306,8 +306,9 @@ def objective_and_gradient(
             gradient = "finite differences"
 
     def objective(u: np.ndarray) -> float:
-        candidate = unflatten_params(u, params, constraints)
+        # a long trial step may overflow a transform (exp): Q is then -inf or NaN there
         with np.errstate(all="ignore"):
+            candidate = unflatten_params(u, params, constraints)
             value = expected_complete_log_likelihood(
                 model, candidate, x, posteriors, weights, chunk_size
             )
@@ -330,8 +331,8 @@ def objective_and_gradient(
         idx = np.arange(p)
         points[1 + idx, idx] += steps
         points[1 + p + idx, idx] -= steps
-        candidates = [unflatten_params(v, params, constraints) for v in points]
         with np.errstate(all="ignore"):
+            candidates = [unflatten_params(v, params, constraints) for v in points]
             q0, deltas = _batched_q(model, candidates, x, posteriors, weights, chunk_size)
             finite = np.isfinite(q0 + deltas)
         if not np.isfinite(q0):
@@ -340,8 +341,8 @@ def objective_and_gradient(
         return float(-q0 / scale), (d[1 : p + 1] - d[p + 1 :]) / (2.0 * steps)
 
     def model_gradient(u: np.ndarray) -> np.ndarray:
-        candidate = unflatten_params(u, params, constraints)
         with np.errstate(all="ignore"):
+            candidate = unflatten_params(u, params, constraints)
             tree = _expected_gradient_tree(model, candidate, x, posteriors, weights, chunk_size)
         try:
             grad = unflatten_params_vjp(u, candidate, constraints, tree)
@@ -493,6 +494,10 @@ def _fd_steps(u: np.ndarray) -> np.ndarray:
 #: matrix between M-steps (p² memory, p³ to factor)
 PRECONDITION_MAX_PARAMETERS = 500
 
+#: the eigenvalues of the stored inverse Hessian (of Q per unit weight, in the
+#: unconstrained coordinates) are clipped to this range
+PRECONDITION_EIGENVALUE_RANGE = (1e-6, 1e2)
+
 
 def _preconditioner(state: dict[str, Any] | None, p: int) -> np.ndarray | None:
     """A factor ``C`` with ``C Cᵀ`` the previous M-step's inverse Hessian, or None."""
@@ -516,10 +521,11 @@ def _store_inverse_hessian(
     if factor is not None:
         h_inv = factor @ h_inv @ factor.T
     h_inv = 0.5 * (h_inv + h_inv.T)
-    try:
-        new = np.linalg.cholesky(h_inv)
-    except np.linalg.LinAlgError:
+    if not np.all(np.isfinite(h_inv)):
         state.pop("factor", None)
         return
-    if np.all(np.isfinite(new)):
-        state["factor"] = new
+    # a nearly flat direction (a parameter running off to a boundary at infinity) has a
+    # huge inverse curvature; bounded, it cannot turn one L-BFGS step into an overflow
+    values, vectors = np.linalg.eigh(h_inv)
+    values = np.clip(values, PRECONDITION_EIGENVALUE_RANGE[0], PRECONDITION_EIGENVALUE_RANGE[1])
+    state["factor"] = vectors * np.sqrt(values)
