@@ -12,6 +12,8 @@ through ``log_joint`` + ``constraints`` + ``latent_support`` (no ``expected_stat
   perturbation and support point, the path before batching);
 * ``em-batched``: the same model with ``log_joint_batch`` (all perturbations in one call);
 * ``em-gradient``: with an analytic ``log_joint_grad``;
+* ``em-*-precond``: with ``state`` (L-BFGS preconditioned by the previous M-step's
+  inverse Hessian; opt-in, not the driver's default, patched in here);
 * ``em-*-inexact``: the same with ``forcing=1e-3`` (each M-step stops once the gradient
   fell 1000-fold; not the driver's default, patched in here for the measurement);
 * ``direct``: ``scipy.optimize.minimize`` (L-BFGS-B, scipy's own finite-difference
@@ -131,13 +133,15 @@ def run_em(model, x, p0, tol):
     return dt, res.n_iter, marginal_ll(res.params, x)
 
 
-def run_em_inexact(model, x, p0, tol, forcing=1e-3):
+def run_em_inexact(model, x, p0, tol, forcing=1e-3, precondition=False):
     import functools
 
     import latent_em.em_map as em_map
     import latent_em.numerical_mstep as nm
 
-    em_map.numerical_m_step = functools.partial(nm.numerical_m_step, forcing=forcing)
+    state: dict = {}
+    options = {"forcing": forcing, **({"state": state} if precondition else {})}
+    em_map.numerical_m_step = functools.partial(nm.numerical_m_step, **options)
     try:
         return run_em(model, x, p0, tol)
     finally:
@@ -169,6 +173,12 @@ def main() -> None:
         "em-loop": lambda: run_em(VonMisesMixture(), x, p0, args.tol),
         "em-batched": lambda: run_em(VonMisesMixtureBatched(), x, p0, args.tol),
         "em-gradient": lambda: run_em(VonMisesMixtureGradient(), x, p0, args.tol),
+        "em-loop-precond": lambda: run_em_inexact(
+            VonMisesMixture(), x, p0, args.tol, forcing=0.0, precondition=True
+        ),
+        "em-grad-precond": lambda: run_em_inexact(
+            VonMisesMixtureGradient(), x, p0, args.tol, forcing=0.0, precondition=True
+        ),
         "em-loop-inexact": lambda: run_em_inexact(VonMisesMixture(), x, p0, args.tol),
         "em-grad-inexact": lambda: run_em_inexact(VonMisesMixtureGradient(), x, p0, args.tol),
         "direct": lambda: run_direct(x, p0),

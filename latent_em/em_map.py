@@ -342,13 +342,11 @@ def choose_m_step(
 
         return closed_form
     if isinstance(model, Constrained) and isinstance(model, EnumerableLatent):
-        # kept from one M-step to the next: the optimizer's curvature preconditions the next
-        state: dict[str, Any] = {}
 
         def numerical(params: Any, e: EPass) -> tuple[Any, tuple[str, ...]]:
             assert e.posteriors is not None
             new, info = numerical_m_step(
-                model, params, x, e.posteriors, weights, chunk_size, tol=tol, state=state
+                model, params, x, e.posteriors, weights, chunk_size, tol=tol
             )
             return new, info.messages()
 
