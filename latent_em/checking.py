@@ -17,6 +17,8 @@ law                         what is checked
 ``monotone``                a few EM iterations never lower the objective
 ``n_parameters``            the declared count equals the free values of ``constraints``
 ``constraints``             the parameters satisfy their declared constraints
+``log_joint_batch``         (only for a model that has it) every row equals ``log_joint``
+                            at that parameter value, at θ and at perturbations of θ
 ==========================  ==============================================================
 
 For z with ``latent_support`` every law is exact. A model that computes its own discrete
@@ -622,6 +624,54 @@ class _Checker:
         else:
             self.add("n_parameters", "passed", f"{declared} free parameters ({parts})")
 
+    def law_log_joint_batch(self, rtol: float) -> None:
+        m = self.model
+        if not (self.enumerable and callable(getattr(m, "log_joint_batch", None))):
+            return
+        candidates = [self.params]
+        if isinstance(m, Constrained):
+            u = flatten_params(self.params, m.constraints)
+            for _ in range(2):
+                step = 1e-2 * self.rng.standard_normal(u.shape) * np.maximum(1.0, np.abs(u))
+                candidates.append(unflatten_params(u + step, self.params, m.constraints))
+        support = np.asarray(m.latent_support())
+        worst = 0.0
+        for j, s in enumerate(support):
+            z = np.broadcast_to(s, (self.n, *np.shape(s)))
+            batch = np.asarray(m.log_joint_batch(candidates, self.x, z), dtype=float)
+            if batch.shape != (len(candidates), self.n):
+                self.add(
+                    "log_joint_batch",
+                    "failed",
+                    f"log_joint_batch returned shape {batch.shape} for {len(candidates)} "
+                    f"parameter values and {self.n} rows; expected "
+                    f"({len(candidates)}, {self.n})",
+                )
+                return
+            for b, c in enumerate(candidates):
+                one = np.asarray(m.log_joint(c, self.x, z), dtype=float)
+                gap = float(np.max(np.abs(batch[b] - one)) / self.scale(one))
+                if not np.isfinite(gap) and np.array_equal(batch[b], one):
+                    gap = 0.0
+                if not gap <= rtol:
+                    self.add(
+                        "log_joint_batch",
+                        "failed",
+                        f"row {b} of log_joint_batch differs from log_joint at that parameter "
+                        f"value (support point {j}) by {gap:.3g} (relative)",
+                        gap,
+                        rtol,
+                    )
+                    return
+                worst = max(worst, gap)
+        self.add(
+            "log_joint_batch",
+            "passed",
+            f"equals log_joint at {len(candidates)} parameter values",
+            worst,
+            rtol,
+        )
+
     def law_constraints(self) -> None:
         m = self.model
         if not isinstance(m, Constrained):
@@ -783,6 +833,7 @@ def check_model(
         _guard(checker, "monotone", lambda: checker.law_monotone(n_em_iter))
         _guard(checker, "n_parameters", checker.law_n_parameters)
         _guard(checker, "constraints", checker.law_constraints)
+        _guard(checker, "log_joint_batch", lambda: checker.law_log_joint_batch(rtol))
         results = checker.results
     report = CheckReport(name, tuple(results))
     if raise_on_failure and not report.passed:

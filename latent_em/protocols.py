@@ -21,6 +21,9 @@ capability                what the driver does with it
 ``log_prior``             MAP-EM: the objective is ``log p(x | θ) + log p(θ)``
 ``log_joint_grad``        analytic gradient for the numerical M-step (else finite
                           differences; see :mod:`latent_em.numerical_mstep`)
+``log_joint_batch``       ``log_joint`` at a list of parameter values in one call: the
+                          numerical M-step's finite differences evaluate all
+                          perturbations at once
 ``expected_log_joint`` +  ``Q(θ)`` and the entropy of a model's own posterior: lets
 ``posterior_entropy``     :func:`latent_em.check_model` test the ELBO and M-step laws
                           for continuous or structured z
@@ -82,7 +85,7 @@ True
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -103,6 +106,7 @@ __all__ = [
     "ValidatesParams",
     "Samples",
     "HasLogJointGradient",
+    "BatchedLogJoint",
     "ExpectedLogJoint",
     "HasFitContext",
     "FlagsCollapse",
@@ -208,6 +212,22 @@ class HasLogJointGradient(Protocol):
         Returns a mapping (or NamedTuple) from field name to an array shaped like the
         field; array entries are treated as independent variables. A model with
         ``log_prior`` should also define ``log_prior_grad(params)`` in the same layout.
+        """
+
+
+@runtime_checkable
+class BatchedLogJoint(Protocol):
+    """``log_joint`` at many parameter values at once, for batched finite differences."""
+
+    def log_joint_batch(self, params_list: Sequence[Any], x: Any, z: Any) -> np.ndarray:
+        """``log p(x_n, z_n | params_list[b])`` as a ``(B, n)`` array.
+
+        Row ``b`` must equal ``log_joint(params_list[b], x, z)`` (to round-off). The
+        parameter values share one type and shape (they differ only in their values),
+        so a model usually stacks each field along a new leading axis and broadcasts
+        its ``log_joint`` over it. Used only by the numerical M-step's
+        finite-difference gradient (not when ``log_joint_grad`` is given), with the
+        current θ and its ``2 p`` perturbations: ``B = 2 p + 1``.
         """
 
 
