@@ -47,6 +47,7 @@ from ._validation import check_int
 from .components import Component, Gaussian, Params, Stats, as_data_matrix
 from .constraints import Constraint, Simplex
 from .models import GaussianMixtureModel, GaussianMixtureParams
+from .models._discrete import partition_from_data
 
 __all__ = ["Mixture", "NumericalMixture", "Independent", "log_softmax_rows", "initial_partition"]
 
@@ -87,17 +88,8 @@ def initial_partition(x: np.ndarray, k: int, rng: np.random.Generator) -> np.nda
     feats = np.where(np.isnan(feats), mean, feats)
     scale = feats.std(axis=0)
     feats = (feats - mean) / np.where(scale > 0, scale, 1.0)
-    distinct = np.unique(feats, axis=0)
-    pool = distinct if distinct.shape[0] >= k else feats
-    centres = pool[rng.choice(pool.shape[0], size=k, replace=pool.shape[0] < k)]
-    d2 = (
-        np.sum(feats**2, axis=1)[:, None]
-        - 2.0 * feats @ centres.T
-        + np.sum(centres**2, axis=1)[None, :]
-    )
-    d2 = d2 + 1e-9 * rng.random(d2.shape)
-    resp = np.full((feats.shape[0], k), 0.1 / k)
-    resp[np.arange(feats.shape[0]), np.argmin(d2, axis=1)] += 0.9
+    # the discrete mixtures' start: k distinct rows as centres, nearest centre wins
+    resp = 0.1 / k + 0.9 * partition_from_data(feats, k, rng)
     return resp
 
 
