@@ -22,11 +22,12 @@ import functools
 import logging
 import numbers
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
 
+from ._registry import kind_of
 from ._validation import check_int, check_positive_float
 from .acceleration import resolve_accelerate, run_squarem
 from .em_map import (
@@ -43,7 +44,7 @@ from .em_map import (
     validate_m_step_output,
     working_rtol,
 )
-from .exceptions import ConvergenceWarning
+from .exceptions import ConvergenceWarning, ModelContractError
 from .posteriors import check_sample_weight, log_likelihood, log_prior, posterior
 from .protocols import (
     ClosedFormMStep,
@@ -297,7 +298,7 @@ def fit(
     rngs = restart_rngs(random_state, n_init)
     runs: list[RestartRun] = []
     context = model.fit_context() if isinstance(model, HasFitContext) else contextlib.nullcontext()
-    with context:
+    with context, _contract_errors_of(model):
         for restart, rng in enumerate(rngs):
             if params is None:
                 start = model.initialize(init_data(rng), rng)
@@ -364,6 +365,27 @@ def fit(
         model=model,
         jumps=tuple(run.jumps),
     )
+
+
+@contextlib.contextmanager
+def _contract_errors_of(model: Any) -> Iterator[None]:
+    """A contract error of a built-in model is latent_em's bug: say so.
+
+    The driver's contract messages address the author of the model ("check m_step"); for
+    a model built into latent_em that author is latent_em, not the user. Errors about the
+    user's own input (options, data, given ``params``) are ``ValueError``/``TypeError``
+    and pass unchanged.
+    """
+    try:
+        yield
+    except ModelContractError as exc:
+        if kind_of(type(model)) != "builtin":
+            raise
+        raise ModelContractError(
+            f"{exc} -- {type(model).__name__} is built into latent_em, so this is a bug in "
+            "latent_em, not in your model: please report it with the data and the options "
+            "of the fit"
+        ) from exc
 
 
 def _check_given_params(
