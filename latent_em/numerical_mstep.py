@@ -452,45 +452,44 @@ def numerical_m_step(
             last["converged"] = True
             raise StopIteration
 
-    plain = not preconditioned and forcing == 0.0
-    if plain:
-        # in u itself, with scipy's own gradient test: as before preconditioning existed
-        result = minimize(
-            fun, u0, jac=True, method="L-BFGS-B", options={**tolerances, "maxiter": 1000}
+    def plain_lbfgs(start: np.ndarray) -> Any:
+        # in u itself, with scipy's own gradient test
+        return minimize(
+            fun, start, jac=True, method="L-BFGS-B", options={**tolerances, "maxiter": 1000}
         )
+
+    if not preconditioned and forcing == 0.0:
+        result = plain_lbfgs(u0)  # as before preconditioning existed
+        u_end = result.x
     else:
         last["f0"], last["g0_vector"] = fun(u0)
         last["g0"] = float(np.max(np.abs(last["g0_vector"]), initial=0.0))
-    if plain:
-        pass
-    elif last["g0"] <= gtol:  # noqa: SIM114 (kept apart for the comment)
-        # converged at the start, as scipy's own gradient test would find before a step
-        result = OptimizeResult(
-            x=np.zeros_like(u0), nit=0, nfev=1, success=True, message="", hess_inv=None
-        )
-        last["converged"] = True
-    else:
-        result = minimize(
-            fun_v,
-            np.zeros_like(u0),
-            jac=True,
-            method="L-BFGS-B",
-            callback=callback,
-            options={"ftol": tolerances["ftol"], "gtol": 0.0, "maxiter": 1000},
-        )
-    if last.get("converged"):
-        result.success = True
-        result.message = "the projected gradient is below gtol"
-    u_end = result.x if plain else u0 + c @ result.x
+        if last["g0"] <= gtol:
+            # converged at the start, as scipy's own gradient test would find before a step
+            result = OptimizeResult(
+                x=np.zeros_like(u0), nit=0, nfev=1, success=True, message="", hess_inv=None
+            )
+            last["converged"] = True
+        else:
+            result = minimize(
+                fun_v,
+                np.zeros_like(u0),
+                jac=True,
+                method="L-BFGS-B",
+                callback=callback,
+                options={"ftol": tolerances["ftol"], "gtol": 0.0, "maxiter": 1000},
+            )
+        if last.get("converged"):
+            result.success = True
+            result.message = "the projected gradient is below gtol"
+        u_end = u0 + c @ result.x
     if preconditioned and not result.success:
         # a stale preconditioner can stall the line search: finish from where it
         # stopped without one (and start the next M-step afresh)
         assert state is not None
         state.pop("factor", None)
         nit = int(result.nit)
-        result = minimize(
-            fun, u_end, jac=True, method="L-BFGS-B", options={**tolerances, "maxiter": 1000}
-        )
+        result = plain_lbfgs(u_end)
         result.nit = int(result.nit) + nit
         u_end = result.x
         preconditioned = False
