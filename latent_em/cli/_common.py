@@ -21,7 +21,14 @@ __all__ = [
     "missing_file_error",
     "parse_separator",
     "header_of",
+    "is_terminal",
 ]
+
+
+def is_terminal(stream: Any) -> bool:
+    """Whether ``stream`` is an interactive terminal (progress output is shown only there)."""
+    isatty = getattr(stream, "isatty", None)
+    return bool(isatty and isatty())
 
 
 class CommandError(Exception):
@@ -441,8 +448,7 @@ class ProgressBar:
         self.total = max(1, total)
         self.stream = sys.stderr if stream is None else stream
         if enabled is None:
-            isatty = getattr(self.stream, "isatty", None)
-            enabled = bool(isatty and isatty())
+            enabled = is_terminal(self.stream)
         self.enabled = enabled
         self.delay = delay
         self.interval = interval

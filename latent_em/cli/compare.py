@@ -112,7 +112,7 @@ def load_csv(path: str, *, delimiter: str = ",") -> np.ndarray:
 
 
 def _main(args: argparse.Namespace) -> int:
-    from ._common import CommandError
+    from ._common import CommandError, is_terminal
 
     for name in ("draws", "chains", "n_init"):
         if getattr(args, name) < 1:
@@ -153,22 +153,19 @@ def _main(args: argparse.Namespace) -> int:
         n_init=args.n_init,
         seed=args.seed,
         out=args.out,
-        progressbar=not args.no_progress and _is_terminal(sys.stderr),
+        progressbar=not args.no_progress and is_terminal(sys.stderr),
     )
     sys.stdout.write(text)
     return 0
-
-
-def _is_terminal(stream: Any) -> bool:
-    isatty = getattr(stream, "isatty", None)
-    return bool(isatty and isatty())
 
 
 def quiet_pytensor_off_a_terminal() -> None:
     """Off a terminal (logs, pipes, CI), hide PyTensor's "could not link to a BLAS"
     warning (it concerns the machine's setup, is printed at import and is not about the
     user's data) and PyMC's informational log lines. On a terminal both are left as is."""
-    if not _is_terminal(sys.stderr):
+    from ._common import is_terminal
+
+    if not is_terminal(sys.stderr):
         import logging
         import warnings
 

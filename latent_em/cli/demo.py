@@ -143,6 +143,7 @@ def run_demo(
     )
     lines += ["", f"Plot saved to {out}", ""]
     if compare:
+        from ._common import is_terminal
         from .compare import quiet_pytensor_off_a_terminal, write_report
 
         quiet_pytensor_off_a_terminal()
@@ -156,7 +157,7 @@ def run_demo(
             tune=500,
             chains=2,
             random_seed=seed,
-            progressbar=bool(getattr(sys.stderr, "isatty", lambda: False)()),
+            progressbar=is_terminal(sys.stderr),
         )
         folder = os.path.splitext(out)[0] + "_compare"
         written = write_report(report, folder)

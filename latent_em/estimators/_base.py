@@ -7,6 +7,7 @@ Fitted attributes end in ``_`` as in scikit-learn.
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import math
 import os
@@ -209,9 +210,28 @@ class MixtureEstimator:
         model = self._make_model()
         x = self._check_fit_data(X, model)
         self._record_feature_names(X)
+        self._fit_and_store(model, x, sample_weight, callback)
+        return self
+
+    def _fit_and_store(
+        self,
+        model: Any,
+        x: Any,
+        sample_weight: Any,
+        callback: Callable[[int, Any, float], Any] | None,
+        *,
+        fitted: Any = None,
+        data: Any = None,
+    ) -> None:
+        """Run :func:`latent_em.fit` with the estimator's options and store the result.
+
+        ``fitted`` and ``data`` (default: ``model`` and ``x``) are what EM runs on when
+        it differs from the model kept (a wrapper such as partial labels); the stored
+        result then names ``model``.
+        """
         result = fit(
-            model,
-            x,
+            model if fitted is None else fitted,
+            x if data is None else data,
             n_init=self.n_init,
             tol=self.tol,
             max_iter=self.max_iter,
@@ -221,8 +241,9 @@ class MixtureEstimator:
             accelerate=self.accelerate,
             callback=callback,
         )
+        if fitted is not None:
+            result = dataclasses.replace(result, model=model)
         self._store_result(model, result, x, sample_weight)
-        return self
 
     def _store_result(
         self, model: Any, result: EMResult, x: Any, sample_weight: Any = None

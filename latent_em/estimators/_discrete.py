@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from .._validation import check_int, check_positive_float
-from ..em import check_sample_weight, fit
+from ..em import check_sample_weight
 from ._base import MixtureEstimator
 from ._interop import reject_sparse
 
@@ -116,19 +116,7 @@ class DiscreteMixtureEstimator(MixtureEstimator):
         x = model.check_data(x)
         self._record_feature_names(X)
         weights = combine_weights(sample_weight, frequency, len(x))
-        result = fit(
-            model,
-            x,
-            n_init=self.n_init,
-            tol=self.tol,
-            max_iter=self.max_iter,
-            sample_weight=weights,
-            chunk_size=self.chunk_size,
-            random_state=self.random_state,
-            accelerate=self.accelerate,
-            callback=callback,
-        )
-        self._store_result(model, result, x, weights)
+        self._fit_and_store(model, x, weights, callback)
         return self
 
     def fit_predict(

@@ -10,7 +10,6 @@ from typing import Any
 import numpy as np
 
 from .._validation import check_int, check_positive_float
-from ..em import fit
 from ..exceptions import DegeneracyWarning
 from ..models.gaussian import GaussianMixtureModel, GaussianMixtureParams
 from ..models.gaussian import missing as missing_values
@@ -191,10 +190,6 @@ class GaussianMixture(MixtureEstimator):
         sample_weight, callback
             As in :meth:`MixtureEstimator.fit`.
         """
-        if labels is None and self.prior is None:
-            super().fit(X, sample_weight=sample_weight, callback=callback)
-            self._flag_spurious_maximum()
-            return self
         reject_sparse(X)
         model = self._make_model()
         x = self._check_fit_data(X, model)
@@ -219,19 +214,7 @@ class GaussianMixture(MixtureEstimator):
                 raise ValueError("labels (partial labels) need X in memory, as an array")
             fitted = PartiallyLabelledGaussianMixture(model)
             data_in = join_labels(x, labels, model.n_components)
-        result = fit(
-            fitted,
-            data_in,
-            n_init=self.n_init,
-            tol=self.tol,
-            max_iter=self.max_iter,
-            sample_weight=sample_weight,
-            chunk_size=self.chunk_size,
-            random_state=self.random_state,
-            accelerate=self.accelerate,
-            callback=callback,
-        )
-        self._store_result(model, dataclasses.replace(result, model=model), x, sample_weight)
+        self._fit_and_store(model, x, sample_weight, callback, fitted=fitted, data=data_in)
         self._flag_spurious_maximum()
         return self
 

@@ -77,7 +77,8 @@ def format_table(
     return lines
 
 
-def _feature_names(est: Any, d: int) -> list[str]:
+def feature_names(est: Any, d: int) -> list[str]:
+    """Column names seen in ``fit`` (``feature_names_in_``), else ``x1 .. xD``."""
     names = getattr(est, "feature_names_in_", None)
     if names is not None and len(names) == d:
         return [str(n) for n in names]
@@ -181,15 +182,10 @@ def by_feature_block(est: Any, heading: str, values: Any, digits: int) -> tuple[
     """A ``(K, D)`` parameter as a table: one row per feature, one column per component."""
     v = np.asarray(values, dtype=float)
     return heading, format_table(
-        _feature_names(est, v.shape[1]), list(range(v.shape[0])), v.T, digits=digits
+        feature_names(est, v.shape[1]), list(range(v.shape[0])), v.T, digits=digits
     )
 
 
 def matrix_block(names: list[str], matrix: Any, digits: int) -> list[str]:
     """A ``(D, D)`` matrix labelled by feature on both sides."""
     return format_table(names, names, matrix, digits=digits)
-
-
-def feature_names(est: Any, d: int) -> list[str]:
-    """Column names seen in ``fit`` (``feature_names_in_``), else ``x1 .. xD``."""
-    return _feature_names(est, d)
