@@ -56,6 +56,7 @@ from .constraints import (
     count_free_parameters,
 )
 from .models import GaussianMixtureModel, GaussianMixtureParams
+from .models._discrete import safe_log
 
 # scipy.special on first use, so that import latent_em stays light
 betaln, digamma, gammaln, i0e, i1e, polygamma = lazy_functions(
@@ -84,11 +85,6 @@ Stats = dict[str, Any]
 
 COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
 _LOG_2PI = math.log(2.0 * math.pi)
-
-
-def _safe_log(p: np.ndarray) -> np.ndarray:
-    with np.errstate(divide="ignore"):
-        return np.log(p)
 
 
 def as_data_matrix(x: Any, name: str = "X") -> np.ndarray:
@@ -354,7 +350,7 @@ class Bernoulli(Component):
 
     def log_density(self, params: Params, x: np.ndarray) -> np.ndarray:
         p = np.asarray(params["p"], dtype=float)
-        log1, log0 = _safe_log(p), _safe_log(1.0 - p)
+        log1, log0 = safe_log(p), safe_log(1.0 - p)
         fin1, fin0 = np.isfinite(log1), np.isfinite(log0)
         table = x @ np.where(fin1, log1, 0.0).T + (1.0 - x) @ np.where(fin0, log0, 0.0).T
         impossible = x @ (~fin1).T.astype(float) + (1.0 - x) @ (~fin0).T.astype(float)
@@ -422,7 +418,7 @@ class Categorical(Component):
         return int(x.max()) + 1
 
     def log_density(self, params: Params, x: np.ndarray) -> np.ndarray:
-        logp = _safe_log(np.asarray(params["probs"], dtype=float))  # (K, D, C)
+        logp = safe_log(np.asarray(params["probs"], dtype=float))  # (K, D, C)
         codes = x.astype(np.intp)
         out = np.zeros((x.shape[0], logp.shape[0]))
         for d in range(x.shape[1]):
@@ -478,7 +474,7 @@ class Poisson(Component):
     def log_density(self, params: Params, x: np.ndarray) -> np.ndarray:
         rate = np.asarray(params["rate"], dtype=float)
         zero = rate <= 0
-        log_rate = np.where(zero, 0.0, _safe_log(np.where(zero, 1.0, rate)))
+        log_rate = np.where(zero, 0.0, safe_log(np.where(zero, 1.0, rate)))
         table = x @ log_rate.T - rate.sum(axis=1)[None] - _log_factorial(x).sum(axis=1)[:, None]
         if np.any(zero):
             table[(x > 0).astype(float) @ zero.T.astype(float) > 0] = -np.inf
