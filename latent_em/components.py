@@ -56,7 +56,7 @@ from .constraints import (
     count_free_parameters,
 )
 from .models import GaussianMixtureModel, GaussianMixtureParams
-from .models._discrete import safe_log
+from .models._discrete import real_array, safe_log
 
 # scipy.special on first use, so that import latent_em stays light
 betaln, digamma, gammaln, i0e, i1e, polygamma = lazy_functions(
@@ -91,16 +91,7 @@ def as_data_matrix(x: Any, name: str = "X") -> np.ndarray:
     """A 2-D float array (a 1-D array is one column)."""
     if isinstance(x, (str, bytes)):
         raise TypeError(f"{name} must be a numeric array; got a string")
-    arr = np.asarray(x)
-    if arr.dtype == object:
-        try:
-            arr = arr.astype(float)
-        except (TypeError, ValueError) as exc:
-            raise TypeError(f"{name} must contain numbers; got dtype object") from exc
-    if not (np.issubdtype(arr.dtype, np.number) or np.issubdtype(arr.dtype, np.bool_)):
-        raise TypeError(f"{name} must contain numbers; got dtype {arr.dtype}")
-    if np.issubdtype(arr.dtype, np.complexfloating):
-        raise TypeError(f"{name} must be real-valued; got dtype {arr.dtype}")
+    arr = real_array(np.asarray(x), name)
     if arr.ndim == 1:
         arr = arr[:, None]
     if arr.ndim != 2:
