@@ -57,6 +57,7 @@ from .constraints import (
 )
 from .models import GaussianMixtureModel, GaussianMixtureParams
 from .models._discrete import real_array, safe_log
+from .models.poisson_mixture import poisson_log_table
 
 # scipy.special on first use, so that import latent_em stays light
 betaln, digamma, gammaln, i0e, i1e, polygamma = lazy_functions(
@@ -441,10 +442,6 @@ class Categorical(Component):
         return np.minimum((u > cum).sum(axis=-1), probs.shape[-1] - 1).astype(float)
 
 
-def _log_factorial(x: np.ndarray) -> np.ndarray:
-    return gammaln(x + 1.0)
-
-
 @dataclasses.dataclass(frozen=True)
 class Poisson(Component):
     """Independent Poisson counts per column, rate ``λ_kd``; MLE ``λ = Σ r x / N``."""
@@ -463,13 +460,7 @@ class Poisson(Component):
         return ~np.isfinite(x) | (x < 0) | (x != np.floor(x))
 
     def log_density(self, params: Params, x: np.ndarray) -> np.ndarray:
-        rate = np.asarray(params["rate"], dtype=float)
-        zero = rate <= 0
-        log_rate = np.where(zero, 0.0, safe_log(np.where(zero, 1.0, rate)))
-        table = x @ log_rate.T - rate.sum(axis=1)[None] - _log_factorial(x).sum(axis=1)[:, None]
-        if np.any(zero):
-            table[(x > 0).astype(float) @ zero.T.astype(float) > 0] = -np.inf
-        return table
+        return poisson_log_table(params["rate"], x)
 
     def stats(self, params: Params | None, x: np.ndarray, resp: np.ndarray) -> Stats:
         return {"count": resp.sum(axis=0), "sum_x": resp.T @ x}
