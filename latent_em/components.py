@@ -39,7 +39,7 @@ import functools
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -167,15 +167,25 @@ class Component(ABC):
     def constraints(self) -> Mapping[str, Constraint]:
         """Domain of every parameter (the batch axis included in the arrays)."""
 
+    #: ``(what the data must hold, family name)`` of the support check in :meth:`check_data`
+    #: (cells flagged by :meth:`_outside`); ``None``: every finite value is in the support
+    _support: ClassVar[tuple[str, str] | None] = None
+
+    def _outside(self, x: np.ndarray) -> np.ndarray:
+        """Mask of the finite cells outside the family's support."""
+        return np.zeros(x.shape, dtype=bool)
+
     def check_data(self, x: Any, name: str = "X") -> np.ndarray:
         """Validate the component's columns; returns a 2-D float array."""
         x = as_data_matrix(x, name)
         _check_finite(x, name, type(self).__name__)
+        if self._support is not None:
+            _first_bad(self._outside(x), x, name, *self._support)
         return x
 
     def invalid(self, x: np.ndarray) -> np.ndarray:
         """``(n, D)`` mask of the cells outside the family's support (NaN included)."""
-        return ~np.isfinite(x)
+        return ~np.isfinite(x) | self._outside(x)
 
     @abstractmethod
     def log_density(self, params: Params, x: np.ndarray) -> np.ndarray:
@@ -331,14 +341,10 @@ class Bernoulli(Component):
     def constraints(self) -> Mapping[str, Constraint]:
         return {"p": Interval(0.0, 1.0)}
 
-    def check_data(self, x: Any, name: str = "X") -> np.ndarray:
-        x = super().check_data(x, name)
-        _first_bad((x != 0) & (x != 1), x, name, "0/1 values", "Bernoulli")
-        return x
+    _support = ("0/1 values", "Bernoulli")
 
-    def invalid(self, x: np.ndarray) -> np.ndarray:
-        """Cells outside the support (see :meth:`Component.invalid`)."""
-        return ~np.isfinite(x) | ((x != 0) & (x != 1))
+    def _outside(self, x: np.ndarray) -> np.ndarray:
+        return (x != 0) & (x != 1)
 
     def log_density(self, params: Params, x: np.ndarray) -> np.ndarray:
         p = np.asarray(params["p"], dtype=float)
@@ -395,9 +401,8 @@ class Categorical(Component):
             _first_bad(x >= c, x, name, f"codes below n_categories={c}", "categorical")
         return x
 
-    def invalid(self, x: np.ndarray) -> np.ndarray:
-        """Cells outside the support (see :meth:`Component.invalid`)."""
-        bad = ~np.isfinite(x) | (x < 0) | (x != np.floor(x))
+    def _outside(self, x: np.ndarray) -> np.ndarray:
+        bad = (x < 0) | (x != np.floor(x))
         if self.n_categories is not None:
             bad |= x >= self.n_categories
         return bad
@@ -450,14 +455,10 @@ class Poisson(Component):
     def constraints(self) -> Mapping[str, Constraint]:
         return {"rate": Positive()}
 
-    def check_data(self, x: Any, name: str = "X") -> np.ndarray:
-        x = super().check_data(x, name)
-        _first_bad((x < 0) | (x != np.floor(x)), x, name, "non-negative integer counts", "Poisson")
-        return x
+    _support = ("non-negative integer counts", "Poisson")
 
-    def invalid(self, x: np.ndarray) -> np.ndarray:
-        """Cells outside the support (see :meth:`Component.invalid`)."""
-        return ~np.isfinite(x) | (x < 0) | (x != np.floor(x))
+    def _outside(self, x: np.ndarray) -> np.ndarray:
+        return (x < 0) | (x != np.floor(x))
 
     def log_density(self, params: Params, x: np.ndarray) -> np.ndarray:
         return poisson_log_table(params["rate"], x)
@@ -490,14 +491,10 @@ class Exponential(Component):
     def constraints(self) -> Mapping[str, Constraint]:
         return {"rate": Positive()}
 
-    def check_data(self, x: Any, name: str = "X") -> np.ndarray:
-        x = super().check_data(x, name)
-        _first_bad(x < 0, x, name, "non-negative values", "exponential")
-        return x
+    _support = ("non-negative values", "exponential")
 
-    def invalid(self, x: np.ndarray) -> np.ndarray:
-        """Cells outside the support (see :meth:`Component.invalid`)."""
-        return ~np.isfinite(x) | (x < 0)
+    def _outside(self, x: np.ndarray) -> np.ndarray:
+        return x < 0
 
     def log_density(self, params: Params, x: np.ndarray) -> np.ndarray:
         rate = np.asarray(params["rate"], dtype=float)
@@ -522,10 +519,6 @@ class Exponential(Component):
         return rng.exponential(1.0 / np.asarray(params["rate"], dtype=float)[z])
 
 
-def _check_positive(x: np.ndarray, name: str, family: str) -> None:
-    _first_bad(x <= 0, x, name, "positive values", family)
-
-
 @dataclasses.dataclass(frozen=True)
 class Gamma(Component):
     """Independent gamma columns (shape ``α``, rate ``β``).
@@ -539,14 +532,10 @@ class Gamma(Component):
     def constraints(self) -> Mapping[str, Constraint]:
         return {"shape": Positive(), "rate": Positive()}
 
-    def check_data(self, x: Any, name: str = "X") -> np.ndarray:
-        x = super().check_data(x, name)
-        _check_positive(x, name, "gamma")
-        return x
+    _support = ("positive values", "gamma")
 
-    def invalid(self, x: np.ndarray) -> np.ndarray:
-        """Cells outside the support (see :meth:`Component.invalid`)."""
-        return ~np.isfinite(x) | (x <= 0)
+    def _outside(self, x: np.ndarray) -> np.ndarray:
+        return x <= 0
 
     def log_density(self, params: Params, x: np.ndarray) -> np.ndarray:
         a = np.asarray(params["shape"], dtype=float)
@@ -599,14 +588,10 @@ class LogNormal(Component):
     def constraints(self) -> Mapping[str, Constraint]:
         return {"mu": Real(), "sigma": Positive()}
 
-    def check_data(self, x: Any, name: str = "X") -> np.ndarray:
-        x = super().check_data(x, name)
-        _check_positive(x, name, "log-normal")
-        return x
+    _support = ("positive values", "log-normal")
 
-    def invalid(self, x: np.ndarray) -> np.ndarray:
-        """Cells outside the support (see :meth:`Component.invalid`)."""
-        return ~np.isfinite(x) | (x <= 0)
+    def _outside(self, x: np.ndarray) -> np.ndarray:
+        return x <= 0
 
     def log_density(self, params: Params, x: np.ndarray) -> np.ndarray:
         mu = np.asarray(params["mu"], dtype=float)
@@ -710,14 +695,10 @@ class Beta(Component):
     def constraints(self) -> Mapping[str, Constraint]:
         return {"a": Positive(), "b": Positive()}
 
-    def check_data(self, x: Any, name: str = "X") -> np.ndarray:
-        x = super().check_data(x, name)
-        _first_bad((x <= 0) | (x >= 1), x, name, "values in the open interval (0, 1)", "beta")
-        return x
+    _support = ("values in the open interval (0, 1)", "beta")
 
-    def invalid(self, x: np.ndarray) -> np.ndarray:
-        """Cells outside the support (see :meth:`Component.invalid`)."""
-        return ~np.isfinite(x) | (x <= 0) | (x >= 1)
+    def _outside(self, x: np.ndarray) -> np.ndarray:
+        return (x <= 0) | (x >= 1)
 
     def log_density(self, params: Params, x: np.ndarray) -> np.ndarray:
         a = np.asarray(params["a"], dtype=float)
@@ -899,16 +880,10 @@ class NegativeBinomial(_NoClosedForm, Component):
     def constraints(self) -> Mapping[str, Constraint]:
         return {"r": Positive(), "p": Interval(0.0, 1.0)}
 
-    def check_data(self, x: Any, name: str = "X") -> np.ndarray:
-        x = super().check_data(x, name)
-        _first_bad(
-            (x < 0) | (x != np.floor(x)), x, name, "non-negative integer counts", "NegativeBinomial"
-        )
-        return x
+    _support = ("non-negative integer counts", "NegativeBinomial")
 
-    def invalid(self, x: np.ndarray) -> np.ndarray:
-        """Cells outside the support (see :meth:`Component.invalid`)."""
-        return ~np.isfinite(x) | (x < 0) | (x != np.floor(x))
+    def _outside(self, x: np.ndarray) -> np.ndarray:
+        return (x < 0) | (x != np.floor(x))
 
     def log_density(self, params: Params, x: np.ndarray) -> np.ndarray:
         r = np.asarray(params["r"], dtype=float)[None]  # (1, K, D)
