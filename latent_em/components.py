@@ -39,7 +39,7 @@ import functools
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -56,6 +56,8 @@ from .constraints import (
     count_free_parameters,
 )
 from .models import GaussianMixtureModel, GaussianMixtureParams
+from .models._discrete import real_array, safe_log
+from .models.poisson_mixture import poisson_log_table
 
 # scipy.special on first use, so that import latent_em stays light
 betaln, digamma, gammaln, i0e, i1e, polygamma = lazy_functions(
@@ -86,25 +88,11 @@ COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
 _LOG_2PI = math.log(2.0 * math.pi)
 
 
-def _safe_log(p: np.ndarray) -> np.ndarray:
-    with np.errstate(divide="ignore"):
-        return np.log(p)
-
-
 def as_data_matrix(x: Any, name: str = "X") -> np.ndarray:
     """A 2-D float array (a 1-D array is one column)."""
     if isinstance(x, (str, bytes)):
         raise TypeError(f"{name} must be a numeric array; got a string")
-    arr = np.asarray(x)
-    if arr.dtype == object:
-        try:
-            arr = arr.astype(float)
-        except (TypeError, ValueError) as exc:
-            raise TypeError(f"{name} must contain numbers; got dtype object") from exc
-    if not (np.issubdtype(arr.dtype, np.number) or np.issubdtype(arr.dtype, np.bool_)):
-        raise TypeError(f"{name} must contain numbers; got dtype {arr.dtype}")
-    if np.issubdtype(arr.dtype, np.complexfloating):
-        raise TypeError(f"{name} must be real-valued; got dtype {arr.dtype}")
+    arr = real_array(np.asarray(x), name)
     if arr.ndim == 1:
         arr = arr[:, None]
     if arr.ndim != 2:
@@ -179,15 +167,25 @@ class Component(ABC):
     def constraints(self) -> Mapping[str, Constraint]:
         """Domain of every parameter (the batch axis included in the arrays)."""
 
+    #: ``(what the data must hold, family name)`` of the support check in :meth:`check_data`
+    #: (cells flagged by :meth:`_outside`); ``None``: every finite value is in the support
+    _support: ClassVar[tuple[str, str] | None] = None
+
+    def _outside(self, x: np.ndarray) -> np.ndarray:
+        """Mask of the finite cells outside the family's support."""
+        return np.zeros(x.shape, dtype=bool)
+
     def check_data(self, x: Any, name: str = "X") -> np.ndarray:
         """Validate the component's columns; returns a 2-D float array."""
         x = as_data_matrix(x, name)
         _check_finite(x, name, type(self).__name__)
+        if self._support is not None:
+            _first_bad(self._outside(x), x, name, *self._support)
         return x
 
     def invalid(self, x: np.ndarray) -> np.ndarray:
         """``(n, D)`` mask of the cells outside the family's support (NaN included)."""
-        return ~np.isfinite(x)
+        return ~np.isfinite(x) | self._outside(x)
 
     @abstractmethod
     def log_density(self, params: Params, x: np.ndarray) -> np.ndarray:
@@ -343,18 +341,14 @@ class Bernoulli(Component):
     def constraints(self) -> Mapping[str, Constraint]:
         return {"p": Interval(0.0, 1.0)}
 
-    def check_data(self, x: Any, name: str = "X") -> np.ndarray:
-        x = super().check_data(x, name)
-        _first_bad((x != 0) & (x != 1), x, name, "0/1 values", "Bernoulli")
-        return x
+    _support = ("0/1 values", "Bernoulli")
 
-    def invalid(self, x: np.ndarray) -> np.ndarray:
-        """Cells outside the support (see :meth:`Component.invalid`)."""
-        return ~np.isfinite(x) | ((x != 0) & (x != 1))
+    def _outside(self, x: np.ndarray) -> np.ndarray:
+        return (x != 0) & (x != 1)
 
     def log_density(self, params: Params, x: np.ndarray) -> np.ndarray:
         p = np.asarray(params["p"], dtype=float)
-        log1, log0 = _safe_log(p), _safe_log(1.0 - p)
+        log1, log0 = safe_log(p), safe_log(1.0 - p)
         fin1, fin0 = np.isfinite(log1), np.isfinite(log0)
         table = x @ np.where(fin1, log1, 0.0).T + (1.0 - x) @ np.where(fin0, log0, 0.0).T
         impossible = x @ (~fin1).T.astype(float) + (1.0 - x) @ (~fin0).T.astype(float)
@@ -407,9 +401,8 @@ class Categorical(Component):
             _first_bad(x >= c, x, name, f"codes below n_categories={c}", "categorical")
         return x
 
-    def invalid(self, x: np.ndarray) -> np.ndarray:
-        """Cells outside the support (see :meth:`Component.invalid`)."""
-        bad = ~np.isfinite(x) | (x < 0) | (x != np.floor(x))
+    def _outside(self, x: np.ndarray) -> np.ndarray:
+        bad = (x < 0) | (x != np.floor(x))
         if self.n_categories is not None:
             bad |= x >= self.n_categories
         return bad
@@ -422,7 +415,7 @@ class Categorical(Component):
         return int(x.max()) + 1
 
     def log_density(self, params: Params, x: np.ndarray) -> np.ndarray:
-        logp = _safe_log(np.asarray(params["probs"], dtype=float))  # (K, D, C)
+        logp = safe_log(np.asarray(params["probs"], dtype=float))  # (K, D, C)
         codes = x.astype(np.intp)
         out = np.zeros((x.shape[0], logp.shape[0]))
         for d in range(x.shape[1]):
@@ -454,10 +447,6 @@ class Categorical(Component):
         return np.minimum((u > cum).sum(axis=-1), probs.shape[-1] - 1).astype(float)
 
 
-def _log_factorial(x: np.ndarray) -> np.ndarray:
-    return gammaln(x + 1.0)
-
-
 @dataclasses.dataclass(frozen=True)
 class Poisson(Component):
     """Independent Poisson counts per column, rate ``λ_kd``; MLE ``λ = Σ r x / N``."""
@@ -466,23 +455,13 @@ class Poisson(Component):
     def constraints(self) -> Mapping[str, Constraint]:
         return {"rate": Positive()}
 
-    def check_data(self, x: Any, name: str = "X") -> np.ndarray:
-        x = super().check_data(x, name)
-        _first_bad((x < 0) | (x != np.floor(x)), x, name, "non-negative integer counts", "Poisson")
-        return x
+    _support = ("non-negative integer counts", "Poisson")
 
-    def invalid(self, x: np.ndarray) -> np.ndarray:
-        """Cells outside the support (see :meth:`Component.invalid`)."""
-        return ~np.isfinite(x) | (x < 0) | (x != np.floor(x))
+    def _outside(self, x: np.ndarray) -> np.ndarray:
+        return (x < 0) | (x != np.floor(x))
 
     def log_density(self, params: Params, x: np.ndarray) -> np.ndarray:
-        rate = np.asarray(params["rate"], dtype=float)
-        zero = rate <= 0
-        log_rate = np.where(zero, 0.0, _safe_log(np.where(zero, 1.0, rate)))
-        table = x @ log_rate.T - rate.sum(axis=1)[None] - _log_factorial(x).sum(axis=1)[:, None]
-        if np.any(zero):
-            table[(x > 0).astype(float) @ zero.T.astype(float) > 0] = -np.inf
-        return table
+        return poisson_log_table(params["rate"], x)
 
     def stats(self, params: Params | None, x: np.ndarray, resp: np.ndarray) -> Stats:
         return {"count": resp.sum(axis=0), "sum_x": resp.T @ x}
@@ -512,14 +491,10 @@ class Exponential(Component):
     def constraints(self) -> Mapping[str, Constraint]:
         return {"rate": Positive()}
 
-    def check_data(self, x: Any, name: str = "X") -> np.ndarray:
-        x = super().check_data(x, name)
-        _first_bad(x < 0, x, name, "non-negative values", "exponential")
-        return x
+    _support = ("non-negative values", "exponential")
 
-    def invalid(self, x: np.ndarray) -> np.ndarray:
-        """Cells outside the support (see :meth:`Component.invalid`)."""
-        return ~np.isfinite(x) | (x < 0)
+    def _outside(self, x: np.ndarray) -> np.ndarray:
+        return x < 0
 
     def log_density(self, params: Params, x: np.ndarray) -> np.ndarray:
         rate = np.asarray(params["rate"], dtype=float)
@@ -544,10 +519,6 @@ class Exponential(Component):
         return rng.exponential(1.0 / np.asarray(params["rate"], dtype=float)[z])
 
 
-def _check_positive(x: np.ndarray, name: str, family: str) -> None:
-    _first_bad(x <= 0, x, name, "positive values", family)
-
-
 @dataclasses.dataclass(frozen=True)
 class Gamma(Component):
     """Independent gamma columns (shape ``α``, rate ``β``).
@@ -561,14 +532,10 @@ class Gamma(Component):
     def constraints(self) -> Mapping[str, Constraint]:
         return {"shape": Positive(), "rate": Positive()}
 
-    def check_data(self, x: Any, name: str = "X") -> np.ndarray:
-        x = super().check_data(x, name)
-        _check_positive(x, name, "gamma")
-        return x
+    _support = ("positive values", "gamma")
 
-    def invalid(self, x: np.ndarray) -> np.ndarray:
-        """Cells outside the support (see :meth:`Component.invalid`)."""
-        return ~np.isfinite(x) | (x <= 0)
+    def _outside(self, x: np.ndarray) -> np.ndarray:
+        return x <= 0
 
     def log_density(self, params: Params, x: np.ndarray) -> np.ndarray:
         a = np.asarray(params["shape"], dtype=float)
@@ -621,14 +588,10 @@ class LogNormal(Component):
     def constraints(self) -> Mapping[str, Constraint]:
         return {"mu": Real(), "sigma": Positive()}
 
-    def check_data(self, x: Any, name: str = "X") -> np.ndarray:
-        x = super().check_data(x, name)
-        _check_positive(x, name, "log-normal")
-        return x
+    _support = ("positive values", "log-normal")
 
-    def invalid(self, x: np.ndarray) -> np.ndarray:
-        """Cells outside the support (see :meth:`Component.invalid`)."""
-        return ~np.isfinite(x) | (x <= 0)
+    def _outside(self, x: np.ndarray) -> np.ndarray:
+        return x <= 0
 
     def log_density(self, params: Params, x: np.ndarray) -> np.ndarray:
         mu = np.asarray(params["mu"], dtype=float)
@@ -732,14 +695,10 @@ class Beta(Component):
     def constraints(self) -> Mapping[str, Constraint]:
         return {"a": Positive(), "b": Positive()}
 
-    def check_data(self, x: Any, name: str = "X") -> np.ndarray:
-        x = super().check_data(x, name)
-        _first_bad((x <= 0) | (x >= 1), x, name, "values in the open interval (0, 1)", "beta")
-        return x
+    _support = ("values in the open interval (0, 1)", "beta")
 
-    def invalid(self, x: np.ndarray) -> np.ndarray:
-        """Cells outside the support (see :meth:`Component.invalid`)."""
-        return ~np.isfinite(x) | (x <= 0) | (x >= 1)
+    def _outside(self, x: np.ndarray) -> np.ndarray:
+        return (x <= 0) | (x >= 1)
 
     def log_density(self, params: Params, x: np.ndarray) -> np.ndarray:
         a = np.asarray(params["a"], dtype=float)
@@ -921,16 +880,10 @@ class NegativeBinomial(_NoClosedForm, Component):
     def constraints(self) -> Mapping[str, Constraint]:
         return {"r": Positive(), "p": Interval(0.0, 1.0)}
 
-    def check_data(self, x: Any, name: str = "X") -> np.ndarray:
-        x = super().check_data(x, name)
-        _first_bad(
-            (x < 0) | (x != np.floor(x)), x, name, "non-negative integer counts", "NegativeBinomial"
-        )
-        return x
+    _support = ("non-negative integer counts", "NegativeBinomial")
 
-    def invalid(self, x: np.ndarray) -> np.ndarray:
-        """Cells outside the support (see :meth:`Component.invalid`)."""
-        return ~np.isfinite(x) | (x < 0) | (x != np.floor(x))
+    def _outside(self, x: np.ndarray) -> np.ndarray:
+        return (x < 0) | (x != np.floor(x))
 
     def log_density(self, params: Params, x: np.ndarray) -> np.ndarray:
         r = np.asarray(params["r"], dtype=float)[None]  # (1, K, D)

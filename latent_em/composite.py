@@ -47,27 +47,9 @@ from ._validation import check_int
 from .components import Component, Gaussian, Params, Stats, as_data_matrix
 from .constraints import Constraint, Simplex
 from .models import GaussianMixtureModel, GaussianMixtureParams
-from .models._discrete import partition_from_data
+from .models._discrete import partition_from_data, posterior_from_table
 
-__all__ = ["Mixture", "NumericalMixture", "Independent", "log_softmax_rows", "initial_partition"]
-
-
-def log_softmax_rows(table: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Responsibilities and ``log Σ_k exp(table_nk)`` of an ``(n, K)`` log table.
-
-    A row that is ``-inf`` everywhere gets uniform responsibilities and ``-inf``.
-    """
-    top = table.max(axis=1)
-    impossible = ~np.isfinite(top)
-    shift = np.where(impossible, 0.0, top)
-    with np.errstate(divide="ignore", under="ignore", invalid="ignore"):
-        scaled = np.exp(table - shift[:, None])
-        total = scaled.sum(axis=1)
-        log_marginal = np.log(total) + shift
-        resp = scaled / np.where(impossible, 1.0, total)[:, None]
-    if np.any(impossible):
-        resp[impossible] = 1.0 / table.shape[1]
-    return resp, log_marginal
+__all__ = ["Mixture", "NumericalMixture", "Independent", "initial_partition"]
 
 
 def _prefixed(prefix: str, tree: Mapping[str, Any]) -> dict[str, Any]:
@@ -535,7 +517,9 @@ class Mixture:
             ]
             candidate = {"weights": r.sum(axis=0) / r.sum(), **self._pack(parts)}
             with np.errstate(all="ignore"):
-                ll = float(np.sum(log_softmax_rows(self.log_weighted_densities(candidate, x))[1]))
+                ll = float(
+                    np.sum(posterior_from_table(self.log_weighted_densities(candidate, x))[1])
+                )
             if best is None or ll > best_ll:
                 best, best_ll = candidate, ll
         assert best is not None
@@ -605,7 +589,7 @@ class Mixture:
         gmm = self._gmm()
         if gmm is not None:
             return gmm.posterior(_gaussian_params(params), x)
-        return log_softmax_rows(self.log_weighted_densities(params, x))
+        return posterior_from_table(self.log_weighted_densities(params, x))
 
     def expected_stats(
         self,

@@ -25,6 +25,7 @@ __all__ = [
     "weights_m_step",
     "dirichlet_log_density",
     "posterior_from_table",
+    "real_array",
     "finite_matrix",
     "INIT_METHODS",
     "one_hot",
@@ -126,6 +127,23 @@ def posterior_from_table(table: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return resp, log_marginal
 
 
+def real_array(arr: np.ndarray, name: str) -> np.ndarray:
+    """``arr`` with a real numeric (or boolean) dtype; an object array is converted to float.
+
+    Errors name the argument and the offending dtype.
+    """
+    if arr.dtype == object:
+        try:
+            arr = arr.astype(float)
+        except (TypeError, ValueError) as exc:
+            raise TypeError(f"{name} must contain numbers; got dtype object") from exc
+    if not (np.issubdtype(arr.dtype, np.number) or np.issubdtype(arr.dtype, np.bool_)):
+        raise TypeError(f"{name} must contain numbers; got dtype {arr.dtype}")
+    if np.issubdtype(arr.dtype, np.complexfloating):
+        raise TypeError(f"{name} must be real-valued; got dtype {arr.dtype}")
+    return arr
+
+
 def finite_matrix(x: Any, name: str, min_rows: int) -> np.ndarray:
     """A 2-D real array without NaN or infinity; errors name the argument and column."""
     if isinstance(x, (str, bytes)):
@@ -141,14 +159,7 @@ def finite_matrix(x: Any, name: str, min_rows: int) -> np.ndarray:
                     raise ValueError(
                         f"{name} contains missing values: column {col} has None at row {row}"
                     )
-        try:
-            arr = arr.astype(float)
-        except (TypeError, ValueError) as exc:
-            raise TypeError(f"{name} must contain numbers; got dtype object") from exc
-    if not (np.issubdtype(arr.dtype, np.number) or np.issubdtype(arr.dtype, np.bool_)):
-        raise TypeError(f"{name} must contain numbers; got dtype {arr.dtype}")
-    if np.issubdtype(arr.dtype, np.complexfloating):
-        raise TypeError(f"{name} must be real-valued; got dtype {arr.dtype}")
+    arr = real_array(arr, name)
     if arr.ndim != 2:
         hint = " (reshape a single column with X.reshape(-1, 1))" if arr.ndim == 1 else ""
         raise ValueError(f"{name} must be 2-D (n_samples, n_features); got shape {arr.shape}{hint}")
