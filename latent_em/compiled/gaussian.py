@@ -445,12 +445,12 @@ def gaussian_e_step(
     n_seg = max(1, -(-n // seg))
     log_marginal = np.empty(n)
     counts = np.zeros((n_seg, k))
-    sum_dx = np.zeros((n_seg, k, d))
     run: Callable[[int, int, int], Any]
     if covariance_type in ("full", "tied"):
         pc = np.zeros((k, dp, dp))
         pc[:, :d, :d] = prec_chol if covariance_type == "full" else prec_chol[None]
         per = 1 if covariance_type == "full" else 0
+        sum_dx = np.zeros((n_seg, k, d))
         second = np.zeros((n_seg, k if per else 1, dp, dp))
 
         def run(s: int, lo: int, hi: int) -> None:

@@ -101,12 +101,15 @@ def _conditionals(model: Any, params: GaussianMixtureParams, patterns: np.ndarra
     ]
 
 
-def log_weighted_densities(model: Any, params: GaussianMixtureParams, x: np.ndarray) -> np.ndarray:
-    """``(n, K)`` table of ``log φ_k + log N(x_O; μ_O, Σ_OO)`` over each row's observed
-    coordinates."""
-    x = np.asarray(x, dtype=float)
+def _pieces(model: Any, params: GaussianMixtureParams, x: np.ndarray) -> tuple[np.ndarray, list]:
+    """Each row's pattern index and the components conditioned on every pattern."""
     patterns, inverse = _patterns(x)
-    cond = _conditionals(model, params, patterns)
+    return inverse, _conditionals(model, params, patterns)
+
+
+def _table(
+    params: GaussianMixtureParams, x: np.ndarray, inverse: np.ndarray, cond: list
+) -> np.ndarray:
     with np.errstate(divide="ignore"):
         log_w = np.log(np.asarray(params.weights, dtype=float))
     out = np.empty((x.shape[0], len(log_w)))
@@ -116,6 +119,13 @@ def log_weighted_densities(model: Any, params: GaussianMixtureParams, x: np.ndar
         for j, c in enumerate(comps):
             out[rows, j] = log_w[j] + c.log_density(xo)
     return out
+
+
+def log_weighted_densities(model: Any, params: GaussianMixtureParams, x: np.ndarray) -> np.ndarray:
+    """``(n, K)`` table of ``log φ_k + log N(x_O; μ_O, Σ_OO)`` over each row's observed
+    coordinates."""
+    x = np.asarray(x, dtype=float)
+    return _table(params, x, *_pieces(model, params, x))
 
 
 def expected_stats(
@@ -128,14 +138,24 @@ def expected_stats(
     """Counts and expected moments about the current means, the missing coordinates
     replaced by their conditional means and their conditional covariances added."""
     x = np.asarray(x, dtype=float)
+    return _stats(model, params, x, posterior, weights, *_pieces(model, params, x))
+
+
+def _stats(
+    model: Any,
+    params: GaussianMixtureParams,
+    x: np.ndarray,
+    posterior: np.ndarray,
+    weights: np.ndarray,
+    inverse: np.ndarray,
+    cond: list,
+) -> GaussianMixtureStats:
     means = np.asarray(params.means, dtype=float)
     k, d = means.shape
     rw = np.asarray(posterior, dtype=float) * np.asarray(weights, dtype=float)[:, None]
     counts = rw.sum(axis=0)
     sum_dx = np.zeros((k, d))
     second = np.zeros((k, d, d))
-    patterns, inverse = _patterns(x)
-    cond = _conditionals(model, params, patterns)
     for p, comps in enumerate(cond):
         rows = np.flatnonzero(inverse == p)
         xo = x[np.ix_(rows, comps[0].obs)]
@@ -150,13 +170,24 @@ def expected_stats(
     return GaussianMixtureStats(counts, sum_dx, model.covariance.reduce_second(second))
 
 
+def _responsibilities(
+    params: GaussianMixtureParams, x: np.ndarray, inverse: np.ndarray, cond: list
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(n, K)`` responsibilities and ``log p(x_n)`` (of the observed part)."""
+    table = np.ascontiguousarray(_table(params, x, inverse, cond).T)
+    log_marginal = log_normalize(table)
+    return table.T, log_marginal
+
+
 def e_step(
     model: Any, params: GaussianMixtureParams, x: np.ndarray, weights: np.ndarray
 ) -> tuple[GaussianMixtureStats, np.ndarray]:
-    """The E-step's statistics and ``log p(x_n)`` (the density of the observed part)."""
-    table = np.ascontiguousarray(log_weighted_densities(model, params, x).T)
-    log_marginal = log_normalize(table)
-    return expected_stats(model, params, x, table.T, weights), log_marginal
+    """The E-step's statistics and ``log p(x_n)`` (the density of the observed part);
+    the patterns and conditional factorizations are computed once for both."""
+    x = np.asarray(x, dtype=float)
+    inverse, cond = _pieces(model, params, x)
+    resp, log_marginal = _responsibilities(params, x, inverse, cond)
+    return _stats(model, params, x, resp, weights, inverse, cond), log_marginal
 
 
 def fill_column_means(x: np.ndarray) -> np.ndarray:
@@ -172,12 +203,9 @@ def impute(model: Any, params: GaussianMixtureParams, x: np.ndarray) -> np.ndarr
     """``E[x_M | x_O]``: each row's missing coordinates replaced by their conditional mean
     under the mixture (the responsibilities times the components' conditional means)."""
     x = np.asarray(x, dtype=float)
-    table = np.ascontiguousarray(log_weighted_densities(model, params, x).T)
-    log_normalize(table)
-    resp = table.T
+    inverse, cond = _pieces(model, params, x)
+    resp, _ = _responsibilities(params, x, inverse, cond)
     out = x.copy()
-    patterns, inverse = _patterns(x)
-    cond = _conditionals(model, params, patterns)
     for p, comps in enumerate(cond):
         if not comps[0].mis.size:
             continue

@@ -494,11 +494,17 @@ class GaussianMixtureModel(FiniteMixture):
         const = -0.5 * d * _LOG_2PI + self.covariance.log_det_precisions_cholesky(prec_chol, d)
         return means, prec_chol, np.broadcast_to(const, log_w.shape) + log_w
 
-    def _kernel(self, params: GaussianMixtureParams, d: int) -> ExpandedKernel:
+    def _kernel_args(
+        self, params: GaussianMixtureParams, d: int
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """``(means, prec_chol, const, centre)`` of :meth:`Covariance.kernel`."""
         means, prec_chol, const = self._log_terms(params, d)
         # centre on the mixture's mean so expanded quadratic forms do not cancel badly
         centre = np.asarray(params.weights, dtype=float) @ means
-        return self.covariance.kernel(means, prec_chol, const, centre)
+        return means, prec_chol, const, centre
+
+    def _kernel(self, params: GaussianMixtureParams, d: int) -> ExpandedKernel:
+        return self.covariance.kernel(*self._kernel_args(params, d))
 
     def _as_working(self, x: Any) -> np.ndarray:
         x = np.asarray(x)
@@ -554,7 +560,8 @@ class GaussianMixtureModel(FiniteMixture):
             return GaussianMixtureStats(*stats), lm
         log_marginal = np.empty(n)
         with single_threaded_blas() as limited:
-            kernel = self._kernel(params, d)
+            args = self._kernel_args(params, d)  # factorized once for every thread's kernel
+            kernel = self.covariance.kernel(*args)
             w = np.asarray(weights, dtype=float)  # the tables' dtype: no mixed loops
             starts = range(0, n, kernel.rows)
             threads = min(self._threads(), len(starts) // MIN_BLOCKS_PER_THREAD)
@@ -564,7 +571,7 @@ class GaussianMixtureModel(FiniteMixture):
             else:
                 # contiguous runs of blocks per thread: the summation order, hence the
                 # result, is the same on every call with the same number of threads
-                kernels = [kernel] + [self._kernel(params, d) for _ in range(threads - 1)]
+                kernels = [kernel] + [self.covariance.kernel(*args) for _ in range(threads - 1)]
                 parts = np.array_split(np.asarray(starts), threads)
                 with ThreadPoolExecutor(threads) as pool:
                     jobs = [
