@@ -100,17 +100,37 @@ def _triangle_mahalanobis(diff, pc, nb, y0, y1, y2, y3, maha):  # pragma: no cov
     """``maha[b] = ‖Pᵀ diff[:, b]‖²``, ``pc`` the upper-triangular factor padded with
     zeros to ``(Dp, Dp)`` (``Dp`` a multiple of 4; ``diff`` has zero rows beyond D).
     A 4 x 4 panel of the triangle per pass over the block: four loads of ``diff`` feed
-    sixteen multiply-adds into four accumulating rows ``y``."""
+    sixteen multiply-adds into four accumulating rows ``y``; the diagonal panel, which
+    starts them, only its ten upper entries."""
     dp = pc.shape[1]
     for b in range(nb):
         maha[b] = 0.0
     for j in range(0, dp, 4):
+        # the diagonal panel (lower entries zero) starts the four rows of y
+        p00 = pc[j, j]
+        p01 = pc[j, j + 1]
+        p11 = pc[j + 1, j + 1]
+        p02 = pc[j, j + 2]
+        p12 = pc[j + 1, j + 2]
+        p22 = pc[j + 2, j + 2]
+        p03 = pc[j, j + 3]
+        p13 = pc[j + 1, j + 3]
+        p23 = pc[j + 2, j + 3]
+        p33 = pc[j + 3, j + 3]
+        d0 = diff[j]
+        d1 = diff[j + 1]
+        d2 = diff[j + 2]
+        d3 = diff[j + 3]
         for b in range(nb):
-            y0[b] = 0.0
-            y1[b] = 0.0
-            y2[b] = 0.0
-            y3[b] = 0.0
-        for i in range(0, j + 4, 4):
+            e0 = d0[b]
+            e1 = d1[b]
+            e2 = d2[b]
+            e3 = d3[b]
+            y0[b] = p00 * e0
+            y1[b] = p01 * e0 + p11 * e1
+            y2[b] = p02 * e0 + p12 * e1 + p22 * e2
+            y3[b] = p03 * e0 + p13 * e1 + p23 * e2 + p33 * e3
+        for i in range(0, j, 4):
             p00 = pc[i, j]
             p10 = pc[i + 1, j]
             p20 = pc[i + 2, j]
@@ -195,9 +215,10 @@ def _normalize(tab, nb, w, b0, log_marginal, top, total, scale_bits):  # pragma:
 @jit()
 def _moments(xt, mean, diff, r, nb, rd, sum_dx, second):  # pragma: no cover - compiled
     """Add ``Σ r``, ``Σ r·diff`` and the upper triangle (4 x 4 panels, rows padded) of
-    ``Σ r·diff·diffᵀ`` of one component; returns ``Σ r``. The differences ``xt - mean``
-    (into ``diff``, whose rows beyond D stay zero) and ``r·diff`` (into ``rd``) are
-    formed in the same pass."""
+    ``Σ r·diff·diffᵀ`` of one component (the diagonal panels only their upper ten
+    entries; below the diagonal ``second`` is not written); returns ``Σ r``. The
+    differences ``xt - mean`` (into ``diff``, whose rows beyond D stay zero) and
+    ``r·diff`` (into ``rd``) are formed in the same pass."""
     dp = diff.shape[0]
     d = sum_dx.shape[0]
     count = 0.0
@@ -221,7 +242,51 @@ def _moments(xt, mean, diff, r, nb, rd, sum_dx, second):  # pragma: no cover - c
         r1 = rd[i + 1]
         r2 = rd[i + 2]
         r3 = rd[i + 3]
-        for j in range(i, dp, 4):  # columns beyond D are zero rows of diff: harmless
+        # the diagonal panel: its upper triangle only (ten sums)
+        e = diff[i]
+        f = diff[i + 1]
+        g = diff[i + 2]
+        h = diff[i + 3]
+        s00 = 0.0
+        s01 = 0.0
+        s11 = 0.0
+        s02 = 0.0
+        s12 = 0.0
+        s22 = 0.0
+        s03 = 0.0
+        s13 = 0.0
+        s23 = 0.0
+        s33 = 0.0
+        for bb in range(nb):
+            a0 = r0[bb]
+            a1 = r1[bb]
+            a2 = r2[bb]
+            a3 = r3[bb]
+            u = e[bb]
+            v = f[bb]
+            x2 = g[bb]
+            x3 = h[bb]
+            s00 += a0 * u
+            s01 += a0 * v
+            s11 += a1 * v
+            s02 += a0 * x2
+            s12 += a1 * x2
+            s22 += a2 * x2
+            s03 += a0 * x3
+            s13 += a1 * x3
+            s23 += a2 * x3
+            s33 += a3 * x3
+        second[i, i] += s00
+        second[i, i + 1] += s01
+        second[i + 1, i + 1] += s11
+        second[i, i + 2] += s02
+        second[i + 1, i + 2] += s12
+        second[i + 2, i + 2] += s22
+        second[i, i + 3] += s03
+        second[i + 1, i + 3] += s13
+        second[i + 2, i + 3] += s23
+        second[i + 3, i + 3] += s33
+        for j in range(i + 4, dp, 4):  # columns beyond D are zero rows of diff: harmless
             e = diff[j]
             f = diff[j + 1]
             g = diff[j + 2]
