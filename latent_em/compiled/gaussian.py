@@ -15,10 +15,10 @@ scikit-learn's) up to round-off.
 Parallelism and determinism. The rows are cut into *segments* whose size depends only
 on ``N`` and the size of the statistics (``segment_rows``); each segment accumulates
 its own partial statistics, and the partials are added in segment order at the end.
-Segments are handed to a thread pool dynamically (whichever thread is free takes the
-next one, which copes with cores shared with other processes), and the kernels release
-the GIL. So the result is the same, bit for bit, for any number of threads. There is no
-BLAS inside the kernels.
+Segments are handed to a persistent thread pool dynamically (:mod:`.pool`: whichever
+thread is free takes the next one, which copes with cores shared with other
+processes), and the kernels release the GIL. So the result is the same, bit for bit,
+for any number of threads. There is no BLAS inside the kernels.
 
 Spherical covariances run the diag kernel (the same precision in every coordinate, the
 per-coordinate second moments summed at the end); tied covariances run the full kernel
@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -37,6 +36,7 @@ import numpy as np
 from .buffers import zeros_aligned
 from .fastexp import exp_inplace
 from .jit import jit
+from .pool import run_items
 
 __all__ = ["BLOCK_ROWS", "gaussian_e_step", "segment_rows"]
 
@@ -613,14 +613,7 @@ def gaussian_e_step(
             )
 
     bounds = [(s, s * seg, min(n, (s + 1) * seg)) for s in range(n_seg)]
-    threads = max(1, min(int(n_threads), n_seg))
-    if threads == 1:
-        for s, lo, hi in bounds:
-            run(s, lo, hi)
-    else:
-        with ThreadPoolExecutor(threads) as pool:
-            for future in [pool.submit(run, *item) for item in bounds]:
-                future.result()
+    run_items(run, bounds, n_threads)
     # partial statistics added in segment order: independent of the thread count
     total_counts = _ordered_sum(counts)
     total_dx = _ordered_sum(sum_dx)[:, :d]
