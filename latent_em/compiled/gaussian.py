@@ -4,7 +4,7 @@ For a block of ``B`` rows (transposed into a ``(D, B)`` float64 buffer, so that 
 lie on SIMD lanes and float32 data are widened as they are read), every component k
 gets its differences ``x - μ_k``, its log-density ``log φ_k + log N(x; μ_k, Σ_k)``
 (full and tied: ``y = Pₖᵀ(x - μ_k)`` on the upper-triangular Cholesky factor of the
-precision, a 4 x 2 panel of the triangle per pass; diag and spherical: per coordinate),
+precision, a 4 x 4 panel of the triangle per pass; diag and spherical: per coordinate),
 then one log-sum-exp per row (with :func:`latent_em.compiled.fastexp.exp_inplace`),
 the weighted responsibilities ``w_n r_nk`` and, while the block is still in cache,
 the M-step statistics about the current means: ``N_k``, ``Σ w r (x - μ_k)`` and the
@@ -15,10 +15,10 @@ scikit-learn's) up to round-off.
 Parallelism and determinism. The rows are cut into *segments* whose size depends only
 on ``N`` and the size of the statistics (``segment_rows``); each segment accumulates
 its own partial statistics, and the partials are added in segment order at the end.
-Segments are handed to a thread pool dynamically (whichever thread is free takes the
-next one, which copes with cores shared with other processes), and the kernels release
-the GIL. So the result is the same, bit for bit, for any number of threads. There is no
-BLAS inside the kernels.
+Segments are handed to a persistent thread pool dynamically (:mod:`.pool`: whichever
+thread is free takes the next one, which copes with cores shared with other
+processes), and the kernels release the GIL. So the result is the same, bit for bit,
+for any number of threads. There is no BLAS inside the kernels.
 
 Spherical covariances run the diag kernel (the same precision in every coordinate, the
 per-coordinate second moments summed at the end); tied covariances run the full kernel
@@ -29,21 +29,23 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
 
+from .buffers import zeros_aligned
 from .fastexp import exp_inplace
 from .jit import jit
+from .pool import run_items
 
 __all__ = ["BLOCK_ROWS", "gaussian_e_step", "segment_rows"]
 
 #: rows per block: the (D, B) differences of one component and a few B-vectors stay in
 #: the L1 data cache. Measured on the 2-core AMD EPYC (AVX-512, 48 KB L1d), N = 200 000,
-#: D = K = 16, one thread, alternating in one process: full 0.040 s per E-step with 128
-#: rows, 0.045 with 256, 0.057 with 64; diag 0.012 s with 256, 0.0145 with 128, 0.013-0.017
-#: with 512. Segments are multiples of ``BLOCK_ROWS``.
+#: D = K = 16, one thread, alternating in one process, with cache-line-aligned buffers
+#: and 4 x 4 panels: full 0.038 s per E-step with 128 rows, 0.041 with 256, 0.044 with
+#: 64; diag 0.0098 s with 256 or 128, 0.0157 with 512. Segments are multiples of
+#: ``BLOCK_ROWS``.
 BLOCK_ROWS = 256
 _CHOLESKY_BLOCK = 128
 _DIAGONAL_BLOCK = 256
@@ -94,18 +96,41 @@ def _differences(xt, mean, nb, diff):  # pragma: no cover - compiled
 
 
 @jit()
-def _triangle_mahalanobis(diff, pc, nb, y0, y1, maha):  # pragma: no cover - compiled
+def _triangle_mahalanobis(diff, pc, nb, y0, y1, y2, y3, maha):  # pragma: no cover - compiled
     """``maha[b] = ‖Pᵀ diff[:, b]‖²``, ``pc`` the upper-triangular factor padded with
     zeros to ``(Dp, Dp)`` (``Dp`` a multiple of 4; ``diff`` has zero rows beyond D).
-    Two columns of the triangle at a time, four of its rows per pass over the block."""
+    A 4 x 4 panel of the triangle per pass over the block: four loads of ``diff`` feed
+    sixteen multiply-adds into four accumulating rows ``y``; the diagonal panel, which
+    starts them, only its ten upper entries."""
     dp = pc.shape[1]
     for b in range(nb):
         maha[b] = 0.0
-    for j in range(0, dp, 2):
+    for j in range(0, dp, 4):
+        # the diagonal panel (lower entries zero) starts the four rows of y
+        p00 = pc[j, j]
+        p01 = pc[j, j + 1]
+        p11 = pc[j + 1, j + 1]
+        p02 = pc[j, j + 2]
+        p12 = pc[j + 1, j + 2]
+        p22 = pc[j + 2, j + 2]
+        p03 = pc[j, j + 3]
+        p13 = pc[j + 1, j + 3]
+        p23 = pc[j + 2, j + 3]
+        p33 = pc[j + 3, j + 3]
+        d0 = diff[j]
+        d1 = diff[j + 1]
+        d2 = diff[j + 2]
+        d3 = diff[j + 3]
         for b in range(nb):
-            y0[b] = 0.0
-            y1[b] = 0.0
-        for i in range(0, j + 2, 4):
+            e0 = d0[b]
+            e1 = d1[b]
+            e2 = d2[b]
+            e3 = d3[b]
+            y0[b] = p00 * e0
+            y1[b] = p01 * e0 + p11 * e1
+            y2[b] = p02 * e0 + p12 * e1 + p22 * e2
+            y3[b] = p03 * e0 + p13 * e1 + p23 * e2 + p33 * e3
+        for i in range(0, j, 4):
             p00 = pc[i, j]
             p10 = pc[i + 1, j]
             p20 = pc[i + 2, j]
@@ -114,6 +139,14 @@ def _triangle_mahalanobis(diff, pc, nb, y0, y1, maha):  # pragma: no cover - com
             p11 = pc[i + 1, j + 1]
             p21 = pc[i + 2, j + 1]
             p31 = pc[i + 3, j + 1]
+            p02 = pc[i, j + 2]
+            p12 = pc[i + 1, j + 2]
+            p22 = pc[i + 2, j + 2]
+            p32 = pc[i + 3, j + 2]
+            p03 = pc[i, j + 3]
+            p13 = pc[i + 1, j + 3]
+            p23 = pc[i + 2, j + 3]
+            p33 = pc[i + 3, j + 3]
             d0 = diff[i]
             d1 = diff[i + 1]
             d2 = diff[i + 2]
@@ -125,8 +158,10 @@ def _triangle_mahalanobis(diff, pc, nb, y0, y1, maha):  # pragma: no cover - com
                 e3 = d3[b]
                 y0[b] += p00 * e0 + p10 * e1 + p20 * e2 + p30 * e3
                 y1[b] += p01 * e0 + p11 * e1 + p21 * e2 + p31 * e3
+                y2[b] += p02 * e0 + p12 * e1 + p22 * e2 + p32 * e3
+                y3[b] += p03 * e0 + p13 * e1 + p23 * e2 + p33 * e3
         for b in range(nb):
-            maha[b] += y0[b] * y0[b] + y1[b] * y1[b]
+            maha[b] += y0[b] * y0[b] + y1[b] * y1[b] + y2[b] * y2[b] + y3[b] * y3[b]
 
 
 @jit()
@@ -178,30 +213,84 @@ def _normalize(tab, nb, w, b0, log_marginal, top, total, scale_bits):  # pragma:
 
 
 @jit()
-def _moments(diff, r, nb, rd, sum_dx, second):  # pragma: no cover - compiled
-    """Add ``Σ r``, ``Σ r·diff`` and the upper triangle (4-row panels, rows padded) of
-    ``Σ r·diff·diffᵀ`` of one component; returns ``Σ r``."""
+def _moments(xt, mean, diff, r, nb, rd, sum_dx, second):  # pragma: no cover - compiled
+    """Add ``Σ r``, ``Σ r·diff`` and the upper triangle (4 x 4 panels, rows padded) of
+    ``Σ r·diff·diffᵀ`` of one component (the diagonal panels only their upper ten
+    entries; below the diagonal ``second`` is not written); returns ``Σ r``. The
+    differences ``xt - mean`` (into ``diff``, whose rows beyond D stay zero) and
+    ``r·diff`` (into ``rd``) are formed in the same pass."""
     dp = diff.shape[0]
     d = sum_dx.shape[0]
     count = 0.0
     for b in range(nb):
         count += r[b]
-    for i in range(dp):
+    for i in range(d):
+        m = mean[i]
+        xi = xt[i]
+        di = diff[i]
+        ri = rd[i]
         s = 0.0
         for b in range(nb):
-            v = r[b] * diff[i, b]
-            rd[i, b] = v
+            t = xi[b] - m
+            v = r[b] * t
+            di[b] = t
+            ri[b] = v
             s += v
-        if i < d:
-            sum_dx[i] += s
+        sum_dx[i] += s
     for i in range(0, d, 4):
         r0 = rd[i]
         r1 = rd[i + 1]
         r2 = rd[i + 2]
         r3 = rd[i + 3]
-        for j in range(i, dp, 2):  # columns beyond D are zero rows of diff: harmless
+        # the diagonal panel: its upper triangle only (ten sums)
+        e = diff[i]
+        f = diff[i + 1]
+        g = diff[i + 2]
+        h = diff[i + 3]
+        s00 = 0.0
+        s01 = 0.0
+        s11 = 0.0
+        s02 = 0.0
+        s12 = 0.0
+        s22 = 0.0
+        s03 = 0.0
+        s13 = 0.0
+        s23 = 0.0
+        s33 = 0.0
+        for bb in range(nb):
+            a0 = r0[bb]
+            a1 = r1[bb]
+            a2 = r2[bb]
+            a3 = r3[bb]
+            u = e[bb]
+            v = f[bb]
+            x2 = g[bb]
+            x3 = h[bb]
+            s00 += a0 * u
+            s01 += a0 * v
+            s11 += a1 * v
+            s02 += a0 * x2
+            s12 += a1 * x2
+            s22 += a2 * x2
+            s03 += a0 * x3
+            s13 += a1 * x3
+            s23 += a2 * x3
+            s33 += a3 * x3
+        second[i, i] += s00
+        second[i, i + 1] += s01
+        second[i + 1, i + 1] += s11
+        second[i, i + 2] += s02
+        second[i + 1, i + 2] += s12
+        second[i + 2, i + 2] += s22
+        second[i, i + 3] += s03
+        second[i + 1, i + 3] += s13
+        second[i + 2, i + 3] += s23
+        second[i + 3, i + 3] += s33
+        for j in range(i + 4, dp, 4):  # columns beyond D are zero rows of diff: harmless
             e = diff[j]
             f = diff[j + 1]
+            g = diff[j + 2]
+            h = diff[j + 3]
             s00 = 0.0
             s10 = 0.0
             s20 = 0.0
@@ -210,13 +299,23 @@ def _moments(diff, r, nb, rd, sum_dx, second):  # pragma: no cover - compiled
             s11 = 0.0
             s21 = 0.0
             s31 = 0.0
-            for b in range(nb):
-                u = e[b]
-                v = f[b]
-                a0 = r0[b]
-                a1 = r1[b]
-                a2 = r2[b]
-                a3 = r3[b]
+            s02 = 0.0
+            s12 = 0.0
+            s22 = 0.0
+            s32 = 0.0
+            s03 = 0.0
+            s13 = 0.0
+            s23 = 0.0
+            s33 = 0.0
+            for bb in range(nb):
+                u = e[bb]
+                v = f[bb]
+                x2 = g[bb]
+                x3 = h[bb]
+                a0 = r0[bb]
+                a1 = r1[bb]
+                a2 = r2[bb]
+                a3 = r3[bb]
                 s00 += a0 * u
                 s10 += a1 * u
                 s20 += a2 * u
@@ -225,6 +324,14 @@ def _moments(diff, r, nb, rd, sum_dx, second):  # pragma: no cover - compiled
                 s11 += a1 * v
                 s21 += a2 * v
                 s31 += a3 * v
+                s02 += a0 * x2
+                s12 += a1 * x2
+                s22 += a2 * x2
+                s32 += a3 * x2
+                s03 += a0 * x3
+                s13 += a1 * x3
+                s23 += a2 * x3
+                s33 += a3 * x3
             second[i, j] += s00
             second[i + 1, j] += s10
             second[i + 2, j] += s20
@@ -233,6 +340,14 @@ def _moments(diff, r, nb, rd, sum_dx, second):  # pragma: no cover - compiled
             second[i + 1, j + 1] += s11
             second[i + 2, j + 1] += s21
             second[i + 3, j + 1] += s31
+            second[i, j + 2] += s02
+            second[i + 1, j + 2] += s12
+            second[i + 2, j + 2] += s22
+            second[i + 3, j + 2] += s32
+            second[i, j + 3] += s03
+            second[i + 1, j + 3] += s13
+            second[i + 2, j + 3] += s23
+            second[i + 3, j + 3] += s33
     return count
 
 
@@ -249,31 +364,34 @@ def _segment_cholesky(
     ``second`` is ``(K or 1, Dp, Dp)``, upper triangles."""
     k, d = means.shape
     dp = pc.shape[1]
-    xt = np.zeros((d, bsize))
-    diff = np.zeros((dp, bsize))
-    rd = np.zeros((dp, bsize))
-    flat = np.zeros(k * bsize)
+    xt = zeros_aligned(d * bsize).reshape((d, bsize))
+    diff = zeros_aligned(dp * bsize).reshape((dp, bsize))
+    rd = zeros_aligned(dp * bsize).reshape((dp, bsize))
+    flat = zeros_aligned(k * bsize)
     tab = flat.reshape((k, bsize))
-    y0 = np.zeros(bsize)
-    y1 = np.zeros(bsize)
-    maha = np.zeros(bsize)
-    top = np.zeros(bsize)
-    total = np.zeros(bsize)
-    scale_bits = np.zeros(k * bsize, dtype=np.int64)
+    y0 = zeros_aligned(bsize)
+    y1 = zeros_aligned(bsize)
+    y2 = zeros_aligned(bsize)
+    y3 = zeros_aligned(bsize)
+    maha = zeros_aligned(bsize)
+    top = zeros_aligned(bsize)
+    total = zeros_aligned(bsize)
+    scale_bits = zeros_aligned(k * bsize).view(np.int64)
     for b0 in range(start, stop, bsize):
         nb = min(bsize, stop - b0)
         _load_block(x, b0, nb, xt)
         for j in range(k):
             _differences(xt, means[j], nb, diff)
-            _triangle_mahalanobis(diff, pc[j], nb, y0, y1, maha)
+            _triangle_mahalanobis(diff, pc[j], nb, y0, y1, y2, y3, maha)
             c = const[j]
             row = tab[j]
             for b in range(nb):
                 row[b] = c - 0.5 * maha[b]
         _normalize(tab, nb, w, b0, log_marginal, top, total, scale_bits)
         for j in range(k):
-            _differences(xt, means[j], nb, diff)
-            counts[j] += _moments(diff, tab[j], nb, rd, sum_dx[j], second[j * per_component])
+            counts[j] += _moments(
+                xt, means[j], diff, tab[j], nb, rd, sum_dx[j], second[j * per_component]
+            )
 
 
 @jit()
@@ -285,13 +403,13 @@ def _segment_diagonal(
     D (``Dp`` a multiple of 4); ``sum_dx`` and ``second`` are ``(K, Dp)``. Four
     coordinates per pass over the block."""
     k, dp = means.shape
-    xt = np.zeros((dp, bsize))
-    flat = np.zeros(k * bsize)
+    xt = zeros_aligned(dp * bsize).reshape((dp, bsize))
+    flat = zeros_aligned(k * bsize)
     tab = flat.reshape((k, bsize))
-    maha = np.zeros(bsize)
-    top = np.zeros(bsize)
-    total = np.zeros(bsize)
-    scale_bits = np.zeros(k * bsize, dtype=np.int64)
+    maha = zeros_aligned(bsize)
+    top = zeros_aligned(bsize)
+    total = zeros_aligned(bsize)
+    scale_bits = zeros_aligned(k * bsize).view(np.int64)
     for b0 in range(start, stop, bsize):
         nb = min(bsize, stop - b0)
         _load_block(x, b0, nb, xt)
@@ -495,14 +613,7 @@ def gaussian_e_step(
             )
 
     bounds = [(s, s * seg, min(n, (s + 1) * seg)) for s in range(n_seg)]
-    threads = max(1, min(int(n_threads), n_seg))
-    if threads == 1:
-        for s, lo, hi in bounds:
-            run(s, lo, hi)
-    else:
-        with ThreadPoolExecutor(threads) as pool:
-            for future in [pool.submit(run, *item) for item in bounds]:
-                future.result()
+    run_items(run, bounds, n_threads)
     # partial statistics added in segment order: independent of the thread count
     total_counts = _ordered_sum(counts)
     total_dx = _ordered_sum(sum_dx)[:, :d]

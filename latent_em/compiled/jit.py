@@ -15,15 +15,19 @@ from typing import Any
 
 import numba
 
-__all__ = ["FAST", "EXACT", "jit", "numba"]
+__all__ = ["CONTRACT", "FAST", "EXACT", "jit", "numba"]
 
 #: fast-math flags for the summing kernels: ``reassoc`` lets LLVM vectorize reductions,
 #: ``contract`` fuses multiply-adds. No ``nnan``/``ninf`` (``-inf`` log-weights of
 #: empty components and NaN propagation must keep their meaning) and no ``arcp``.
 FAST = frozenset({"reassoc", "contract", "nsz"})
-#: no fast-math at all: for :func:`latent_em.compiled.fastexp.exp_inplace`, whose
-#: rounding trick ``(t + 1.5·2⁵²) - 1.5·2⁵²`` ``reassoc`` would fold away
+#: no fast-math at all: IEEE arithmetic exactly as written
 EXACT: frozenset[str] = frozenset()
+#: fused multiply-adds only, no reassociation: for
+#: :func:`latent_em.compiled.fastexp.exp_inplace`, whose rounding trick
+#: ``(t + 1.5·2⁵²) - 1.5·2⁵²`` ``reassoc`` would fold away, and which stays exact when
+#: ``x·(1/ln 2) + 1.5·2⁵²`` is one fused operation
+CONTRACT = frozenset({"contract"})
 
 
 def jit(fastmath: frozenset[str] = FAST) -> Callable[[Callable[..., Any]], Any]:
