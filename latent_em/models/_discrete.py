@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import compiled
 from .._lazy import lazy_functions
 
 gammaln, xlogy = lazy_functions("scipy.special", "gammaln", "xlogy")
@@ -34,10 +35,42 @@ __all__ = [
     "weighted_sums",
     "ratio_or_keep",
     "empty_component_messages",
+    "COMPILED_MIN_SIZE",
+    "use_compiled",
+    "kernel_threads",
+    "table_e_step",
 ]
 
 #: initialization methods of the discrete mixtures
 INIT_METHODS = ("random", "random_from_data")
+
+#: ``N·K`` (rows times components of one E-step call) from which the fused E-step of a
+#: discrete mixture runs its compiled kernel (:mod:`latent_em.compiled.discrete`);
+#: smaller problems take the NumPy path (:func:`table_e_step`), compile nothing and
+#: never import Numba. See docs/scaling.md for the measurements.
+COMPILED_MIN_SIZE = 100_000
+
+
+def use_compiled(n_rows: int, n_components: int) -> bool:
+    """Whether an E-step over ``n_rows`` rows runs the compiled kernel."""
+    return n_rows * n_components >= COMPILED_MIN_SIZE and compiled.available()
+
+
+def kernel_threads(model: Any) -> int:
+    """Threads for the compiled kernels: the model's ``n_threads`` if it has one (and it
+    is set), else :func:`latent_em.compiled.default_threads` (``LATENT_EM_NUM_THREADS``,
+    else the usable CPUs). The result does not depend on it."""
+    n_threads = getattr(model, "n_threads", None)
+    return int(n_threads) if n_threads is not None else compiled.default_threads()
+
+
+def table_e_step(model: Any, params: Any, x: Any, weights: np.ndarray) -> tuple[Any, np.ndarray]:
+    """The NumPy E-step of a discrete mixture: ``(stats, log p(x_n))`` from the model's
+    ``log_weighted_densities``, :func:`posterior_from_table` and ``expected_stats``
+    (the reference the compiled kernels are tested against)."""
+    posterior, log_marginal = posterior_from_table(model.log_weighted_densities(params, x))
+    stats = model.expected_stats(params, x, posterior, np.asarray(weights, dtype=float))
+    return stats, log_marginal
 
 
 def check_concentration(value: Any, name: str) -> float | None:
