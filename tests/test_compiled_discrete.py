@@ -14,6 +14,7 @@ whole fits through ``latent_em.fit`` agree with the NumPy path, chunked and not.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -486,3 +487,28 @@ def test_block_and_segment_sizes_do_not_depend_on_threads():
     assert kernels.block_rows(50) % 8 == 0 and 32 <= kernels.block_rows(50) <= 256
     assert kernels.block_rows(1) == 256 and kernels.block_rows(10_000) == 32
     assert kernels.segment_rows(200_000, 500) % 256 == 0
+
+
+def test_discrete_fits_hold_blas_at_one_thread():
+    # the compiled kernels run their own threads; a BLAS woken between E-steps would spin
+    # on the same cores (the discrete models' fit_context, as the Gaussian mixture's)
+    code = (
+        "import numpy as np, latent_em\n"
+        "from threadpoolctl import threadpool_info\n"
+        "seen = []\n"
+        "def look(*_):\n"
+        "    seen.extend(p['num_threads'] for p in threadpool_info() if p['user_api'] == 'blas')\n"
+        "rng = np.random.default_rng(0)\n"
+        "x = (rng.random((500, 4)) < 0.5).astype(int)\n"
+        "for model, data in [(latent_em.BernoulliMixtureModel(2), x),\n"
+        "                    (latent_em.PoissonMixtureModel(2), 3 * x),\n"
+        "                    (latent_em.CategoricalMixtureModel(2), x)]:\n"
+        "    latent_em.fit(model, data, random_state=0, max_iter=3, tol=0,\n"
+        "                  warn_not_converged=False, callback=look)\n"
+        "assert seen and all(t == 1 for t in seen), seen\n"
+        "after = [p['num_threads'] for p in threadpool_info() if p['user_api'] == 'blas']\n"
+        "assert all(t == 2 for t in after), after  # restored when the fit returns\n"
+    )
+    env = dict(os.environ, OPENBLAS_NUM_THREADS="2", MKL_NUM_THREADS="2")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert out.returncode == 0, out.stderr

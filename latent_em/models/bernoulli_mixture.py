@@ -16,6 +16,7 @@ Probabilities exactly 0 or 1 are legal estimates; the log-joint treats ``0 · lo
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from collections.abc import Mapping
 from typing import Any, NamedTuple
@@ -37,6 +38,7 @@ from ._discrete import (
     log_weights,
     ratio_or_keep,
     safe_log,
+    single_threaded_blas,
     smoothed_start,
     table_e_step,
     use_compiled,
@@ -228,6 +230,12 @@ class BernoulliMixtureModel(FiniteMixture):
             )
             return BernoulliMixtureStats(counts, sum_x), log_marginal
         return table_e_step(self, params, x, weights)
+
+    def fit_context(self) -> contextlib.AbstractContextManager[bool]:
+        """BLAS limited to one thread for the whole fit: the compiled E-step runs its
+        own threads, which a BLAS woken between E-steps would compete with (see
+        :func:`latent_em.models._discrete.single_threaded_blas`)."""
+        return single_threaded_blas()
 
     def m_step(
         self, params: BernoulliMixtureParams, stats: BernoulliMixtureStats

@@ -19,6 +19,7 @@ These are the updates of R's poLCA (Linzer & Lewis 2011) for models without cova
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
@@ -39,6 +40,7 @@ from ._discrete import (
     one_hot,
     ratio_or_keep,
     safe_log,
+    single_threaded_blas,
     smoothed_start,
     table_e_step,
     use_compiled,
@@ -309,6 +311,12 @@ class CategoricalMixtureModel(FiniteMixture):
             )
             return CategoricalMixtureStats(counts, sums), log_marginal
         return table_e_step(self, params, codes, weights)
+
+    def fit_context(self) -> contextlib.AbstractContextManager[bool]:
+        """BLAS limited to one thread for the whole fit: the compiled E-step runs its
+        own threads, which a BLAS woken between E-steps would compete with (see
+        :func:`latent_em.models._discrete.single_threaded_blas`)."""
+        return single_threaded_blas()
 
     def m_step(
         self, params: CategoricalMixtureParams, stats: CategoricalMixtureStats

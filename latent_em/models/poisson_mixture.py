@@ -17,6 +17,7 @@ column); the log-joint treats ``0 · log 0`` as 0.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 from collections.abc import Mapping
@@ -39,6 +40,7 @@ from ._discrete import (
     log_weights,
     ratio_or_keep,
     safe_log,
+    single_threaded_blas,
     smoothed_start,
     table_e_step,
     use_compiled,
@@ -315,6 +317,12 @@ class PoissonMixtureModel(FiniteMixture):
                 )
                 return PoissonMixtureStats(counts, sum_x), log_marginal
         return table_e_step(self, params, x, weights)
+
+    def fit_context(self) -> contextlib.AbstractContextManager[bool]:
+        """BLAS limited to one thread for the whole fit: the compiled E-step runs its
+        own threads, which a BLAS woken between E-steps would compete with (see
+        :func:`latent_em.models._discrete.single_threaded_blas`)."""
+        return single_threaded_blas()
 
     def m_step(
         self, params: PoissonMixtureParams, stats: PoissonMixtureStats
