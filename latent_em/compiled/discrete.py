@@ -369,6 +369,10 @@ def _segment_linear(
     top = np.zeros(bsize)
     total = np.zeros(bsize)
     scale_bits = np.zeros(k * stride, dtype=np.int64)
+    # statistics accumulated here and added to the outputs at the end: the outputs of
+    # neighbouring segments share cache lines, and other threads write to them
+    seg_counts = np.zeros(k)
+    seg_sums = np.zeros((k, dp))
     has_row_term = log_factorial.shape[0] > 0
     for b0 in range(start, stop, bsize):
         nb = min(bsize, stop - b0)
@@ -393,7 +397,9 @@ def _segment_linear(
                     if 1.0 - xi[b] > 0.0:
                         row[b] = -np.inf
         _normalize_columns(tab, nb, w, b0, log_marginal, top, total, scale_bits)
-        _linear_stats(xt, tab, nb, counts, sums)
+        _linear_stats(xt, tab, nb, seg_counts, seg_sums)
+    counts += seg_counts
+    sums += seg_sums
     return 0
 
 
@@ -411,6 +417,10 @@ def _segment_categorical(
     index = np.zeros((bsize, nj), dtype=np.int64)
     top = np.zeros(bsize)
     scale_bits = np.zeros(bsize * k, dtype=np.int64)
+    # statistics accumulated here and added to the outputs at the end: the outputs of
+    # neighbouring segments share cache lines, and other threads write to them
+    seg_counts = np.zeros(k)
+    seg_sums = np.zeros(sums.shape)
     for b0 in range(start, stop, bsize):
         nb = min(bsize, stop - b0)
         bad = 0
@@ -434,11 +444,13 @@ def _segment_categorical(
         for b in range(nb):
             base = b * k
             for q in range(k):
-                counts[q] += flat[base + q]
+                seg_counts[q] += flat[base + q]
             for j in range(nj):
-                row = sums[index[b, j]]
+                row = seg_sums[index[b, j]]
                 for q in range(k):
                     row[q] += flat[base + q]
+    counts += seg_counts
+    sums += seg_sums
     return 0
 
 
