@@ -15,6 +15,7 @@ whole fits through ``latent_em.fit`` agree with the NumPy path, chunked and not.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 
@@ -512,3 +513,48 @@ def test_discrete_fits_hold_blas_at_one_thread():
     env = dict(os.environ, OPENBLAS_NUM_THREADS="2", MKL_NUM_THREADS="2")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
     assert out.returncode == 0, out.stderr
+
+
+_IN_CHILD = """
+import sys, numpy as np
+from latent_em.compiled import categorical_e_step
+codes = np.random.default_rng(0).integers(3, size=(500, 2))
+counts, sums, lm = categorical_e_step(codes, np.ones(500), np.log([0.5, 0.5]),
+                                      [np.full((2, 3), 1 / 3)] * 2, 2)
+assert np.allclose(lm, np.log(1 / 9), rtol=1e-14) and np.allclose(counts, 250.0)
+import latent_em.compiled.discrete as d
+print(type(d._segment_categorical._cache).__name__, d.__file__.startswith(sys.argv[1]))
+"""
+
+
+def test_works_without_a_writable_cache_directory(tmp_path):
+    # as tests/test_compiled_gaussian.py: a copy of the package where no cache directory
+    # can be created; the kernels compile in memory
+    copy = tmp_path / "src"
+    shutil.copytree(
+        os.path.dirname(latent_em.__file__),
+        copy / "latent_em",
+        ignore=shutil.ignore_patterns("__pycache__"),
+    )
+    for folder in (copy / "latent_em", copy / "latent_em" / "compiled"):
+        (folder / "__pycache__").write_text("not a directory")
+    unusable = str(tmp_path / "blocked" / "numba")
+    (tmp_path / "blocked").write_text("a file, so nothing can be created under it")
+    env = dict(
+        os.environ,
+        PYTHONPATH=str(copy),
+        NUMBA_CACHE_DIR=unusable,
+        XDG_CACHE_HOME=unusable,
+        HOME=unusable,
+        PYTHONDONTWRITEBYTECODE="1",
+    )
+    out = subprocess.run(
+        [sys.executable, "-W", "error", "-c", _IN_CHILD, str(copy)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["NullCache", "True"]
