@@ -558,3 +558,22 @@ def test_works_without_a_writable_cache_directory(tmp_path):
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["NullCache", "True"]
+
+
+class _TemperedBernoulli(BernoulliMixtureModel):
+    """A user's subclass with its own table (tempered likelihood): the fused E-step must
+    use it, i.e. take the table path, whatever N·K."""
+
+    def log_weighted_densities(self, params, x):
+        return 0.5 * super().log_weighted_densities(params, x)
+
+
+def test_subclass_with_its_own_table_keeps_the_table_path(rng, calls, monkeypatch):
+    monkeypatch.setattr(_discrete, "COMPILED_MIN_SIZE", 0)
+    _, x, params = _bernoulli_problem(rng, 3_000, 8, 3, boundary=False)
+    model = _TemperedBernoulli(3)
+    w = np.ones(len(x))
+    _assert_same_e_step(model.e_step(params, x, w), _reference(model, params, x, w), rtol=0)
+    result = _fit(model, x, params)  # the driver's fused-vs-unfused check passes
+    assert np.isfinite(result.log_likelihood)
+    assert calls == []

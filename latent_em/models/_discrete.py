@@ -39,6 +39,7 @@ __all__ = [
     "COMPILED_MIN_SIZE",
     "use_compiled",
     "kernel_threads",
+    "kernel_applies",
     "table_e_step",
     "single_threaded_blas",
 ]
@@ -56,6 +57,17 @@ COMPILED_MIN_SIZE = 100_000
 def use_compiled(n_rows: int, n_components: int) -> bool:
     """Whether an E-step over ``n_rows`` rows runs the compiled kernel."""
     return n_rows * n_components >= COMPILED_MIN_SIZE and compiled.available()
+
+
+def kernel_applies(model: Any, base: type) -> bool:
+    """Whether ``model``'s compiled E-step computes what its table path computes: not
+    if a subclass of the built-in ``base`` overrides ``log_weighted_densities`` or
+    ``expected_stats`` (the fused E-step then takes the table path, which uses them)."""
+    cls = type(model)
+    return (
+        cls.log_weighted_densities is base.log_weighted_densities
+        and cls.expected_stats is base.expected_stats
+    )
 
 
 def kernel_threads(model: Any) -> int:

@@ -34,6 +34,7 @@ from ._discrete import (
     dirichlet_log_density,
     empty_component_messages,
     finite_matrix,
+    kernel_applies,
     kernel_threads,
     log_weights,
     ratio_or_keep,
@@ -224,7 +225,11 @@ class BernoulliMixtureModel(FiniteMixture):
             ``log p(x_n | params)``.
         """
         x = np.asarray(x)
-        if x.ndim == 2 and use_compiled(x.shape[0], self.n_components):
+        if (
+            x.ndim == 2
+            and use_compiled(x.shape[0], self.n_components)
+            and kernel_applies(self, BernoulliMixtureModel)
+        ):
             counts, sum_x, log_marginal = compiled.bernoulli_e_step(
                 x, weights, log_weights(params.weights), params.probs, kernel_threads(self)
             )

@@ -35,6 +35,7 @@ from ._discrete import (
     dirichlet_log_density,
     empty_component_messages,
     finite_matrix,
+    kernel_applies,
     kernel_threads,
     log_weights,
     one_hot,
@@ -305,6 +306,7 @@ class CategoricalMixtureModel(FiniteMixture):
             codes.ndim == 2
             and codes.shape[1] == len(params.probs)
             and use_compiled(codes.shape[0], self.n_components)
+            and kernel_applies(self, CategoricalMixtureModel)
         ):
             counts, sums, log_marginal = compiled.categorical_e_step(
                 codes, weights, log_weights(params.weights), params.probs, kernel_threads(self)

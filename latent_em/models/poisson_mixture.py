@@ -36,6 +36,7 @@ from ._discrete import (
     dirichlet_log_density,
     empty_component_messages,
     finite_matrix,
+    kernel_applies,
     kernel_threads,
     log_weights,
     ratio_or_keep,
@@ -301,7 +302,12 @@ class PoissonMixtureModel(FiniteMixture):
             ``log p(x_n | params)``.
         """
         x = np.asarray(x)
-        if x.ndim == 2 and x.size and use_compiled(x.shape[0], self.n_components):
+        if (
+            x.ndim == 2
+            and x.size
+            and use_compiled(x.shape[0], self.n_components)
+            and kernel_applies(self, PoissonMixtureModel)
+        ):
             x = np.ascontiguousarray(x, dtype=float)
             top = float(x.max())
             if top <= STABLE_COUNT:  # (not for NaN)
