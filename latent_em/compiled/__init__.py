@@ -1,11 +1,11 @@
 """Compiled (Numba) kernels, imported lazily.
 
 ``import latent_em`` does not import Numba: this package's ``__init__`` only knows how
-to find the kernels; :mod:`latent_em.compiled.gaussian` (and through it
-:mod:`latent_em.compiled.jit`) is imported, and the kernels compiled, on the first
-call that needs them. Compiled code is cached on disk by Numba (``cache=True``), so a
-later process loads it instead of compiling; without a writable cache directory it is
-compiled once per process.
+to find the kernels; :mod:`latent_em.compiled.gaussian` and
+:mod:`latent_em.compiled.discrete` (and through them :mod:`latent_em.compiled.jit`) are
+imported, and the kernels compiled, on the first call that needs them. Compiled code is
+cached on disk by Numba (``cache=True``), so a later process loads it instead of
+compiling; without a writable cache directory it is compiled once per process.
 
 Threads
 -------
@@ -26,9 +26,12 @@ import numpy as np
 __all__ = [
     "THREADS_VARIABLE",
     "available",
+    "bernoulli_e_step",
+    "categorical_e_step",
     "default_threads",
     "exp_nonpositive",
     "gaussian_e_step",
+    "poisson_e_step",
 ]
 
 THREADS_VARIABLE = "LATENT_EM_NUM_THREADS"
@@ -69,6 +72,30 @@ def gaussian_e_step(*args: Any, **kwargs: Any) -> tuple[np.ndarray, ...]:
     """Compiled fused Gaussian-mixture E-step; see
     :func:`latent_em.compiled.gaussian.gaussian_e_step` (imports Numba on first use)."""
     from .gaussian import gaussian_e_step as kernel
+
+    return kernel(*args, **kwargs)
+
+
+def bernoulli_e_step(*args: Any, **kwargs: Any) -> tuple[np.ndarray, ...]:
+    """Compiled fused Bernoulli-mixture E-step; see
+    :func:`latent_em.compiled.discrete.bernoulli_e_step` (imports Numba on first use)."""
+    from .discrete import bernoulli_e_step as kernel
+
+    return kernel(*args, **kwargs)
+
+
+def poisson_e_step(*args: Any, **kwargs: Any) -> tuple[np.ndarray, ...]:
+    """Compiled fused Poisson-mixture E-step; see
+    :func:`latent_em.compiled.discrete.poisson_e_step` (imports Numba on first use)."""
+    from .discrete import poisson_e_step as kernel
+
+    return kernel(*args, **kwargs)
+
+
+def categorical_e_step(*args: Any, **kwargs: Any) -> tuple[Any, ...]:
+    """Compiled fused categorical-mixture E-step; see
+    :func:`latent_em.compiled.discrete.categorical_e_step` (imports Numba on first use)."""
+    from .discrete import categorical_e_step as kernel
 
     return kernel(*args, **kwargs)
 

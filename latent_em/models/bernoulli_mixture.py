@@ -16,12 +16,14 @@ Probabilities exactly 0 or 1 are legal estimates; the log-joint treats ``0 · lo
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 import numpy as np
 
+from .. import compiled
 from .._lazy import lazy_functions
 from .._validation import check_choice, check_int, check_param_shapes
 from ..constraints import Constraint, Interval, Simplex
@@ -32,10 +34,15 @@ from ._discrete import (
     dirichlet_log_density,
     empty_component_messages,
     finite_matrix,
+    kernel_applies,
+    kernel_threads,
     log_weights,
     ratio_or_keep,
     safe_log,
+    single_threaded_blas,
     smoothed_start,
+    table_e_step,
+    use_compiled,
     weighted_sums,
     weights_m_step,
 )
@@ -196,6 +203,44 @@ class BernoulliMixtureModel(FiniteMixture):
     ) -> BernoulliMixtureStats:
         """``N_k`` and ``S_kd`` of a chunk (additive over rows)."""
         return BernoulliMixtureStats(*weighted_sums(x, posterior, weights))
+
+    def e_step(
+        self, params: BernoulliMixtureParams, x: np.ndarray, weights: np.ndarray
+    ) -> tuple[BernoulliMixtureStats, np.ndarray]:
+        """Fused E-step: the statistics of :meth:`expected_stats` at the exact posterior
+        and ``log p(x_n)``.
+
+        From ``N·K ≥ 10⁵`` (rows times components) one compiled pass per block of rows
+        (:func:`latent_em.compiled.bernoulli_e_step`) forms the log-densities, the
+        responsibilities and the statistics without materializing the ``(n, K)``
+        posterior; below, the NumPy path (log-densities, posterior, ``expected_stats``).
+        Both treat ``θ ∈ {0, 1}`` exactly (see :func:`bernoulli_log_table`) and give a
+        row impossible under every class uniform responsibilities.
+
+        Returns
+        -------
+        stats : BernoulliMixtureStats
+            ``N_k`` and ``S_kd``, equal to those of the NumPy path up to round-off.
+        log_marginal : (n,) numpy.ndarray
+            ``log p(x_n | params)``.
+        """
+        x = np.asarray(x)
+        if (
+            x.ndim == 2
+            and use_compiled(x.shape[0], self.n_components)
+            and kernel_applies(self, BernoulliMixtureModel)
+        ):
+            counts, sum_x, log_marginal = compiled.bernoulli_e_step(
+                x, weights, log_weights(params.weights), params.probs, kernel_threads(self)
+            )
+            return BernoulliMixtureStats(counts, sum_x), log_marginal
+        return table_e_step(self, params, x, weights)
+
+    def fit_context(self) -> contextlib.AbstractContextManager[bool]:
+        """BLAS limited to one thread for the whole fit: the compiled E-step runs its
+        own threads, which a BLAS woken between E-steps would compete with (see
+        :func:`latent_em.models._discrete.single_threaded_blas`)."""
+        return single_threaded_blas()
 
     def m_step(
         self, params: BernoulliMixtureParams, stats: BernoulliMixtureStats

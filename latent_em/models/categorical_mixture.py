@@ -19,12 +19,14 @@ These are the updates of R's poLCA (Linzer & Lewis 2011) for models without cova
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
 
+from .. import compiled
 from .._validation import check_choice, check_int, check_param_shapes
 from ..constraints import Constraint, Simplex
 from ._discrete import (
@@ -33,11 +35,16 @@ from ._discrete import (
     dirichlet_log_density,
     empty_component_messages,
     finite_matrix,
+    kernel_applies,
+    kernel_threads,
     log_weights,
     one_hot,
     ratio_or_keep,
     safe_log,
+    single_threaded_blas,
     smoothed_start,
+    table_e_step,
+    use_compiled,
     weights_m_step,
 )
 from ._mixture import FiniteMixture
@@ -234,6 +241,11 @@ class CategoricalMixtureModel(FiniteMixture):
                     f"column {j} holds the code {codes[:, j].max()}, but the parameters give "
                     f"that item only {np.shape(p)[1]} categories"
                 )
+            # np.take would wrap a negative code around to the last categories
+            if codes.shape[0] and codes[:, j].min() < 0:
+                raise ValueError(
+                    f"column {j} holds the code {codes[:, j].min()}: category codes are 0, 1, ..."
+                )
             table += np.take(safe_log(np.asarray(p, dtype=float)).T, codes[:, j], axis=0)
         return table
 
@@ -261,6 +273,52 @@ class CategoricalMixtureModel(FiniteMixture):
                 )
             )
         return CategoricalMixtureStats(rw.sum(axis=0), tuple(sums))
+
+    def e_step(
+        self, params: CategoricalMixtureParams, x: np.ndarray, weights: np.ndarray
+    ) -> tuple[CategoricalMixtureStats, np.ndarray]:
+        """Fused E-step: the statistics of :meth:`expected_stats` at the exact posterior
+        and ``log p(x_n)``.
+
+        From ``N·K ≥ 10⁵`` (rows times components) one compiled pass per block of rows
+        (:func:`latent_em.compiled.categorical_e_step`) forms the log-densities (the
+        same sums as :meth:`log_weighted_densities`, in the same order), the
+        responsibilities and the per-item category counts without materializing the
+        ``(n, K)`` posterior; below, the NumPy path (log-densities, posterior,
+        ``expected_stats``). A row impossible under every class gets uniform
+        responsibilities on both.
+
+        Returns
+        -------
+        stats : CategoricalMixtureStats
+            ``N_k`` and ``S^{(j)}``, equal to those of the NumPy path up to round-off.
+        log_marginal : (n,) numpy.ndarray
+            ``log p(x_n | params)``.
+
+        Raises
+        ------
+        ValueError
+            If ``x`` does not have one column per item, or holds a code outside
+            ``0 .. C_j - 1``.
+        """
+        codes = np.asarray(x, dtype=np.intp)
+        if (
+            codes.ndim == 2
+            and codes.shape[1] == len(params.probs)
+            and use_compiled(codes.shape[0], self.n_components)
+            and kernel_applies(self, CategoricalMixtureModel)
+        ):
+            counts, sums, log_marginal = compiled.categorical_e_step(
+                codes, weights, log_weights(params.weights), params.probs, kernel_threads(self)
+            )
+            return CategoricalMixtureStats(counts, sums), log_marginal
+        return table_e_step(self, params, codes, weights)
+
+    def fit_context(self) -> contextlib.AbstractContextManager[bool]:
+        """BLAS limited to one thread for the whole fit: the compiled E-step runs its
+        own threads, which a BLAS woken between E-steps would compete with (see
+        :func:`latent_em.models._discrete.single_threaded_blas`)."""
+        return single_threaded_blas()
 
     def m_step(
         self, params: CategoricalMixtureParams, stats: CategoricalMixtureStats

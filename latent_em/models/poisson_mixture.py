@@ -17,6 +17,7 @@ column); the log-joint treats ``0 · log 0`` as 0.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 from collections.abc import Mapping
@@ -24,6 +25,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from .. import compiled
 from .._lazy import lazy_functions
 from .._validation import check_choice, check_int, check_param_shapes
 from ..constraints import Constraint, Positive, Simplex
@@ -34,10 +36,15 @@ from ._discrete import (
     dirichlet_log_density,
     empty_component_messages,
     finite_matrix,
+    kernel_applies,
+    kernel_threads,
     log_weights,
     ratio_or_keep,
     safe_log,
+    single_threaded_blas,
     smoothed_start,
+    table_e_step,
+    use_compiled,
     weighted_sums,
     weights_m_step,
 )
@@ -271,6 +278,57 @@ class PoissonMixtureModel(FiniteMixture):
     ) -> PoissonMixtureStats:
         """``N_k`` and ``S_kd`` of a chunk (additive over rows)."""
         return PoissonMixtureStats(*weighted_sums(x, posterior, weights))
+
+    def e_step(
+        self, params: PoissonMixtureParams, x: np.ndarray, weights: np.ndarray
+    ) -> tuple[PoissonMixtureStats, np.ndarray]:
+        """Fused E-step: the statistics of :meth:`expected_stats` at the exact posterior
+        and ``log p(x_n)``.
+
+        From ``N·K ≥ 10⁵`` (rows times components), and counts up to
+        :data:`STABLE_COUNT`, one compiled pass per block of rows
+        (:func:`latent_em.compiled.poisson_e_step`) forms the log-densities (the matrix
+        form of :func:`poisson_log_table`, with its log-factorial table), the
+        responsibilities and the statistics without materializing the ``(n, K)``
+        posterior; otherwise the NumPy path (log-densities, posterior,
+        ``expected_stats``). Both treat ``λ = 0`` exactly and give a row impossible
+        under every component uniform responsibilities.
+
+        Returns
+        -------
+        stats : PoissonMixtureStats
+            ``N_k`` and ``S_kd``, equal to those of the NumPy path up to round-off.
+        log_marginal : (n,) numpy.ndarray
+            ``log p(x_n | params)``.
+        """
+        x = np.asarray(x)
+        if (
+            x.ndim == 2
+            and x.size
+            and use_compiled(x.shape[0], self.n_components)
+            and kernel_applies(self, PoissonMixtureModel)
+        ):
+            x = np.ascontiguousarray(x, dtype=float)
+            top = float(x.max())
+            if top <= STABLE_COUNT:  # (not for NaN)
+                # log c! for c = 0 .. max count, as _log_factorial tabulates it
+                log_factorial = gammaln(np.arange(max(int(top), 0) + 1, dtype=float) + 1.0)
+                counts, sum_x, log_marginal = compiled.poisson_e_step(
+                    x,
+                    weights,
+                    log_weights(params.weights),
+                    params.rates,
+                    log_factorial,
+                    kernel_threads(self),
+                )
+                return PoissonMixtureStats(counts, sum_x), log_marginal
+        return table_e_step(self, params, x, weights)
+
+    def fit_context(self) -> contextlib.AbstractContextManager[bool]:
+        """BLAS limited to one thread for the whole fit: the compiled E-step runs its
+        own threads, which a BLAS woken between E-steps would compete with (see
+        :func:`latent_em.models._discrete.single_threaded_blas`)."""
+        return single_threaded_blas()
 
     def m_step(
         self, params: PoissonMixtureParams, stats: PoissonMixtureStats
