@@ -27,20 +27,20 @@ largest entry as its log-marginal and uniform responsibilities ``1/K``, as
 Parallelism and determinism, as :mod:`latent_em.compiled.gaussian`: the rows are cut
 into segments whose size depends only on ``N`` and the size of the statistics; each
 segment accumulates its own partial statistics, summed in segment order at the end;
-segments run on a thread pool (``nogil`` kernels). The result is the same, bit for
-bit, for any number of threads. No BLAS is called.
+segments run on the persistent thread pool of :mod:`.pool` (``nogil`` kernels). The
+result is the same, bit for bit, for any number of threads. No BLAS is called.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
 from .fastexp import exp_inplace
 from .jit import jit
+from .pool import run_items
 
 __all__ = [
     "FLUSH_BELOW",
@@ -461,12 +461,13 @@ def _run_segments(run: Callable[[int, int, int], int], n: int, seg: int, n_threa
     """Run ``run(s, lo, hi)`` over the segments; returns the sum of their flags."""
     n_seg = max(1, -(-n // seg))
     bounds = [(s, s * seg, min(n, (s + 1) * seg)) for s in range(n_seg)]
-    threads = max(1, min(int(n_threads), n_seg))
-    if threads == 1:
-        return sum(int(run(*item)) for item in bounds)
-    with ThreadPoolExecutor(threads) as pool:
-        futures = [pool.submit(run, *item) for item in bounds]
-        return sum(int(future.result()) for future in futures)
+    flags = [0] * n_seg
+
+    def item(s: int, lo: int, hi: int) -> None:
+        flags[s] = int(run(s, lo, hi))
+
+    run_items(item, bounds, n_threads)
+    return sum(flags)
 
 
 def _ordered_sum(parts: np.ndarray) -> np.ndarray:
