@@ -341,11 +341,13 @@ def choose_m_step(
 
         return closed_form
     if isinstance(model, Constrained) and isinstance(model, EnumerableLatent):
+        # the quasi-Newton curvature carried from one M-step to the next of the fit
+        state: dict[str, Any] = {}
 
         def numerical(params: Any, e: EPass) -> tuple[Any, tuple[str, ...]]:
             assert e.posteriors is not None
             new, info = numerical_m_step(
-                model, params, x, e.posteriors, weights, chunk_size, tol=tol
+                model, params, x, e.posteriors, weights, chunk_size, tol=tol, state=state
             )
             return new, info.messages()
 

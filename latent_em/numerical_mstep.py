@@ -82,7 +82,13 @@ import numpy as np
 
 from ._lazy import lazy_functions
 from ._tree import tree_add
-from .constraints import flatten_params, unflatten_params, unflatten_params_vjp
+from .constraints import (
+    flatten_params,
+    get_field,
+    replace_fields,
+    unflatten_params,
+    unflatten_params_vjp,
+)
 from .exceptions import ModelContractError
 from .posteriors import chunks, enumerate_log_joint, log_prior
 
@@ -283,6 +289,181 @@ def optimizer_tolerances(tol: float | None) -> dict[str, float]:
     return {"ftol": ftol, "gtol": gtol}
 
 
+def _weighted_columns(
+    model: Any, x: Any, posteriors: list[np.ndarray], weights: np.ndarray, chunk_size: int | None
+) -> list[tuple[Any, list[tuple[np.ndarray, np.ndarray, np.ndarray]]]]:
+    """Per chunk: its rows of ``x`` and, per support point, ``(z, w ⊙ q[:, j], q[:, j] > 0)``.
+
+    Computed once per M-step, so that each evaluation of ``Q`` is ``m`` calls of
+    ``log_joint`` and ``m`` dot products.
+    """
+    support = np.asarray(model.latent_support())
+    out = []
+    for sl, post in zip(chunks(len(weights), chunk_size), posteriors, strict=True):
+        wc = weights[sl]
+        n = wc.shape[0]
+        columns = []
+        for j, s in enumerate(support):
+            z = np.broadcast_to(s, (n, *np.shape(s)))
+            columns.append((z, wc * post[:, j], post[:, j] > 0))
+        out.append((x[sl], columns))
+    return out
+
+
+def _unflattener(template: Any, constraints: Any) -> Callable[[np.ndarray], Any]:
+    """:func:`unflatten_params` for one template, its field layout worked out once."""
+    plan = []
+    start = 0
+    for name, c in constraints.items():
+        value = get_field(template, name)
+        if isinstance(value, (tuple, list)):  # a tuple of arrays: the general path
+
+            def general(u: np.ndarray) -> Any:
+                return unflatten_params(u, template, constraints)
+
+            return general
+        shape = np.shape(value)
+        size = c.free_size(shape)
+        plan.append((name, c, slice(start, start + size), shape))
+        start += size
+
+    def fast(u: np.ndarray) -> Any:
+        u = np.asarray(u, dtype=float)
+        if u.size != start:
+            raise ValueError(f"expected {start} free values, got {u.size}")
+        return replace_fields(template, {name: c.constrain(u[sl], sh) for name, c, sl, sh in plan})
+
+    return fast
+
+
+def _fast_q(
+    model: Any,
+    params: Any,
+    columns: list[tuple[Any, list[tuple[np.ndarray, np.ndarray, np.ndarray]]]],
+    has_prior: bool = True,
+) -> float:
+    """``Q(θ)`` from :func:`_weighted_columns`; equal to
+    :func:`expected_complete_log_likelihood` up to the order of the sums."""
+    total = 0.0
+    for xc, cols in columns:
+        for z, coef, positive in cols:
+            lj = np.asarray(model.log_joint(params, xc, z), dtype=float)
+            value = float(np.dot(coef, lj))
+            if not np.isfinite(value):
+                # 0 · log 0 = 0: a support point with zero responsibility does not count
+                value = float(np.sum(np.where(positive, coef * lj, 0.0)))
+            total += value
+    return total + log_prior(model, params) if has_prior else total
+
+
+def _objective_parts(
+    model: Any,
+    params: Any,
+    x: Any,
+    posteriors: list[np.ndarray],
+    weights: np.ndarray,
+    chunk_size: int | None,
+    gradient: str | None = None,
+) -> tuple[
+    Callable[[np.ndarray], float],
+    Callable[..., tuple[float, np.ndarray]],
+    str,
+]:
+    """``value(u)`` (``-Q(θ(u)) / Σw``), ``value_and_gradient(u, value_at_u, forward)`` and
+    the gradient's name (see :func:`objective_and_gradient`).
+
+    ``value_and_gradient`` takes the value at ``u`` when the caller has it (forward
+    differences reuse it) and returns the value with the gradient; ``forward=True`` asks
+    the loop of finite differences for forward instead of central differences (``p``
+    evaluations of ``Q`` instead of ``2 p``; the other gradients ignore it).
+    """
+    constraints = model.constraints
+    scale = float(weights.sum())
+    if gradient is None:
+        if uses_model_gradient(model):
+            gradient = "model"
+        elif uses_batched_log_joint(model):
+            gradient = "batched finite differences"
+        else:
+            gradient = "finite differences"
+    if gradient not in ("model", "batched finite differences", "finite differences"):
+        raise ValueError(
+            "gradient must be None, 'model', 'batched finite differences' or "
+            f"'finite differences'; got {gradient!r}"
+        )
+    columns = _weighted_columns(model, x, posteriors, weights, chunk_size)
+    unflatten = _unflattener(params, constraints)
+    has_prior = callable(getattr(model, "log_prior", None))
+
+    def objective(u: np.ndarray) -> float:
+        # a long trial step may overflow a transform (exp): Q is then -inf or NaN there
+        with np.errstate(all="ignore"):
+            candidate = unflatten(u)
+            value = _fast_q(model, candidate, columns, has_prior)
+        return -value / scale if np.isfinite(value) else np.inf
+
+    def fd_gradient(
+        u: np.ndarray, f: float | None, forward: bool = False
+    ) -> tuple[float, np.ndarray]:
+        grad = np.empty_like(u)
+        if forward:
+            steps = _fd_forward_steps(u)
+            if f is None:
+                f = objective(u)
+            for i, h in enumerate(steps):
+                up = u.copy()
+                up[i] += h
+                grad[i] = (objective(up) - f) / h
+            return f, grad
+        steps = _fd_steps(u)
+        for i, h in enumerate(steps):
+            up, down = u.copy(), u.copy()
+            up[i] += h
+            down[i] -= h
+            grad[i] = (objective(up) - objective(down)) / (2.0 * h)
+        return (objective(u) if f is None else f), grad
+
+    def batched_value_and_gradient(
+        u: np.ndarray, f: float | None, forward: bool = False
+    ) -> tuple[float, np.ndarray]:
+        steps = _fd_steps(u)
+        p = u.size
+        points = np.repeat(u[None, :], 2 * p + 1, axis=0)
+        idx = np.arange(p)
+        points[1 + idx, idx] += steps
+        points[1 + p + idx, idx] -= steps
+        with np.errstate(all="ignore"):
+            candidates = [unflatten_params(v, params, constraints) for v in points]
+            q0, deltas = _batched_q(model, candidates, x, posteriors, weights, chunk_size)
+            finite = np.isfinite(q0 + deltas)
+        if not np.isfinite(q0):
+            return np.inf, np.zeros(p)
+        d = np.where(finite, -deltas / scale, np.inf)
+        return float(-q0 / scale), (d[1 : p + 1] - d[p + 1 :]) / (2.0 * steps)
+
+    def model_gradient(
+        u: np.ndarray, f: float | None, forward: bool = False
+    ) -> tuple[float, np.ndarray]:
+        with np.errstate(all="ignore"):
+            candidate = unflatten_params(u, params, constraints)
+            tree = _expected_gradient_tree(model, candidate, x, posteriors, weights, chunk_size)
+        try:
+            grad = unflatten_params_vjp(u, candidate, constraints, tree)
+        except (KeyError, AttributeError, ValueError) as exc:
+            raise ModelContractError(
+                f"{type(model).__name__}.log_joint_grad must return one gradient per "
+                f"constrained field ({', '.join(constraints)}), each shaped like the "
+                f"field: {exc}"
+            ) from exc
+        return (objective(u) if f is None else f), -grad / scale
+
+    if gradient == "model":
+        return objective, model_gradient, gradient
+    if gradient == "batched finite differences":
+        return objective, batched_value_and_gradient, gradient
+    return objective, fd_gradient, gradient
+
+
 def objective_and_gradient(
     model: Any,
     params: Any,
@@ -302,83 +483,14 @@ def objective_and_gradient(
     model allows. Both finite-difference variants use the same central steps, so they
     agree to round-off. Returns the function and the name of the gradient used.
     """
-    constraints = model.constraints
-    scale = float(weights.sum())
-    if gradient is None:
-        if uses_model_gradient(model):
-            gradient = "model"
-        elif uses_batched_log_joint(model):
-            gradient = "batched finite differences"
-        else:
-            gradient = "finite differences"
-
-    def objective(u: np.ndarray) -> float:
-        # a long trial step may overflow a transform (exp): Q is then -inf or NaN there
-        with np.errstate(all="ignore"):
-            candidate = unflatten_params(u, params, constraints)
-            value = expected_complete_log_likelihood(
-                model, candidate, x, posteriors, weights, chunk_size
-            )
-        return -value / scale if np.isfinite(value) else np.inf
-
-    def fd_gradient(u: np.ndarray) -> np.ndarray:
-        grad = np.empty_like(u)
-        steps = _fd_steps(u)
-        for i, h in enumerate(steps):
-            up, down = u.copy(), u.copy()
-            up[i] += h
-            down[i] -= h
-            grad[i] = (objective(up) - objective(down)) / (2.0 * h)
-        return grad
-
-    def batched_value_and_gradient(u: np.ndarray) -> tuple[float, np.ndarray]:
-        steps = _fd_steps(u)
-        p = u.size
-        points = np.repeat(u[None, :], 2 * p + 1, axis=0)
-        idx = np.arange(p)
-        points[1 + idx, idx] += steps
-        points[1 + p + idx, idx] -= steps
-        with np.errstate(all="ignore"):
-            candidates = [unflatten_params(v, params, constraints) for v in points]
-            q0, deltas = _batched_q(model, candidates, x, posteriors, weights, chunk_size)
-            finite = np.isfinite(q0 + deltas)
-        if not np.isfinite(q0):
-            return np.inf, np.zeros(p)
-        d = np.where(finite, -deltas / scale, np.inf)
-        return float(-q0 / scale), (d[1 : p + 1] - d[p + 1 :]) / (2.0 * steps)
-
-    def model_gradient(u: np.ndarray) -> np.ndarray:
-        with np.errstate(all="ignore"):
-            candidate = unflatten_params(u, params, constraints)
-            tree = _expected_gradient_tree(model, candidate, x, posteriors, weights, chunk_size)
-        try:
-            grad = unflatten_params_vjp(u, candidate, constraints, tree)
-        except (KeyError, AttributeError, ValueError) as exc:
-            raise ModelContractError(
-                f"{type(model).__name__}.log_joint_grad must return one gradient per "
-                f"constrained field ({', '.join(constraints)}), each shaped like the "
-                f"field: {exc}"
-            ) from exc
-        return -grad / scale
-
-    if gradient == "model":
-
-        def fun(u: np.ndarray) -> tuple[float, np.ndarray]:
-            return objective(u), model_gradient(u)
-
-        return fun, gradient
-    if gradient == "batched finite differences":
-        return batched_value_and_gradient, gradient
-    if gradient == "finite differences":
-
-        def fun_fd(u: np.ndarray) -> tuple[float, np.ndarray]:
-            return objective(u), fd_gradient(u)
-
-        return fun_fd, gradient
-    raise ValueError(
-        "gradient must be None, 'model', 'batched finite differences' or "
-        f"'finite differences'; got {gradient!r}"
+    _, value_and_gradient, name = _objective_parts(
+        model, params, x, posteriors, weights, chunk_size, gradient
     )
+
+    def fun(u: np.ndarray) -> tuple[float, np.ndarray]:
+        return value_and_gradient(u, None)
+
+    return fun, name
 
 
 def numerical_m_step(
@@ -391,19 +503,24 @@ def numerical_m_step(
     tol: float | None = None,
     state: dict[str, Any] | None = None,
     forcing: float = 0.0,
+    method: str = "quasi-newton",
 ) -> tuple[Any, NumericalMStepInfo]:
     """Maximize ``Q`` numerically from the current parameters (see module docstring).
 
     ``state`` is a dictionary kept by the caller from one M-step to the next of the same
     fit (empty at first); the M-step stores the optimizer's inverse-Hessian approximation
-    there and preconditions the next M-step with it. Without it every M-step starts
-    L-BFGS from scratch.
+    there and starts the next M-step from it. Without it every M-step starts
+    afresh.
 
     ``forcing`` (``η``, default 0: an exact M-step) ends the optimizer once the largest
     gradient entry has fallen to ``η`` times its value at the current θ (or below the
     gradient tolerance): an inexact, generalized EM step. Early in a fit this saves
-    L-BFGS iterations; near the fixed point the gradient at θ is small and the step is
+    iterations; near the fixed point the gradient at θ is small and the step is
     exact again, so the fit reaches the same maximum, by a slightly different path.
+
+    ``method`` is ``"quasi-newton"`` (the default: BFGS with a backtracking line search,
+    its inverse Hessian carried in ``state``) or ``"L-BFGS-B"`` (scipy's, preconditioned
+    by ``state``; the path before the default changed).
 
     Returns
     -------
@@ -414,12 +531,296 @@ def numerical_m_step(
     """
     if not (np.isfinite(forcing) and 0.0 <= forcing < 1.0):
         raise ValueError(f"forcing must be in [0, 1); got {forcing!r}")
+    if method not in ("quasi-newton", "L-BFGS-B"):
+        raise ValueError(f"method must be 'quasi-newton' or 'L-BFGS-B'; got {method!r}")
     constraints = model.constraints
     u0 = flatten_params(params, constraints)
-    fun, gradient_name = objective_and_gradient(model, params, x, posteriors, weights, chunk_size)
-
     q_current = expected_complete_log_likelihood(model, params, x, posteriors, weights, chunk_size)
     tolerances = optimizer_tolerances(tol)
+    if method == "quasi-newton":
+        result, gradient_name = _quasi_newton_m_step(
+            model,
+            params,
+            x,
+            posteriors,
+            weights,
+            chunk_size,
+            u0,
+            tolerances,
+            state,
+            forcing,
+            q_current / float(weights.sum()),
+        )
+        u_end = result.x
+    else:
+        result, u_end, gradient_name = _lbfgs_m_step(
+            model, params, x, posteriors, weights, chunk_size, u0, tol, tolerances, state, forcing
+        )
+    candidate = unflatten_params(u_end, params, constraints)
+    with np.errstate(all="ignore"):
+        q_new = expected_complete_log_likelihood(
+            model, candidate, x, posteriors, weights, chunk_size
+        )
+    # ties accept the optimizer's point: a difference within the round-off of Q (its
+    # terms summed in another order, or a step f cannot resolve, which the quasi-Newton
+    # method judges by the gradient) is a tie
+    slack = TIE_ULPS * np.finfo(float).eps * abs(q_current) if method == "quasi-newton" else 0.0
+    accepted = bool(np.isfinite(q_new) and q_new >= q_current - slack)
+    info = NumericalMStepInfo(
+        accepted=accepted,
+        q_before=float(q_current),
+        q_after=float(q_new) if np.isfinite(q_new) else -np.inf,
+        n_iter=int(result.nit),
+        n_evaluations=int(result.nfev),
+        success=bool(result.success),
+        optimizer_message=str(result.message),
+        gradient=gradient_name,
+    )
+    return (candidate if accepted else params), info
+
+
+#: ``Q`` after the M-step within this many units of round-off (eps |Q|) below ``Q`` before
+#: is a tie, and the step is accepted
+TIE_ULPS = 64
+
+#: Armijo's sufficient-decrease constant of the quasi-Newton line search
+ARMIJO = 1e-4
+
+#: forward differences are used while the gradient's largest entry is at least 1000 times
+#: their estimated error, this factor times sqrt(eps) (1 + |Q / Σw|); 0 disables them
+FORWARD_ERROR_FACTOR = 1.0
+
+#: largest number of step halvings (with interpolation) in one line search
+MAX_BACKTRACKS = 40
+
+
+def _quasi_newton_m_step(
+    model: Any,
+    params: Any,
+    x: Any,
+    posteriors: list[np.ndarray],
+    weights: np.ndarray,
+    chunk_size: int | None,
+    u0: np.ndarray,
+    tolerances: dict[str, float],
+    state: dict[str, Any] | None,
+    forcing: float,
+    q_per_weight: float,
+) -> tuple[Any, str]:
+    value, value_and_gradient, name = _objective_parts(
+        model, params, x, posteriors, weights, chunk_size
+    )
+    # forward differences (p evaluations of Q, not 2 p) while the gradient is large:
+    # their error, about sqrt(eps) (1 + |Q / Σw|), is then negligible for the step
+    forward_error = 0.0
+    if name == "finite differences" and np.isfinite(q_per_weight):
+        forward_error = (
+            FORWARD_ERROR_FACTOR * float(np.sqrt(np.finfo(float).eps)) * (1.0 + abs(q_per_weight))
+        )
+    h_inv = None
+    previous = _preconditioner(state, u0.size)
+    if previous is not None:
+        h_inv = previous @ previous.T
+    result = minimize(
+        value,
+        u0,
+        method=_quasi_newton,
+        options={
+            **tolerances,
+            "maxiter": 1000,
+            "value_and_gradient": value_and_gradient,
+            "inverse_hessian": h_inv,
+            "forcing": forcing,
+            "forward_error": forward_error,
+        },
+    )
+    if state is not None and u0.size <= PRECONDITION_MAX_PARAMETERS:
+        h_end = getattr(result, "hess_inv", None)
+        if isinstance(h_end, np.ndarray) and h_end.shape == (u0.size, u0.size):
+            _store_factor(state, h_end)
+    return result, name
+
+
+def _quasi_newton(
+    fun: Callable[[np.ndarray], float],
+    x0: np.ndarray,
+    args: tuple[Any, ...] = (),
+    *,
+    value_and_gradient: Callable[..., tuple[float, np.ndarray]],
+    inverse_hessian: np.ndarray | None = None,
+    forcing: float = 0.0,
+    forward_error: float = 0.0,
+    gtol: float = 1e-9,
+    ftol: float = 1e-13,
+    maxiter: int = 1000,
+    **unused: Any,
+) -> Any:
+    """BFGS with an Armijo backtracking line search, as a ``scipy.optimize.minimize`` method.
+
+    ``value_and_gradient(x, f, forward)`` returns ``f(x)`` (given ``f`` when known) and the
+    gradient, by forward differences when ``forward`` is true (error about
+    ``forward_error``; ``forward_error = 0`` never asks for them). Starts from
+    ``inverse_hessian`` when given (the previous M-step's), else from a scaled identity
+    after the first step. The curvature is dropped (a steepest-descent step taken
+    instead) whenever it does not give a descent direction or its line search fails. A
+    trial point is accepted only if it lowers ``fun`` strictly and by Armijo's fraction
+    of the predicted decrease, so the end point is never worse than ``x0``. Stops when
+    the largest entry of a central (or model) gradient is ``<= max(gtol, η |g(x0)|)``,
+    when a step lowered ``fun`` by ``<= ftol`` relative (L-BFGS-B's two tests; the
+    gradient at that last point is not computed), or when the predicted decrease of a
+    step is below ``ftol`` relative (the step is then taken if it does not raise ``fun``).
+    """
+    x = np.array(x0, dtype=float)
+    eps = float(np.finfo(float).eps)
+    scale_f = 1.0
+    nfev, njev, nit, resets = 1, 1, 0, 0
+    # forward differences while the gradient is 1000 times their error
+    forward_min = 1e3 * forward_error
+    forward = forward_min > 0.0
+    f, g = value_and_gradient(x, None, forward)
+    if forward and not np.max(np.abs(g), initial=0.0) >= forward_min:
+        f, g = value_and_gradient(x, f, False)
+        forward = False
+    target = max(gtol, forcing * float(np.max(np.abs(g), initial=0.0)))
+    h_inv = None if inverse_hessian is None else np.array(inverse_hessian, dtype=float)
+    success, message = False, "the maximum number of iterations was reached"
+
+    def result() -> Any:
+        return OptimizeResult(
+            x=x,
+            fun=f,
+            jac=g,
+            nit=nit,
+            nfev=nfev,
+            njev=njev,
+            success=success,
+            message=message,
+            hess_inv=h_inv,
+            resets=resets,
+        )
+
+    if not np.isfinite(f):
+        message = "the objective is not finite at the start"
+        return result()
+    if not forward and np.max(np.abs(g), initial=0.0) <= target:
+        success, message = True, "the projected gradient is below gtol"
+        return result()
+    while nit < maxiter:
+        scale_f = max(abs(f), 1.0)
+        step = None
+        f_new = f
+        for use_curvature in (True, False):
+            if use_curvature and h_inv is not None:
+                d = -(h_inv @ g)
+            elif use_curvature:
+                continue
+            else:
+                d = -g / max(1.0, float(np.linalg.norm(g)))
+            slope = float(g @ d)
+            if not (np.isfinite(slope) and slope < 0.0):
+                if use_curvature:
+                    h_inv, resets = None, resets + 1  # no descent: drop the curvature
+                    continue
+                break
+            if use_curvature and -0.5 * slope <= ftol * scale_f:
+                # a quasi-Newton step whose predicted decrease is below ftol: take it and
+                # stop (L-BFGS-B's ftol test, one step early). It is taken if it does not
+                # raise f, or, when f cannot resolve it (a rise within round-off), if the
+                # directional derivative shrank along it, |g(x + d)·d| <= 0.9 |g(x)·d|:
+                # f then decreased (the derivative stays negative over most of the step)
+                trial = fun(x + d)
+                nfev += 1
+                take = bool(np.isfinite(trial) and trial <= f)
+                if not take and np.isfinite(trial) and trial - f <= 64 * eps * scale_f:
+                    trial, g_trial = value_and_gradient(x + d, float(trial), False)
+                    njev += 1
+                    take = bool(abs(float(g_trial @ d)) <= 0.9 * abs(slope))
+                if take:
+                    x, f = x + d, float(trial)
+                    nit += 1
+                success, message = True, "the predicted reduction of f is below ftol"
+                return result()
+            step, f_new, evals = _backtrack(fun, x, f, d, slope)
+            nfev += evals
+            if step is not None or not use_curvature:
+                break
+            h_inv, resets = None, resets + 1  # the line search failed: drop the curvature
+        if step is None:
+            message = "the line search cannot lower the objective"
+            break
+        nit += 1
+        x_new = x + step
+        decrease = f - f_new
+        if decrease <= ftol * max(scale_f, abs(f_new)):
+            x, f = x_new, f_new
+            success, message = True, "the relative reduction of f is below ftol"
+            break
+        g_max = float(np.max(np.abs(g), initial=0.0))
+        f_new, g_new = value_and_gradient(x_new, f_new, forward)
+        njev += 1
+        g_new_max = float(np.max(np.abs(g_new), initial=0.0))
+        y = g_new - g
+        sy = float(step @ y)
+        if sy > 1e-12 * float(np.linalg.norm(step) * np.linalg.norm(y)):
+            if h_inv is None:
+                h_inv = (sy / float(y @ y)) * np.eye(x.size)
+            rho = 1.0 / sy
+            hy = h_inv @ y
+            h_inv = (
+                h_inv
+                - rho * (np.outer(step, hy) + np.outer(hy, step))
+                + (rho * rho * float(y @ hy) + rho) * np.outer(step, step)
+            )
+        x, f, g = x_new, f_new, g_new
+        was_forward = forward
+        if forward:
+            # the next gradient, predicted from this step's reduction, still large?
+            forward = g_new_max * min(1.0, g_new_max / max(g_max, 1e-300)) >= forward_min
+        if not was_forward and g_new_max <= target:
+            success, message = True, "the projected gradient is below gtol"
+            break
+    return result()
+
+
+def _backtrack(
+    fun: Callable[[np.ndarray], float], x: np.ndarray, f: float, d: np.ndarray, slope: float
+) -> tuple[np.ndarray | None, float, int]:
+    """Armijo backtracking from the full step ``d``: ``(step, f(x + step), evaluations)``,
+    or ``(None, f, evaluations)`` when no step lowers ``f`` strictly and sufficiently."""
+    t = 1.0
+    eps = np.finfo(float).eps
+    smallest = eps * (1.0 + float(np.max(np.abs(x), initial=0.0)))
+    for evals in range(1, MAX_BACKTRACKS + 1):
+        trial = t * d
+        f_new = fun(x + trial)
+        if np.isfinite(f_new) and f_new < f and f_new <= f + ARMIJO * t * slope:
+            return trial, float(f_new), evals
+        if np.isfinite(f_new):
+            # the minimizer of the quadratic through f, slope and f_new, kept in [t/10, t/2]
+            t_quad = -slope * t * t / (2.0 * (f_new - f - slope * t))
+            t = min(max(t_quad, 0.1 * t), 0.5 * t)
+        else:
+            t *= 0.1
+        # below round-off: neither the step nor the decrease it predicts can be resolved
+        if t * float(np.max(np.abs(d), initial=0.0)) < smallest or -t * slope < eps * abs(f):
+            return None, f, evals
+    return None, f, MAX_BACKTRACKS
+
+
+def _lbfgs_m_step(
+    model: Any,
+    params: Any,
+    x: Any,
+    posteriors: list[np.ndarray],
+    weights: np.ndarray,
+    chunk_size: int | None,
+    u0: np.ndarray,
+    tol: float | None,
+    tolerances: dict[str, float],
+    state: dict[str, Any] | None,
+    forcing: float,
+) -> tuple[Any, np.ndarray, str]:
+    fun, gradient_name = objective_and_gradient(model, params, x, posteriors, weights, chunk_size)
     # below PRECONDITION_MIN_TOL EM's iterates must match the exact M-step's to about the
     # optimizer's accuracy (the tol rule then stops EM where closed-form EM stops); the
     # preconditioned run meets the same gradient test at a slightly different point
@@ -495,29 +896,17 @@ def numerical_m_step(
         preconditioned = False
     factor = c if preconditioned else None
     _store_inverse_hessian(state, result, factor, u0.size)
-    candidate = unflatten_params(u_end, params, constraints)
-    with np.errstate(all="ignore"):
-        q_new = expected_complete_log_likelihood(
-            model, candidate, x, posteriors, weights, chunk_size
-        )
-    # ties accept the optimizer's point (it is then θ itself up to round-off)
-    accepted = bool(np.isfinite(q_new) and q_new >= q_current)
-    info = NumericalMStepInfo(
-        accepted=accepted,
-        q_before=float(q_current),
-        q_after=float(q_new) if np.isfinite(q_new) else -np.inf,
-        n_iter=int(result.nit),
-        n_evaluations=int(result.nfev),
-        success=bool(result.success),
-        optimizer_message=str(result.message),
-        gradient=gradient_name,
-    )
-    return (candidate if accepted else params), info
+    return result, u_end, gradient_name
 
 
 def _fd_steps(u: np.ndarray) -> np.ndarray:
     # the cube root of machine epsilon balances truncation and round-off error
     return np.cbrt(np.finfo(float).eps) * np.maximum(1.0, np.abs(u))
+
+
+def _fd_forward_steps(u: np.ndarray) -> np.ndarray:
+    # forward differences: the square root of machine epsilon
+    return np.sqrt(np.finfo(float).eps) * np.maximum(1.0, np.abs(u))
 
 
 #: largest number of free parameters for which the inverse Hessian is kept as a dense
@@ -553,6 +942,11 @@ def _store_inverse_hessian(
         return
     if factor is not None:
         h_inv = factor @ h_inv @ factor.T
+    _store_factor(state, h_inv)
+
+
+def _store_factor(state: dict[str, Any], h_inv: np.ndarray) -> None:
+    """Keep ``C`` with ``C Cᵀ`` the inverse Hessian ``h_inv`` (eigenvalues clipped)."""
     h_inv = 0.5 * (h_inv + h_inv.T)
     if not np.all(np.isfinite(h_inv)):
         state.pop("factor", None)
