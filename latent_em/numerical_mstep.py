@@ -535,36 +535,38 @@ def numerical_m_step(
         raise ValueError(f"method must be 'quasi-newton' or 'L-BFGS-B'; got {method!r}")
     constraints = model.constraints
     u0 = flatten_params(params, constraints)
-    q_current = expected_complete_log_likelihood(model, params, x, posteriors, weights, chunk_size)
     tolerances = optimizer_tolerances(tol)
+    scale = float(weights.sum())
     if method == "quasi-newton":
-        result, gradient_name = _quasi_newton_m_step(
-            model,
-            params,
-            x,
-            posteriors,
-            weights,
-            chunk_size,
-            u0,
-            tolerances,
-            state,
-            forcing,
-            q_current / float(weights.sum()),
+        # Q before and after from the optimizer's own objective (the same sums in the
+        # same order as the values its line search compared)
+        result, gradient_name, f0, value = _quasi_newton_m_step(
+            model, params, x, posteriors, weights, chunk_size, u0, tolerances, state, forcing
         )
-        u_end = result.x
+        u_end = np.asarray(result.x, dtype=float)
+        q_current = -f0 * scale
+        f_end = getattr(result, "fun", None)
+        if f_end is None or not np.array_equal(u_end, getattr(result, "x_end", None)):
+            f_end = value(u_end)
+        q_new = -float(f_end) * scale
+        candidate = unflatten_params(u_end, params, constraints)
+        # a difference within the round-off of Q (a step f cannot resolve, which the
+        # quasi-Newton method judges by the gradient) is a tie
+        slack = TIE_ULPS * np.finfo(float).eps * abs(q_current)
     else:
+        q_current = expected_complete_log_likelihood(
+            model, params, x, posteriors, weights, chunk_size
+        )
         result, u_end, gradient_name = _lbfgs_m_step(
             model, params, x, posteriors, weights, chunk_size, u0, tol, tolerances, state, forcing
         )
-    candidate = unflatten_params(u_end, params, constraints)
-    with np.errstate(all="ignore"):
-        q_new = expected_complete_log_likelihood(
-            model, candidate, x, posteriors, weights, chunk_size
-        )
-    # ties accept the optimizer's point: a difference within the round-off of Q (its
-    # terms summed in another order, or a step f cannot resolve, which the quasi-Newton
-    # method judges by the gradient) is a tie
-    slack = TIE_ULPS * np.finfo(float).eps * abs(q_current) if method == "quasi-newton" else 0.0
+        candidate = unflatten_params(u_end, params, constraints)
+        with np.errstate(all="ignore"):
+            q_new = expected_complete_log_likelihood(
+                model, candidate, x, posteriors, weights, chunk_size
+            )
+        slack = 0.0
+    # ties accept the optimizer's point (it is then θ itself up to round-off)
     accepted = bool(np.isfinite(q_new) and q_new >= q_current - slack)
     info = NumericalMStepInfo(
         accepted=accepted,
@@ -605,11 +607,13 @@ def _quasi_newton_m_step(
     tolerances: dict[str, float],
     state: dict[str, Any] | None,
     forcing: float,
-    q_per_weight: float,
-) -> tuple[Any, str]:
+) -> tuple[Any, str, float, Callable[[np.ndarray], float]]:
+    """The quasi-Newton M-step: ``(optimizer result, gradient name, -Q(θ) / Σw, value)``."""
     value, value_and_gradient, name = _objective_parts(
         model, params, x, posteriors, weights, chunk_size
     )
+    f0 = value(u0)
+    q_per_weight = -f0
     # forward differences (p evaluations of Q, not 2 p) while the gradient is large:
     # their error, about sqrt(eps) (1 + |Q / Σw|), is then negligible for the step
     forward_error = 0.0
@@ -632,13 +636,14 @@ def _quasi_newton_m_step(
             "inverse_hessian": h_inv,
             "forcing": forcing,
             "forward_error": forward_error,
+            "f0": f0,
         },
     )
     if state is not None and u0.size <= PRECONDITION_MAX_PARAMETERS:
         h_end = getattr(result, "hess_inv", None)
         if isinstance(h_end, np.ndarray) and h_end.shape == (u0.size, u0.size):
             _store_factor(state, h_end)
-    return result, name
+    return result, name, f0, value
 
 
 def _quasi_newton(
@@ -650,6 +655,7 @@ def _quasi_newton(
     inverse_hessian: np.ndarray | None = None,
     forcing: float = 0.0,
     forward_error: float = 0.0,
+    f0: float | None = None,
     gtol: float = 1e-9,
     ftol: float = 1e-13,
     maxiter: int = 1000,
@@ -677,7 +683,7 @@ def _quasi_newton(
     # forward differences while the gradient is 1000 times their error
     forward_min = 1e3 * forward_error
     forward = forward_min > 0.0
-    f, g = value_and_gradient(x, None, forward)
+    f, g = value_and_gradient(x, f0, forward)
     if forward and not np.max(np.abs(g), initial=0.0) >= forward_min:
         f, g = value_and_gradient(x, f, False)
         forward = False
@@ -688,6 +694,7 @@ def _quasi_newton(
     def result() -> Any:
         return OptimizeResult(
             x=x,
+            x_end=x,
             fun=f,
             jac=g,
             nit=nit,
