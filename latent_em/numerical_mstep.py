@@ -687,6 +687,7 @@ def _quasi_newton(
     if forward and not np.max(np.abs(g), initial=0.0) >= forward_min:
         f, g = value_and_gradient(x, f, False)
         forward = False
+    g_is_forward = forward
     target = max(gtol, forcing * float(np.max(np.abs(g), initial=0.0)))
     h_inv = None if inverse_hessian is None else np.array(inverse_hessian, dtype=float)
     success, message = False, "the maximum number of iterations was reached"
@@ -729,6 +730,8 @@ def _quasi_newton(
                     h_inv, resets = None, resets + 1  # no descent: drop the curvature
                     continue
                 break
+            if use_curvature and -0.5 * slope <= ftol * scale_f and g_is_forward:
+                break  # too close to judge with a forward gradient: see below
             if use_curvature and -0.5 * slope <= ftol * scale_f:
                 # a quasi-Newton step whose predicted decrease is below ftol: take it and
                 # stop (L-BFGS-B's ftol test, one step early). It is taken if it does not
@@ -752,6 +755,12 @@ def _quasi_newton(
             if step is not None or not use_curvature:
                 break
             h_inv, resets = None, resets + 1  # the line search failed: drop the curvature
+        if step is None and g_is_forward:
+            # a forward gradient too inexact to go on from: central differences here
+            f, g = value_and_gradient(x, f, False)
+            njev += 1
+            g_is_forward = forward = False
+            continue
         if step is None:
             message = "the line search cannot lower the objective"
             break
@@ -779,7 +788,7 @@ def _quasi_newton(
                 + (rho * rho * float(y @ hy) + rho) * np.outer(step, step)
             )
         x, f, g = x_new, f_new, g_new
-        was_forward = forward
+        was_forward = g_is_forward = forward
         if forward:
             # the next gradient, predicted from this step's reduction, still large?
             forward = g_new_max * min(1.0, g_new_max / max(g_max, 1e-300)) >= forward_min
