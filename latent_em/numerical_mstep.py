@@ -768,9 +768,13 @@ def _quasi_newton(
         x_new = x + step
         decrease = f - f_new
         if decrease <= ftol * max(scale_f, abs(f_new)):
-            x, f = x_new, f_new
-            success, message = True, "the relative reduction of f is below ftol"
-            break
+            if not g_is_forward:
+                x, f = x_new, f_new
+                success, message = True, "the relative reduction of f is below ftol"
+                break
+            # the end point must come from a central gradient's step (a forward one's
+            # error would set where the M-step ends): go on with central differences
+            forward = False
         g_max = float(np.max(np.abs(g), initial=0.0))
         f_new, g_new = value_and_gradient(x_new, f_new, forward)
         njev += 1
