@@ -356,6 +356,61 @@ def _fast_q(
     return total + log_prior(model, params) if has_prior else total
 
 
+def _column_values(
+    model: Any,
+    params: Any,
+    columns: list[tuple[Any, list[tuple[np.ndarray, np.ndarray, np.ndarray]]]],
+    which: np.ndarray,
+) -> np.ndarray:
+    """``Q_j(θ) = Σ_n w_n q_nj log p(x_n, s_j | θ)`` for the support points ``which``
+    selects (0 for the others)."""
+    out = np.zeros(which.shape[0])
+    for xc, cols in columns:
+        for j, (z, coef, positive) in enumerate(cols):
+            if not which[j]:
+                continue
+            lj = np.asarray(model.log_joint(params, xc, z), dtype=float)
+            value = float(np.dot(coef, lj))
+            if not np.isfinite(value):
+                # 0 · log 0 = 0: a support point with zero responsibility does not count
+                value = float(np.sum(np.where(positive, coef * lj, 0.0)))
+            out[j] += value
+    return out
+
+
+def _dependency_pattern(
+    model: Any,
+    params: Any,
+    constraints: Any,
+    columns: list[tuple[Any, list[tuple[np.ndarray, np.ndarray, np.ndarray]]]],
+) -> np.ndarray:
+    """``(p, m)``: whether ``log_joint`` at support point ``j`` changes at all (on any row)
+    when free parameter ``i`` moves by ``±DEPENDENCY_STEP`` (relative) from ``params``."""
+    unflatten = _unflattener(params, constraints)
+    u = flatten_params(params, constraints)
+
+    def tables(v: np.ndarray) -> list[list[np.ndarray]]:
+        with np.errstate(all="ignore"):
+            candidate = unflatten(v)
+            return [
+                [np.asarray(model.log_joint(candidate, xc, z), dtype=float) for z, _, _ in cols]
+                for xc, cols in columns
+            ]
+
+    base = tables(u)
+    m = len(columns[0][1]) if columns else 0
+    pattern = np.zeros((u.size, m), dtype=bool)
+    for i in range(u.size):
+        for sign in (1.0, -1.0):
+            v = u.copy()
+            v[i] += sign * DEPENDENCY_STEP * max(1.0, abs(u[i]))
+            for chunk_base, chunk in zip(base, tables(v), strict=True):
+                for j, (a, b) in enumerate(zip(chunk_base, chunk, strict=True)):
+                    if not np.array_equal(a, b, equal_nan=True):
+                        pattern[i, j] = True
+    return pattern
+
+
 def _objective_parts(
     model: Any,
     params: Any,
@@ -364,6 +419,7 @@ def _objective_parts(
     weights: np.ndarray,
     chunk_size: int | None,
     gradient: str | None = None,
+    dependency: np.ndarray | None = None,
 ) -> tuple[
     Callable[[np.ndarray], float],
     Callable[..., tuple[float, np.ndarray]],
@@ -376,6 +432,10 @@ def _objective_parts(
     differences reuse it) and returns the value with the gradient; ``forward=True`` asks
     the loop of finite differences for forward instead of central differences (``p``
     evaluations of ``Q`` instead of ``2 p``; the other gradients ignore it).
+
+    ``dependency`` (``(p, m)`` booleans, see :func:`_dependency_pattern`) lets the loop of
+    finite differences evaluate, for a perturbation of parameter ``i``, only the support
+    points whose ``log_joint`` depends on it (the others' terms of ``Q`` cancel exactly).
     """
     constraints = model.constraints
     scale = float(weights.sum())
@@ -395,15 +455,41 @@ def _objective_parts(
     unflatten = _unflattener(params, constraints)
     has_prior = callable(getattr(model, "log_prior", None))
 
-    def objective(u: np.ndarray) -> float:
+    m = len(columns[0][1]) if columns else 0
+    everything = np.ones(m, dtype=bool)
+    last: dict[str, Any] = {}
+
+    def evaluate(u: np.ndarray, which: np.ndarray) -> tuple[np.ndarray, float]:
         # a long trial step may overflow a transform (exp): Q is then -inf or NaN there
         with np.errstate(all="ignore"):
             candidate = unflatten(u)
-            value = _fast_q(model, candidate, columns, has_prior)
+            values = _column_values(model, candidate, columns, which)
+            prior = log_prior(model, candidate) if has_prior else 0.0
+        return values, prior
+
+    def objective(u: np.ndarray) -> float:
+        values, prior = evaluate(u, everything)
+        last["u"], last["values"], last["prior"] = u.copy(), values, prior
+        with np.errstate(invalid="ignore"):
+            value = float(values.sum()) + prior
         return -value / scale if np.isfinite(value) else np.inf
 
-    def fd_gradient(
-        u: np.ndarray, f: float | None, forward: bool = False
+    def change(
+        up: tuple[np.ndarray, float], down: tuple[np.ndarray, float], which: np.ndarray
+    ) -> float:
+        # -(Q(up) - Q(down)) / Σw over the support points that moved; +inf when Q is not
+        # finite at up (as objective's inf), -inf at down, NaN at both
+        with np.errstate(invalid="ignore"):
+            q_up = float(up[0][which].sum()) + up[1]
+            q_down = float(down[0][which].sum()) + down[1]
+            if np.isfinite(q_up) and np.isfinite(q_down):
+                return -float((up[0][which] - down[0][which]).sum() + (up[1] - down[1])) / scale
+        return (np.inf if not np.isfinite(q_up) else 0.0) - (
+            np.inf if not np.isfinite(q_down) else 0.0
+        )
+
+    def plain_fd_gradient(
+        u: np.ndarray, f: float | None, forward: bool
     ) -> tuple[float, np.ndarray]:
         grad = np.empty_like(u)
         if forward:
@@ -421,6 +507,33 @@ def _objective_parts(
             up[i] += h
             down[i] -= h
             grad[i] = (objective(up) - objective(down)) / (2.0 * h)
+        return (objective(u) if f is None else f), grad
+
+    def fd_gradient(
+        u: np.ndarray, f: float | None, forward: bool = False
+    ) -> tuple[float, np.ndarray]:
+        grad = np.empty_like(u)
+        if dependency is None:  # every support point moves with every parameter
+            return plain_fd_gradient(u, f, forward)
+        pattern = dependency
+        if forward:
+            steps = _fd_forward_steps(u)
+            if f is None or "u" not in last or not np.array_equal(last["u"], u):
+                f = objective(u)
+            base = (last["values"], last["prior"])
+            for i, h in enumerate(steps):
+                up = u.copy()
+                up[i] += h
+                grad[i] = change(evaluate(up, pattern[i]), base, pattern[i]) / h
+            return f, grad
+        steps = _fd_steps(u)
+        for i, h in enumerate(steps):
+            up, down = u.copy(), u.copy()
+            up[i] += h
+            down[i] -= h
+            grad[i] = change(evaluate(up, pattern[i]), evaluate(down, pattern[i]), pattern[i]) / (
+                2.0 * h
+            )
         return (objective(u) if f is None else f), grad
 
     def batched_value_and_gradient(
@@ -592,6 +705,10 @@ ARMIJO = 1e-4
 #: their estimated error, this factor times sqrt(eps) (1 + |Q / Σw|); 0 disables them
 FORWARD_ERROR_FACTOR = 1.0
 
+#: the relative move of each free parameter with which :func:`_dependency_pattern` finds
+#: the support points it does not affect (once per fit)
+DEPENDENCY_STEP = 1e-3
+
 #: largest number of step halvings (with interpolation) in one line search
 MAX_BACKTRACKS = 40
 
@@ -609,8 +726,18 @@ def _quasi_newton_m_step(
     forcing: float,
 ) -> tuple[Any, str, float, Callable[[np.ndarray], float]]:
     """The quasi-Newton M-step: ``(optimizer result, gradient name, -Q(θ) / Σw, value)``."""
+    dependency = None
+    if state is not None and not uses_model_gradient(model) and not uses_batched_log_joint(model):
+        # which support points each free parameter moves, once per fit
+        dependency = state.get("dependency")
+        if dependency is None or dependency.shape[0] != u0.size:
+            columns = _weighted_columns(model, x, posteriors, weights, chunk_size)
+            dependency = _dependency_pattern(model, params, model.constraints, columns)
+            state["dependency"] = dependency
+        if dependency.all():  # nothing to skip: the plain differences of Q
+            dependency = None
     value, value_and_gradient, name = _objective_parts(
-        model, params, x, posteriors, weights, chunk_size
+        model, params, x, posteriors, weights, chunk_size, dependency=dependency
     )
     f0 = value(u0)
     q_per_weight = -f0
