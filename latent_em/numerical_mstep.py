@@ -539,14 +539,26 @@ def _objective_parts(
     def batched_value_and_gradient(
         u: np.ndarray, f: float | None, forward: bool = False
     ) -> tuple[float, np.ndarray]:
-        steps = _fd_steps(u)
         p = u.size
-        points = np.repeat(u[None, :], 2 * p + 1, axis=0)
         idx = np.arange(p)
+        if forward:  # p + 1 parameter values: u and its forward perturbations
+            steps = _fd_forward_steps(u)
+            points = np.repeat(u[None, :], p + 1, axis=0)
+            points[1 + idx, idx] += steps
+            with np.errstate(all="ignore"):
+                candidates = [unflatten(v) for v in points]
+                q0, deltas = _batched_q(model, candidates, x, posteriors, weights, chunk_size)
+                finite = np.isfinite(q0 + deltas)
+            if not np.isfinite(q0):
+                return np.inf, np.zeros(p)
+            d = np.where(finite, -deltas / scale, np.inf)
+            return (float(-q0 / scale) if f is None else f), d[1:] / steps
+        steps = _fd_steps(u)
+        points = np.repeat(u[None, :], 2 * p + 1, axis=0)
         points[1 + idx, idx] += steps
         points[1 + p + idx, idx] -= steps
         with np.errstate(all="ignore"):
-            candidates = [unflatten_params(v, params, constraints) for v in points]
+            candidates = [unflatten(v) for v in points]
             q0, deltas = _batched_q(model, candidates, x, posteriors, weights, chunk_size)
             finite = np.isfinite(q0 + deltas)
         if not np.isfinite(q0):
@@ -744,7 +756,7 @@ def _quasi_newton_m_step(
     # forward differences (p evaluations of Q, not 2 p) while the gradient is large:
     # their error, about sqrt(eps) (1 + |Q / Σw|), is then negligible for the step
     forward_error = 0.0
-    if name == "finite differences" and np.isfinite(q_per_weight):
+    if name in ("finite differences", "batched finite differences") and np.isfinite(q_per_weight):
         forward_error = (
             FORWARD_ERROR_FACTOR * float(np.sqrt(np.finfo(float).eps)) * (1.0 + abs(q_per_weight))
         )
