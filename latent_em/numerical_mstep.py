@@ -4,9 +4,28 @@ The M-step maximizes the expected complete-data log-likelihood
 
     Q(θ) = Σ_n w_n Σ_j q_n(z_j) log p(x_n, z_j | θ)  (+ log p(θ) for MAP-EM)
 
-over the model's unconstrained parameterization (its ``constraints``) with scipy's
-L-BFGS, warm-started at the current θ. Parameter fields absent from ``constraints`` are
-held fixed.
+over the model's unconstrained parameterization (its ``constraints``), warm-started at
+the current θ. Parameter fields absent from ``constraints`` are held fixed.
+
+Optimizer
+---------
+The default (``method="quasi-newton"``) is a BFGS method of this module with an Armijo
+backtracking line search (:func:`_quasi_newton`), run through ``scipy.optimize.minimize``
+as a custom method. The driver gives every fit one ``state`` dictionary, and each M-step
+starts from the inverse-Hessian approximation the previous one ended with (``Q``
+changes little from one EM iteration to the next): late in a fit an M-step then takes
+2-3 quasi-Newton steps where L-BFGS restarted from scratch took 8-10. The curvature is
+dropped for a steepest-descent step whenever it does not give a descent direction or its
+line search fails. The M-step stays exact: it stops on L-BFGS-B's two tests with the
+same tolerances (:func:`optimizer_tolerances`): the largest entry of a central (or model)
+gradient ``<= gtol``, or a relative decrease of ``Q`` ``<= ftol`` (a step whose predicted
+decrease is below ``ftol`` is the last one; when ``Q`` cannot resolve it, it is taken
+only if the directional derivative shrank along it). ``method="L-BFGS-B"`` is scipy's
+L-BFGS-B, restarted at every M-step, or preconditioned by ``state`` (below).
+
+Q before and after the M-step are computed by the optimizer's own objective; the step
+is accepted if ``Q`` did not fall by more than its round-off (``TIE_ULPS`` units of
+``eps |Q|``).
 
 Gradient
 --------
@@ -21,10 +40,21 @@ derivative). The M-step calls it once per support point with ``weights = w ⊙ q
 applies the chain rule through the constraints. A model with ``log_prior`` must then also
 provide ``log_prior_grad(params)`` (same layout), or the finite-difference path is used.
 
-Without a model gradient, central finite differences are used: ``2 p`` evaluations of
-``Q`` per gradient for ``p`` free parameters, each evaluation costing ``m`` calls of
-``log_joint`` over the ``n`` rows (``m`` support points). That is fine for tens of
-parameters; beyond a few hundred provide ``log_joint_grad``.
+Without a model gradient, finite differences are used: forward differences (``p``
+evaluations of ``Q`` for ``p`` free parameters) while the gradient is at least 1000 times
+their error (``FORWARD_ERROR_FACTOR``), central ones (``2 p``) after that; the gradient
+test and the last step always use central differences, so where the M-step ends does
+not depend on a forward difference's error. Each evaluation costs ``m`` calls of
+``log_joint`` over the ``n`` rows (``m`` support points), except that, once per fit, the
+M-step finds which support points each free parameter moves at all
+(:func:`_dependency_pattern`: the component parameters of a mixture move one support
+point each) and evaluates only those for its perturbations; the terms of the others
+cancel exactly. The pattern is found at the first M-step's θ with a relative move of
+``DEPENDENCY_STEP`` (1e-3) of each parameter in both directions: a ``log_joint`` whose
+dependence on a parameter switches on only at other parameter values is not supported
+(give ``log_joint_grad`` then). The weighted responsibilities are formed once per
+M-step. That is fine for tens of parameters; beyond a few hundred provide
+``log_joint_grad``.
 
 Batched finite differences
 --------------------------
@@ -34,35 +64,27 @@ A model may also provide
 
 returning ``log_joint(params_list[b], x, z)`` as row ``b`` for a list of ``B``
 parameter values (see :class:`latent_em.protocols.BatchedLogJoint`). The M-step then
-evaluates ``Q`` at θ and at all ``2 p`` perturbations in one call per support point
-and chunk, instead of ``2 p + 1`` calls, with the same values (to round-off) as the
-loop.
+evaluates ``Q`` at θ and at all ``p`` (forward) or ``2 p`` (central) perturbations in one
+call per support point and chunk, with the same values (to round-off) as the loop. It
+evaluates every support point at every perturbation, so the loop, which skips the
+support points a parameter does not move, can be faster (benchmarks/bench_numerical_mstep.py).
 
-Preconditioning across M-steps
-------------------------------
-L-BFGS starts every M-step without curvature information, but ``Q`` changes little
-from one EM iteration to the next. When the M-step is given a ``state`` dictionary
-(opt-in: the driver does not pass one, see below), the inverse-Hessian approximation
-L-BFGS ended with is kept there, and the next M-step runs L-BFGS in the variables ``v`` of
-``u = u₀ + C v``, with ``C Cᵀ`` that approximation: the problem is then close to
-isotropic and L-BFGS needs a few iterations instead of ten or more. Only the path of the
-optimizer changes; it still maximizes the same ``Q`` to the same ``ftol``, and the
-gradient test is applied to the gradient in ``u`` (see :func:`numerical_m_step`). If a
-preconditioned run stops without converging, L-BFGS finishes from its end point without
-the preconditioner (and the next M-step starts afresh). EM tolerances below
-``PRECONDITION_MIN_TOL`` (1e-10) switch the preconditioner off: there EM's iterates must
-follow the exact M-step's to the optimizer's accuracy, and the preconditioned run meets
-the same gradient test at a slightly different point (enough, at ``tol=1e-14``, to move
-EM's stopping iteration). The driver does not precondition: the M-step then ends at a
-point that depends on round-off (whole data and chunks agreed to 2e-10 relative in
-the log-likelihood after three iterations, where the chunk-invariance test demands
-1e-10), and at ``tol=1e-14`` EM stopped one iteration earlier on DLR's linkage example.
+Preconditioned L-BFGS (``method="L-BFGS-B"``)
+---------------------------------------------
+Given a ``state`` dictionary, the inverse-Hessian approximation L-BFGS ended with is kept
+there, and the next M-step runs L-BFGS in the variables ``v`` of ``u = u₀ + C v``, with
+``C Cᵀ`` that approximation. If a preconditioned run stops without converging, L-BFGS
+finishes from its end point without the preconditioner. EM tolerances below
+``PRECONDITION_MIN_TOL`` (1e-10) switch the preconditioner off: it moved EM's stopping
+iteration at ``tol=1e-14``, and whole data and chunks agreed only to 2e-10.
 
 Inexact M-steps
 ---------------
 ``numerical_m_step(..., forcing=η)`` stops each M-step once the gradient has fallen to
 ``η`` times its size at the current θ (a generalized EM step, still accepted only when
-``Q`` rose). The default ``η = 0`` keeps the M-step exact; the driver uses the default.
+``Q`` rose). The default ``η = 0`` keeps the M-step exact; the driver uses the default
+(inexact M-steps end where a forward difference's error puts them, and whole data and
+chunks then agreed only to 1e-8).
 
 Generalized EM
 --------------
@@ -119,13 +141,13 @@ class NumericalMStepInfo:
     q_after : float
         ``Q`` at the optimizer's end point (``-inf`` when it was not finite).
     n_iter : int
-        L-BFGS iterations.
+        Optimizer iterations (quasi-Newton or L-BFGS steps).
     n_evaluations : int
         Evaluations of ``Q`` by the optimizer (finite-difference calls excluded).
     success : bool
-        Whether L-BFGS reported convergence.
+        Whether the optimizer reported convergence.
     optimizer_message : str
-        scipy's termination message.
+        The optimizer's termination message.
     gradient : str
         ``"model"`` (``log_joint_grad``), ``"finite differences"`` or
         ``"batched finite differences"`` (``log_joint_batch``).
@@ -146,13 +168,13 @@ class NumericalMStepInfo:
             if self.success:
                 return ()
             return (
-                "numerical M-step: L-BFGS stopped without converging "
+                "numerical M-step: the optimizer stopped without converging "
                 f"({self.gradient} gradient, {self.n_iter} iterations, "
-                f"'{self.optimizer_message}'); its point was taken since Q rose from "
-                f"{self.q_before:.10g} to {self.q_after:.10g}",
+                f"'{self.optimizer_message}'); its point was taken since Q did not fall from "
+                f"{self.q_before:.10g} to {self.q_after:.10g} (beyond round-off)",
             )
         return (
-            "numerical M-step kept the previous parameters: L-BFGS "
+            "numerical M-step kept the previous parameters: the optimizer "
             f"({self.gradient} gradient, {self.n_iter} iterations, '{self.optimizer_message}') "
             f"ended at Q = {self.q_after:.10g}, not above Q = {self.q_before:.10g} at the "
             "current parameters",
