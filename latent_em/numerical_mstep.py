@@ -691,18 +691,19 @@ def numerical_m_step(
             model, params, x, posteriors, weights, chunk_size, u0, tolerances, state, forcing
         )
         u_end = np.asarray(result.x, dtype=float)
-        q_current = -f0 * scale
+        q_current = float(-f0 * scale)
         f_end = getattr(result, "fun", None)
-        if f_end is None or not np.array_equal(u_end, getattr(result, "x_end", None)):
+        x_end = getattr(result, "x_end", None)
+        if f_end is None or x_end is None or not np.array_equal(u_end, x_end):
             f_end = value(u_end)
         q_new = -float(f_end) * scale
         candidate = unflatten_params(u_end, params, constraints)
         # a difference within the round-off of Q (a step f cannot resolve, which the
         # quasi-Newton method judges by the gradient) is a tie
-        slack = TIE_ULPS * np.finfo(float).eps * abs(q_current)
+        slack = float(TIE_ULPS * np.finfo(float).eps * abs(q_current))
     else:
-        q_current = expected_complete_log_likelihood(
-            model, params, x, posteriors, weights, chunk_size
+        q_current = float(
+            expected_complete_log_likelihood(model, params, x, posteriors, weights, chunk_size)
         )
         result, u_end, gradient_name = _lbfgs_m_step(
             model, params, x, posteriors, weights, chunk_size, u0, tol, tolerances, state, forcing
@@ -713,6 +714,7 @@ def numerical_m_step(
                 model, candidate, x, posteriors, weights, chunk_size
             )
         slack = 0.0
+    q_new = float(q_new)
     # ties accept the optimizer's point (it is then θ itself up to round-off)
     accepted = bool(np.isfinite(q_new) and q_new >= q_current - slack)
     info = NumericalMStepInfo(
