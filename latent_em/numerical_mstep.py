@@ -291,6 +291,47 @@ def _batched_q(
     return q0, deltas
 
 
+def _batched_q_sparse(
+    model: Any,
+    candidates: list[Any],
+    moves: np.ndarray,
+    columns: list[tuple[Any, list[tuple[np.ndarray, np.ndarray, np.ndarray]]]],
+    has_prior: bool,
+) -> tuple[float, np.ndarray]:
+    """:func:`_batched_q` evaluating, per support point ``j``, only the first candidate and
+    the candidates ``b`` with ``moves[b - 1, j]`` (the others' differences are 0 there).
+
+    ``columns`` is :func:`_weighted_columns`; the same sums as :func:`_batched_q`.
+    """
+    b = len(candidates)
+    q0 = 0.0
+    deltas = np.zeros(b)
+    for xc, cols in columns:
+        for j, (z, coef, positive) in enumerate(cols):
+            rows = 1 + np.flatnonzero(moves[:, j])
+            subset = [candidates[0]] + [candidates[r] for r in rows]
+            n = coef.shape[0]
+            table = np.asarray(model.log_joint_batch(subset, xc, z), dtype=float)
+            if table.shape != (len(subset), n):
+                raise ModelContractError(
+                    f"{type(model).__name__}.log_joint_batch returned shape {table.shape}; "
+                    f"expected ({len(subset)}, {n}): one row per parameter value, one column "
+                    "per row of x"
+                )
+            # 0 · log 0 = 0: a support point with zero responsibility does not count
+            q0 += float(np.sum(np.where(positive, coef * table[0], 0.0)))
+            if np.all(np.isfinite(table[:, positive])):
+                deltas[rows] += np.where(positive, table[1:] - table[:1], 0.0) @ coef
+            else:  # a -inf (or NaN) entry: differences of the sums
+                totals = np.where(positive, coef * table, 0.0).sum(axis=1)
+                deltas[rows] += totals[1:] - totals[0]
+    if has_prior:
+        priors = np.array([log_prior(model, c) for c in candidates])
+        q0 += float(priors[0])
+        deltas += priors - priors[0]
+    return q0, deltas
+
+
 def optimizer_tolerances(tol: float | None) -> dict[str, float]:
     """L-BFGS's ``ftol`` and ``gtol`` for an EM run with convergence tolerance ``tol``.
 
@@ -455,9 +496,10 @@ def _objective_parts(
     the loop of finite differences for forward instead of central differences (``p``
     evaluations of ``Q`` instead of ``2 p``; the other gradients ignore it).
 
-    ``dependency`` (``(p, m)`` booleans, see :func:`_dependency_pattern`) lets the loop of
-    finite differences evaluate, for a perturbation of parameter ``i``, only the support
-    points whose ``log_joint`` depends on it (the others' terms of ``Q`` cancel exactly).
+    ``dependency`` (``(p, m)`` booleans, see :func:`_dependency_pattern`) lets the finite
+    differences (loop or batched) evaluate, for a perturbation of parameter ``i``, only the
+    support points whose ``log_joint`` depends on it (the others' terms of ``Q`` cancel
+    exactly).
     """
     constraints = model.constraints
     scale = float(weights.sum())
@@ -558,6 +600,13 @@ def _objective_parts(
             )
         return (objective(u) if f is None else f), grad
 
+    def batched_q(candidates: list[Any], repeats: int) -> tuple[float, np.ndarray]:
+        # candidates[0] is u; then `repeats` blocks of one perturbation per parameter
+        if dependency is None:
+            return _batched_q(model, candidates, x, posteriors, weights, chunk_size)
+        moves = np.vstack([dependency] * repeats)
+        return _batched_q_sparse(model, candidates, moves, columns, has_prior)
+
     def batched_value_and_gradient(
         u: np.ndarray, f: float | None, forward: bool = False
     ) -> tuple[float, np.ndarray]:
@@ -569,7 +618,7 @@ def _objective_parts(
             points[1 + idx, idx] += steps
             with np.errstate(all="ignore"):
                 candidates = [unflatten(v) for v in points]
-                q0, deltas = _batched_q(model, candidates, x, posteriors, weights, chunk_size)
+                q0, deltas = batched_q(candidates, 1)
                 finite = np.isfinite(q0 + deltas)
             if not np.isfinite(q0):
                 return np.inf, np.zeros(p)
@@ -581,7 +630,7 @@ def _objective_parts(
         points[1 + p + idx, idx] -= steps
         with np.errstate(all="ignore"):
             candidates = [unflatten(v) for v in points]
-            q0, deltas = _batched_q(model, candidates, x, posteriors, weights, chunk_size)
+            q0, deltas = batched_q(candidates, 2)
             finite = np.isfinite(q0 + deltas)
         if not np.isfinite(q0):
             return np.inf, np.zeros(p)
@@ -738,8 +787,12 @@ TIE_ULPS = 64
 ARMIJO = 1e-4
 
 #: forward differences are used while the gradient's largest entry is at least 1000 times
-#: their estimated error, this factor times sqrt(eps) (1 + |Q / Σw|); 0 disables them
-FORWARD_ERROR_FACTOR = 1.0
+#: their estimated error, this factor times sqrt(eps) (1 + |Q / Σw|); 0 disables them.
+#: 10: with 1 (more forward differences, 8 % faster on the benchmark) whole data and chunks
+#: differed by up to 1.8e-9 relative over 10 iterations of six von Mises problems (the
+#: forward error propagates to where the M-step ends), with 10 by at most 5e-11
+#: (scipy's L-BFGS-B with central differences: up to 3.8e-10)
+FORWARD_ERROR_FACTOR = 10.0
 
 #: the relative move of each free parameter with which :func:`_dependency_pattern` finds
 #: the support points it does not affect (once per fit)
@@ -763,7 +816,7 @@ def _quasi_newton_m_step(
 ) -> tuple[Any, str, float, Callable[[np.ndarray], float]]:
     """The quasi-Newton M-step: ``(optimizer result, gradient name, -Q(θ) / Σw, value)``."""
     dependency = None
-    if state is not None and not uses_model_gradient(model) and not uses_batched_log_joint(model):
+    if state is not None and not uses_model_gradient(model):
         # which support points each free parameter moves, once per fit
         dependency = state.get("dependency")
         if dependency is None or dependency.shape[0] != u0.size:

@@ -263,3 +263,43 @@ def test_dependency_pattern_follows_the_model_not_the_layout(angles):
         options={"ftol": 1e-15, "gtol": 1e-10, "maxiter": 10000},
     )
     assert result.log_likelihood == pytest.approx(-direct.fun * len(angles), rel=1e-9)
+
+
+@dataclasses.dataclass(frozen=True)
+class VonMisesBatched(VonMises):
+    def log_joint_batch(self, params_list, x, z):
+        w = np.stack([p.weights for p in params_list])[:, z]
+        mu = np.stack([p.mu for p in params_list])[:, z]
+        kappa = np.stack([p.kappa for p in params_list])[:, z]
+        return np.log(w) + scipy.stats.vonmises.logpdf(x[None, :], kappa, loc=mu)
+
+
+@pytest.mark.parametrize("chunk_size", [None, 77])
+def test_batched_gradient_with_the_dependency_pattern(angles, chunk_size):
+    """log_joint_batch called per support point with only the parameter values that move
+    it: the same value and gradient as the loop over all support points."""
+    model = VonMisesBatched()
+    resp = latent_em.posterior(model, START, angles)[0]
+    posts = [resp[sl] for sl in latent_em.posteriors.chunks(len(angles), chunk_size)]
+    w = np.linspace(0.5, 2.0, len(angles))
+    columns = nm._weighted_columns(model, angles, posts, w, chunk_size)
+    pattern = nm._dependency_pattern(model, START, model.constraints, columns)
+    assert not pattern.all()
+    u = flatten_params(START, model.constraints)
+    args = (model, START, angles, posts, w, chunk_size)
+    _, loop, _ = nm._objective_parts(*args, gradient="finite differences")
+    _, batched, name = nm._objective_parts(*args, dependency=pattern)
+    assert name == "batched finite differences"
+    for forward, atol in ((False, 1e-9), (True, 1e-6)):
+        f_loop, g_loop = loop(u, None, forward)
+        f_b, g_b = batched(u, None, forward)
+        assert f_b == pytest.approx(f_loop, rel=1e-14)
+        np.testing.assert_allclose(g_b, g_loop, rtol=0, atol=atol)
+
+
+def test_chunked_fit_equals_whole_with_the_dependency_pattern(angles):
+    for model in (VonMises(), VonMisesBatched()):
+        opts = {"params": START, "max_iter": 5, "warn_not_converged": False}
+        whole = latent_em.fit(model, angles, **opts)
+        chunked = latent_em.fit(model, angles, chunk_size=77, **opts)
+        np.testing.assert_allclose(chunked.history, whole.history, rtol=1e-10)
