@@ -390,11 +390,26 @@ def _unflattener(template: Any, constraints: Any) -> Callable[[np.ndarray], Any]
         plan.append((name, c, slice(start, start + size), shape))
         start += size
 
+    # the last constrained value of each field, keyed by its free values: a finite
+    # difference moves one of them, so the other fields need not be transformed again
+    cache: dict[str, tuple[bytes, np.ndarray]] = {}
+
+    def field(name: str, c: Any, free: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+        key = free.tobytes()
+        hit = cache.get(name)
+        if hit is not None and hit[0] == key:
+            return hit[1]
+        value = c.constrain(free, shape)
+        cache[name] = (key, value)
+        return value
+
     def fast(u: np.ndarray) -> Any:
         u = np.asarray(u, dtype=float)
         if u.size != start:
             raise ValueError(f"expected {start} free values, got {u.size}")
-        return replace_fields(template, {name: c.constrain(u[sl], sh) for name, c, sl, sh in plan})
+        return replace_fields(
+            template, {name: field(name, c, u[sl], sh) for name, c, sl, sh in plan}
+        )
 
     return fast
 
