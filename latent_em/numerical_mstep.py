@@ -41,10 +41,11 @@ applies the chain rule through the constraints. A model with ``log_prior`` must 
 provide ``log_prior_grad(params)`` (same layout), or the finite-difference path is used.
 
 Without a model gradient, finite differences are used: forward differences (``p``
-evaluations of ``Q`` for ``p`` free parameters) while the gradient is at least 1000 times
-their error (``FORWARD_ERROR_FACTOR``), central ones (``2 p``) after that; the gradient
-test and the last step always use central differences, so where the M-step ends does
-not depend on a forward difference's error. Each evaluation costs ``m`` calls of
+evaluations of ``Q`` for ``p`` free parameters) while the gradient's largest entry is at
+least ``1000 · FORWARD_ERROR_FACTOR · sqrt(eps) (1 + |Q / Σw|)`` (10⁴ times their error),
+central ones (``2 p``) after that; the gradient test and the last step always use
+central differences, so where the M-step ends depends on a forward difference's error
+only through the steps after it. Each evaluation costs ``m`` calls of
 ``log_joint`` over the ``n`` rows (``m`` support points), except that, once per fit, the
 M-step finds which support points each free parameter moves at all
 (:func:`_dependency_pattern`: the component parameters of a mixture move one support
