@@ -341,7 +341,9 @@ def choose_m_step(
 
         return closed_form
     if isinstance(model, Constrained) and isinstance(model, EnumerableLatent):
-        # the quasi-Newton curvature carried from one M-step to the next of the fit
+        # carried from one M-step to the next (and across restarts and SQUAREM steps):
+        # the quasi-Newton curvature (a starting guess only: every M-step converges on
+        # its own) and which support points each parameter moves
         state: dict[str, Any] = {}
 
         def numerical(params: Any, e: EPass) -> tuple[Any, tuple[str, ...]]:
