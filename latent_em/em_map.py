@@ -341,11 +341,15 @@ def choose_m_step(
 
         return closed_form
     if isinstance(model, Constrained) and isinstance(model, EnumerableLatent):
+        # carried from one M-step to the next (and across restarts and SQUAREM steps):
+        # the quasi-Newton curvature (a starting guess only: every M-step converges on
+        # its own) and which support points each parameter moves
+        state: dict[str, Any] = {}
 
         def numerical(params: Any, e: EPass) -> tuple[Any, tuple[str, ...]]:
             assert e.posteriors is not None
             new, info = numerical_m_step(
-                model, params, x, e.posteriors, weights, chunk_size, tol=tol
+                model, params, x, e.posteriors, weights, chunk_size, tol=tol, state=state
             )
             return new, info.messages()
 
