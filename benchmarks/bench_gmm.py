@@ -263,6 +263,10 @@ def bench_speed(args) -> list[dict]:
                             )
                         )
                         theirs.append(time_sklearn(x, starts[cov], cov, dtype, args.iters, 1))
+                        # OpenBLAS threads woken by scikit-learn spin for ~0.1 s after its
+                        # last product (THREAD_TIMEOUT) and would take a core from the
+                        # next run of latent_em: let them sleep first
+                        time.sleep(0.5)
                     ratio = np.array(theirs) / np.array(ours)
                     gflops = flops_per_iteration(n, d, k, cov) / np.median(ours) / 1e9
                     print(
