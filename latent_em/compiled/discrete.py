@@ -40,6 +40,7 @@ import numpy as np
 
 from .fastexp import exp_inplace
 from .jit import jit
+from .normalize import FLUSH_BELOW, normalize_columns
 from .pool import run_items
 
 __all__ = [
@@ -51,11 +52,6 @@ __all__ = [
     "segment_rows",
 ]
 
-#: log-ratios (to a row's largest entry) below this give responsibility 0 rather than
-#: exp(·) < 7e-218, so that no product with the data reaches subnormal numbers (as
-#: :mod:`latent_em.compiled.gaussian`); a component's statistics lose less than 7e-218
-#: per row.
-FLUSH_BELOW = -500.0
 _STRIDE_PAD = 8  # extra columns of the block buffers (see _segment_linear)
 _LANES = 4  # coordinates per pass over a block (D is padded to a multiple)
 #: bytes of the transposed block ``(Dp, B)`` of the linear kernel: about the L1 cache
@@ -257,57 +253,9 @@ def _row_term(xt, d, nb, log_factorial, out):  # pragma: no cover - compiled
 
 
 @jit()
-def _normalize_columns(tab, nb, w, b0, log_marginal, top, total, scale_bits):  # pragma: no cover
-    """Columns of ``tab`` (``(K, B)`` log weights) -> ``w_n r_nk`` in place; ``log p(x_n)``
-    into ``log_marginal[b0:b0 + nb]``. A row whose largest entry is not finite gets that
-    value as its log-marginal and uniform responsibilities (``w_n / K`` each)."""
-    k = tab.shape[0]
-    for b in range(nb):
-        top[b] = tab[0, b]
-    for j in range(1, k):
-        for b in range(nb):
-            v = tab[j, b]
-            t = top[b]
-            top[b] = v if (v > t or v != v) else t
-    bad = 0
-    for b in range(nb):
-        t = top[b]
-        bad += (t - t) != 0.0  # inf - inf and NaN - NaN are NaN
-    worst = top
-    if bad:
-        worst = top[:nb].copy()
-        for b in range(nb):
-            t = top[b]
-            if (t - t) != 0.0:
-                top[b] = 0.0
-    for j in range(k):
-        for b in range(nb):
-            tab[j, b] -= top[b]
-    exp_inplace(tab.reshape(tab.size), scale_bits, FLUSH_BELOW)
-    for b in range(nb):
-        total[b] = 0.0
-    for j in range(k):
-        for b in range(nb):
-            total[b] += tab[j, b]
-    for b in range(nb):
-        log_marginal[b0 + b] = math.log(total[b]) + top[b]
-        total[b] = w[b0 + b] / total[b]  # now the scale of the row
-    for j in range(k):
-        for b in range(nb):
-            tab[j, b] *= total[b]
-    if bad:
-        share = 1.0 / k
-        for b in range(nb):
-            t = worst[b]
-            if (t - t) != 0.0:
-                log_marginal[b0 + b] = t
-                for j in range(k):
-                    tab[j, b] = share * w[b0 + b]
-
-
-@jit()
 def _normalize_rows(flat, nb, k, w, b0, log_marginal, top, scale_bits):  # pragma: no cover
-    """As :func:`_normalize_columns` for a row-major ``(B, K)`` table stored in ``flat``."""
+    """As :func:`latent_em.compiled.normalize.normalize_columns` (uniform responsibilities
+    for an impossible row) for a row-major ``(B, K)`` table stored in ``flat``."""
     bad = 0
     for b in range(nb):
         base = b * k
@@ -396,7 +344,7 @@ def _segment_linear(
                 for b in range(nb):
                     if 1.0 - xi[b] > 0.0:
                         row[b] = -np.inf
-        _normalize_columns(tab, nb, w, b0, log_marginal, top, total, scale_bits)
+        normalize_columns(tab, nb, w, b0, log_marginal, top, total, scale_bits, True)
         _linear_stats(xt, tab, nb, seg_counts, seg_sums)
     counts += seg_counts
     sums += seg_sums

@@ -27,15 +27,14 @@ with the one factor for every component and the second moments summed over k.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from .buffers import zeros_aligned
-from .fastexp import exp_inplace
 from .jit import jit
+from .normalize import normalize_columns
 from .pool import run_items
 
 __all__ = ["BLOCK_ROWS", "gaussian_e_step", "segment_rows"]
@@ -55,14 +54,6 @@ _MIN_SEGMENT_ROWS = 16 * BLOCK_ROWS
 #: bytes of per-segment partial statistics allowed per call (fewer, longer segments above)
 _PARTIALS_BUDGET = 64 << 20
 _LANES = 4  # rows of the triangle / of the second moments handled together
-#: log-ratios (to a row's largest log-density) below this give responsibility 0 rather
-#: than exp(·) < 7e-218, a precaution: products of such responsibilities with the data
-#: could reach subnormal numbers, on which arithmetic can be many times slower (the NumPy
-#: kernels measured ~10x on AMD Zen 3 and clip at the same -500; not re-measured for this
-#: kernel). A row's total loses less than K·7e-218 relative (nothing, in float64), and a
-#: component's statistics lose less than 7e-218 per row: nothing unless its count is
-#: itself below N·7e-218, far below the M-step's empty-component threshold.
-FLUSH_BELOW = -500.0
 
 
 def segment_rows(n: int, partial_floats: int = 0) -> int:
@@ -162,54 +153,6 @@ def _triangle_mahalanobis(diff, pc, nb, y0, y1, y2, y3, maha):  # pragma: no cov
                 y3[b] += p03 * e0 + p13 * e1 + p23 * e2 + p33 * e3
         for b in range(nb):
             maha[b] += y0[b] * y0[b] + y1[b] * y1[b] + y2[b] * y2[b] + y3[b] * y3[b]
-
-
-@jit()
-def _normalize(tab, nb, w, b0, log_marginal, top, total, scale_bits):  # pragma: no cover
-    """Rows of ``tab`` (``(K, B)`` log weights) -> ``w_n r_nk`` in place; ``log p(x_n)``
-    into ``log_marginal[b0:b0 + nb]``. A row whose largest entry is not finite (all
-    ``-inf``, or NaN) gets that value as its log-marginal and NaN responsibilities, as
-    ``latent_em``'s NumPy normalization does."""
-    k = tab.shape[0]
-    for b in range(nb):
-        top[b] = tab[0, b]
-    for j in range(1, k):
-        for b in range(nb):
-            v = tab[j, b]
-            t = top[b]
-            top[b] = v if (v > t or v != v) else t
-    bad = 0
-    for b in range(nb):
-        t = top[b]
-        bad += (t - t) != 0.0  # inf - inf and NaN - NaN are NaN
-    worst = top
-    if bad:
-        worst = top[:nb].copy()
-        for b in range(nb):
-            t = top[b]
-            if (t - t) != 0.0:
-                top[b] = 0.0
-    for j in range(k):
-        for b in range(nb):
-            tab[j, b] -= top[b]
-    exp_inplace(tab.reshape(tab.size), scale_bits, FLUSH_BELOW)
-    for b in range(nb):
-        total[b] = 0.0
-    for j in range(k):
-        for b in range(nb):
-            total[b] += tab[j, b]
-    for b in range(nb):
-        log_marginal[b0 + b] = math.log(total[b]) + top[b]
-        total[b] = w[b0 + b] / total[b]  # now the scale of the row
-    if bad:
-        for b in range(nb):
-            t = worst[b]
-            if (t - t) != 0.0:
-                total[b] = np.nan
-                log_marginal[b0 + b] = t
-    for j in range(k):
-        for b in range(nb):
-            tab[j, b] *= total[b]
 
 
 @jit()
@@ -387,7 +330,7 @@ def _segment_cholesky(
             row = tab[j]
             for b in range(nb):
                 row[b] = c - 0.5 * maha[b]
-        _normalize(tab, nb, w, b0, log_marginal, top, total, scale_bits)
+        normalize_columns(tab, nb, w, b0, log_marginal, top, total, scale_bits, False)
         for j in range(k):
             counts[j] += _moments(
                 xt, means[j], diff, tab[j], nb, rd, sum_dx[j], second[j * per_component]
@@ -439,7 +382,7 @@ def _segment_diagonal(
             row = tab[j]
             for b in range(nb):
                 row[b] = c - 0.5 * maha[b]
-        _normalize(tab, nb, w, b0, log_marginal, top, total, scale_bits)
+        normalize_columns(tab, nb, w, b0, log_marginal, top, total, scale_bits, False)
         for j in range(k):
             r = tab[j]
             s = 0.0
