@@ -60,7 +60,6 @@ from latent_em.models import (
     BernoulliMixtureModel,
     CategoricalMixtureModel,
     PoissonMixtureModel,
-    _discrete,
 )
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -115,7 +114,7 @@ PATHS = ("compiled", "numpy", "numpy-blas")
 
 def time_fit(model, x, start, iters: int, path: str, threads: int) -> tuple[float, float]:
     """Median wall and CPU seconds per iteration of one run (the first iteration left out)."""
-    _discrete.COMPILED_MIN_SIZE = 100_000 if path == "compiled" else np.inf
+    compiled.COMPILED_MIN_SIZE = 100_000 if path == "compiled" else np.inf
     os.environ[compiled.THREADS_VARIABLE] = str(threads)
     wall: list[float] = []
     cpu: list[float] = []
@@ -188,7 +187,7 @@ def bench_speed(args) -> None:
                 f"{'':12s} compiled, {first} -> {second} threads: {np.median(gain):.2f}x "
                 f"[{gain.min():.2f}-{gain.max():.2f}] faster (per run pair)"
             )
-    _discrete.COMPILED_MIN_SIZE = 100_000
+    compiled.COMPILED_MIN_SIZE = 100_000
     print(f"after speed: {load()}")
 
 
@@ -276,7 +275,7 @@ def bench_small(args) -> None:
                 w = np.ones(n)
                 out = []
                 for use_kernel in (True, False):
-                    _discrete.COMPILED_MIN_SIZE = 0 if use_kernel else np.inf
+                    compiled.COMPILED_MIN_SIZE = 0 if use_kernel else np.inf
                     model.e_step(params, x, w)
                     times = []
                     for _ in range(args.small_repeats):
@@ -289,7 +288,7 @@ def bench_small(args) -> None:
                     f"{out[1] / out[0]:6.1f}",
                     flush=True,
                 )
-    _discrete.COMPILED_MIN_SIZE = 100_000
+    compiled.COMPILED_MIN_SIZE = 100_000
 
 
 def main() -> None:
@@ -310,7 +309,7 @@ def main() -> None:
     args.n = 20_000 if args.quick else 200_000
     print(time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()))
     print("machine:", json.dumps(machine_description(), indent=1))
-    print(f"latent_em {latent_em.__version__}, COMPILED_MIN_SIZE = {_discrete.COMPILED_MIN_SIZE}")
+    print(f"latent_em {latent_em.__version__}, COMPILED_MIN_SIZE = {compiled.COMPILED_MIN_SIZE}")
     if args.only in (None, "speed"):
         bench_speed(args)
     if args.only in (None, "compile"):

@@ -413,14 +413,14 @@ def test_model_e_step_dispatches_on_size(name, rng, calls, monkeypatch):
     small = model.e_step(params, x[:1000], w[:1000])  # N·K = 4 000: NumPy
     assert calls == [f"{name}_e_step"]
     _assert_same_e_step(small, _reference(model, params, x[:1000], w[:1000]), rtol=0)
-    monkeypatch.setattr(_discrete, "COMPILED_MIN_SIZE", 0)
+    monkeypatch.setattr(compiled, "COMPILED_MIN_SIZE", 0)
     model.e_step(params, x[:1000], w[:1000])
     assert calls == [f"{name}_e_step"] * 2
 
 
 def test_poisson_model_keeps_the_numpy_path_for_huge_counts(rng, calls, monkeypatch):
     # above STABLE_COUNT the table is Loader's element-wise form, which has no kernel
-    monkeypatch.setattr(_discrete, "COMPILED_MIN_SIZE", 0)
+    monkeypatch.setattr(compiled, "COMPILED_MIN_SIZE", 0)
     model, x, params = _poisson_problem(rng, 200, 3, 2, boundary=False)
     x[0, 0] = 1e6
     params = params._replace(rates=params.rates * 100.0)
@@ -440,10 +440,10 @@ def test_fit_on_the_compiled_path_equals_the_numpy_path(name, rng, calls, monkey
     model, x, _ = MODELS[name](rng, 4_000)
     start = model.initialize(x, np.random.default_rng(1))
     w = rng.uniform(0.5, 2.0, size=len(x))
-    monkeypatch.setattr(_discrete, "COMPILED_MIN_SIZE", np.inf)
+    monkeypatch.setattr(compiled, "COMPILED_MIN_SIZE", np.inf)
     numpy_fit = _fit(model, x, start, sample_weight=w)
     assert calls == []
-    monkeypatch.setattr(_discrete, "COMPILED_MIN_SIZE", 0)
+    monkeypatch.setattr(compiled, "COMPILED_MIN_SIZE", 0)
     compiled_fit = _fit(model, x, start, sample_weight=w)
     assert len(calls) >= 15
     chunked_fit = _fit(model, x, start, sample_weight=w, chunk_size=999)
@@ -569,7 +569,7 @@ class _TemperedBernoulli(BernoulliMixtureModel):
 
 
 def test_subclass_with_its_own_table_keeps_the_table_path(rng, calls, monkeypatch):
-    monkeypatch.setattr(_discrete, "COMPILED_MIN_SIZE", 0)
+    monkeypatch.setattr(compiled, "COMPILED_MIN_SIZE", 0)
     _, x, params = _bernoulli_problem(rng, 3_000, 8, 3, boundary=False)
     model = _TemperedBernoulli(3)
     w = np.ones(len(x))

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 __all__ = [
+    "COMPILED_MIN_SIZE",
     "THREADS_VARIABLE",
     "available",
     "bernoulli_e_step",
@@ -32,6 +33,8 @@ __all__ = [
     "exp_nonpositive",
     "gaussian_e_step",
     "poisson_e_step",
+    "threads_for",
+    "use_compiled",
 ]
 
 THREADS_VARIABLE = "LATENT_EM_NUM_THREADS"
@@ -40,6 +43,26 @@ THREADS_VARIABLE = "LATENT_EM_NUM_THREADS"
 def available() -> bool:
     """Whether Numba can be imported (without importing it)."""
     return importlib.util.find_spec("numba") is not None
+
+
+#: ``N·K`` (rows times components of one E-step call) from which a model's fused E-step
+#: runs its compiled kernel rather than its NumPy path: smaller problems compile nothing
+#: and never import Numba (a cold compile, 2-3 s, costs more than a whole small fit).
+#: One threshold for every model with a compiled E-step; the measurements are in
+#: docs/scaling.md (the compiled kernels already win at 10⁴).
+COMPILED_MIN_SIZE = 100_000
+
+
+def use_compiled(n_rows: int, n_components: int) -> bool:
+    """Whether an E-step over ``n_rows`` rows and ``n_components`` components runs the
+    compiled kernel: from :data:`COMPILED_MIN_SIZE`, and only where Numba is installed."""
+    return n_rows * n_components >= COMPILED_MIN_SIZE and available()
+
+
+def threads_for(n_threads: int | None) -> int:
+    """Threads for a compiled kernel: ``n_threads`` if given, else
+    :func:`default_threads` (``LATENT_EM_NUM_THREADS``, else the usable CPUs)."""
+    return int(n_threads) if n_threads is not None else default_threads()
 
 
 def default_threads() -> int:

@@ -8,13 +8,11 @@ here, never NaN.
 
 from __future__ import annotations
 
-import contextlib
 import numbers
 from typing import Any
 
 import numpy as np
 
-from .. import compiled
 from .._lazy import lazy_functions
 
 gammaln, xlogy = lazy_functions("scipy.special", "gammaln", "xlogy")
@@ -36,27 +34,12 @@ __all__ = [
     "weighted_sums",
     "ratio_or_keep",
     "empty_component_messages",
-    "COMPILED_MIN_SIZE",
-    "use_compiled",
-    "kernel_threads",
     "kernel_applies",
     "table_e_step",
-    "single_threaded_blas",
 ]
 
 #: initialization methods of the discrete mixtures
 INIT_METHODS = ("random", "random_from_data")
-
-#: ``N·K`` (rows times components of one E-step call) from which the fused E-step of a
-#: discrete mixture runs its compiled kernel (:mod:`latent_em.compiled.discrete`);
-#: smaller problems take the NumPy path (:func:`table_e_step`), compile nothing and
-#: never import Numba. See docs/scaling.md for the measurements.
-COMPILED_MIN_SIZE = 100_000
-
-
-def use_compiled(n_rows: int, n_components: int) -> bool:
-    """Whether an E-step over ``n_rows`` rows runs the compiled kernel."""
-    return n_rows * n_components >= COMPILED_MIN_SIZE and compiled.available()
 
 
 def kernel_applies(model: Any, base: type) -> bool:
@@ -68,30 +51,6 @@ def kernel_applies(model: Any, base: type) -> bool:
         cls.log_weighted_densities is base.log_weighted_densities
         and cls.expected_stats is base.expected_stats
     )
-
-
-def kernel_threads(model: Any) -> int:
-    """Threads for the compiled kernels: the model's ``n_threads`` if it has one (and it
-    is set), else :func:`latent_em.compiled.default_threads` (``LATENT_EM_NUM_THREADS``,
-    else the usable CPUs). The result does not depend on it."""
-    n_threads = getattr(model, "n_threads", None)
-    return int(n_threads) if n_threads is not None else compiled.default_threads()
-
-
-def single_threaded_blas() -> contextlib.AbstractContextManager[bool]:
-    """BLAS limited to one thread (process-wide, reference-counted; the Gaussian
-    mixture's :func:`latent_em.models.gaussian.threads.single_threaded_blas`).
-
-    The discrete mixtures hold it for a whole fit (``fit_context``): the compiled
-    kernels run their own threads, and an OpenBLAS woken between E-steps (the driver's
-    ``Σ w log p(x_n)`` is a BLAS dot product) spins on the cores they need (measured,
-    Poisson N = 200 000, D = 20, K = 10, 2 shared cores: 0.022 CPU s per iteration with
-    BLAS at 2 threads against 0.013 at one; twice the CPU at one kernel thread).
-    """
-    # imported here: the Gaussian package imports this module (no import circle)
-    from .gaussian.threads import single_threaded_blas as limit
-
-    return limit()
 
 
 def table_e_step(model: Any, params: Any, x: Any, weights: np.ndarray) -> tuple[Any, np.ndarray]:

@@ -16,7 +16,6 @@ Probabilities exactly 0 or 1 are legal estimates; the log-joint treats ``0 · lo
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 from collections.abc import Mapping
 from typing import Any, NamedTuple
@@ -26,6 +25,7 @@ import numpy as np
 from .. import compiled
 from .._lazy import lazy_functions
 from .._validation import check_choice, check_int, check_param_shapes
+from ..compiled import use_compiled
 from ..constraints import Constraint, Interval, Simplex
 from ._discrete import (
     INIT_METHODS,
@@ -35,18 +35,15 @@ from ._discrete import (
     empty_component_messages,
     finite_matrix,
     kernel_applies,
-    kernel_threads,
     log_weights,
     ratio_or_keep,
     safe_log,
-    single_threaded_blas,
     smoothed_start,
     table_e_step,
-    use_compiled,
     weighted_sums,
     weights_m_step,
 )
-from ._mixture import FiniteMixture
+from ._mixture import KernelMixture
 
 betaln, xlog1py, xlogy = lazy_functions("scipy.special", "betaln", "xlog1py", "xlogy")
 
@@ -103,7 +100,7 @@ def bernoulli_log_table(probs: np.ndarray, x: np.ndarray) -> np.ndarray:
 
 
 @dataclasses.dataclass(frozen=True)
-class BernoulliMixtureModel(FiniteMixture):
+class BernoulliMixtureModel(KernelMixture):
     """Mixture of products of independent Bernoulli distributions, for the EM driver.
 
     Parameters
@@ -231,16 +228,10 @@ class BernoulliMixtureModel(FiniteMixture):
             and kernel_applies(self, BernoulliMixtureModel)
         ):
             counts, sum_x, log_marginal = compiled.bernoulli_e_step(
-                x, weights, log_weights(params.weights), params.probs, kernel_threads(self)
+                x, weights, log_weights(params.weights), params.probs, self._threads()
             )
             return BernoulliMixtureStats(counts, sum_x), log_marginal
         return table_e_step(self, params, x, weights)
-
-    def fit_context(self) -> contextlib.AbstractContextManager[bool]:
-        """BLAS limited to one thread for the whole fit: the compiled E-step runs its
-        own threads, which a BLAS woken between E-steps would compete with (see
-        :func:`latent_em.models._discrete.single_threaded_blas`)."""
-        return single_threaded_blas()
 
     def m_step(
         self, params: BernoulliMixtureParams, stats: BernoulliMixtureStats

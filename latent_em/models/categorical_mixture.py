@@ -19,7 +19,6 @@ These are the updates of R's poLCA (Linzer & Lewis 2011) for models without cova
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
@@ -28,6 +27,7 @@ import numpy as np
 
 from .. import compiled
 from .._validation import check_choice, check_int, check_param_shapes
+from ..compiled import use_compiled
 from ..constraints import Constraint, Simplex
 from ._discrete import (
     INIT_METHODS,
@@ -36,18 +36,15 @@ from ._discrete import (
     empty_component_messages,
     finite_matrix,
     kernel_applies,
-    kernel_threads,
     log_weights,
     one_hot,
     ratio_or_keep,
     safe_log,
-    single_threaded_blas,
     smoothed_start,
     table_e_step,
-    use_compiled,
     weights_m_step,
 )
-from ._mixture import FiniteMixture
+from ._mixture import KernelMixture
 
 __all__ = ["CategoricalMixtureModel", "CategoricalMixtureParams", "CategoricalMixtureStats"]
 
@@ -83,7 +80,7 @@ class CategoricalMixtureStats(NamedTuple):
 
 
 @dataclasses.dataclass(frozen=True)
-class CategoricalMixtureModel(FiniteMixture):
+class CategoricalMixtureModel(KernelMixture):
     """Latent class model for items with integer category codes, for the EM driver.
 
     Parameters
@@ -309,16 +306,10 @@ class CategoricalMixtureModel(FiniteMixture):
             and kernel_applies(self, CategoricalMixtureModel)
         ):
             counts, sums, log_marginal = compiled.categorical_e_step(
-                codes, weights, log_weights(params.weights), params.probs, kernel_threads(self)
+                codes, weights, log_weights(params.weights), params.probs, self._threads()
             )
             return CategoricalMixtureStats(counts, sums), log_marginal
         return table_e_step(self, params, codes, weights)
-
-    def fit_context(self) -> contextlib.AbstractContextManager[bool]:
-        """BLAS limited to one thread for the whole fit: the compiled E-step runs its
-        own threads, which a BLAS woken between E-steps would compete with (see
-        :func:`latent_em.models._discrete.single_threaded_blas`)."""
-        return single_threaded_blas()
 
     def m_step(
         self, params: CategoricalMixtureParams, stats: CategoricalMixtureStats

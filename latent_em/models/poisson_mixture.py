@@ -17,7 +17,6 @@ column); the log-joint treats ``0 · log 0`` as 0.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import math
 from collections.abc import Mapping
@@ -28,6 +27,7 @@ import numpy as np
 from .. import compiled
 from .._lazy import lazy_functions
 from .._validation import check_choice, check_int, check_param_shapes
+from ..compiled import use_compiled
 from ..constraints import Constraint, Positive, Simplex
 from ._discrete import (
     INIT_METHODS,
@@ -37,18 +37,15 @@ from ._discrete import (
     empty_component_messages,
     finite_matrix,
     kernel_applies,
-    kernel_threads,
     log_weights,
     ratio_or_keep,
     safe_log,
-    single_threaded_blas,
     smoothed_start,
     table_e_step,
-    use_compiled,
     weighted_sums,
     weights_m_step,
 )
-from ._mixture import FiniteMixture
+from ._mixture import KernelMixture
 
 gammaln, xlogy = lazy_functions("scipy.special", "gammaln", "xlogy")
 
@@ -161,7 +158,7 @@ def poisson_log_table(rates: np.ndarray, x: np.ndarray) -> np.ndarray:
 
 
 @dataclasses.dataclass(frozen=True)
-class PoissonMixtureModel(FiniteMixture):
+class PoissonMixtureModel(KernelMixture):
     """Mixture of products of independent Poisson distributions, for the EM driver.
 
     Parameters
@@ -319,16 +316,10 @@ class PoissonMixtureModel(FiniteMixture):
                     log_weights(params.weights),
                     params.rates,
                     log_factorial,
-                    kernel_threads(self),
+                    self._threads(),
                 )
                 return PoissonMixtureStats(counts, sum_x), log_marginal
         return table_e_step(self, params, x, weights)
-
-    def fit_context(self) -> contextlib.AbstractContextManager[bool]:
-        """BLAS limited to one thread for the whole fit: the compiled E-step runs its
-        own threads, which a BLAS woken between E-steps would compete with (see
-        :func:`latent_em.models._discrete.single_threaded_blas`)."""
-        return single_threaded_blas()
 
     def m_step(
         self, params: PoissonMixtureParams, stats: PoissonMixtureStats

@@ -1,7 +1,7 @@
 """Blocked expanded-form E-step kernels of the Gaussian mixture, one per covariance
 structure, the log-normalization of a block, and the loop over blocks. ``KERNELS``
 maps a structure name to its kernel class: the only place that pairs them.
-:func:`use_compiled` decides when the compiled (Numba) kernel of
+:func:`latent_em.compiled.use_compiled` decides when the compiled (Numba) kernel of
 :mod:`latent_em.compiled.gaussian`, which covers every structure by name
 (:func:`compiled_e_step`), runs instead.
 """
@@ -15,18 +15,9 @@ import numpy as np
 
 from ... import compiled
 
-#: ``N·K`` (rows times components of one E-step call) from which the model's fused E-step
-#: runs the compiled kernel (:mod:`latent_em.compiled.gaussian`: exact differences, no
-#: expanded forms; at N = 200 000, D = K = 16 on the 2-core AVX-512 development machine,
-#: 1.5x (full) and 2.3x (diag) faster than the NumPy kernels below in CPU time, see
-#: docs/scaling.md) rather than the NumPy kernels; smaller problems compile nothing (and
-#: never import Numba)
-COMPILED_MIN_SIZE = 100_000
-
-
-def use_compiled(n_rows: int, n_components: int) -> bool:
-    """Whether an E-step over ``n_rows`` rows runs the compiled kernel."""
-    return n_rows * n_components >= COMPILED_MIN_SIZE and compiled.available()
+# the threshold every compiled E-step shares (at N = 200 000, D = K = 16 the compiled
+# kernel takes 1.9x (full) and 2.1x (diag) less CPU than the NumPy kernels below)
+from ...compiled import use_compiled as use_compiled  # re-exported
 
 
 def compiled_e_step(

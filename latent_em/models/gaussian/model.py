@@ -24,7 +24,6 @@ spherical); shared code never branches on the ``covariance_type`` string.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import math
 from collections.abc import Mapping
@@ -33,7 +32,6 @@ from typing import Any
 
 import numpy as np
 
-from ... import compiled
 from ..._lazy import lazy_module
 from ..._validation import (
     as_float_matrix,
@@ -44,7 +42,7 @@ from ..._validation import (
 )
 from ...constraints import Constraint, Real, Simplex
 from .._kmeans import kmeans_plusplus, lloyd
-from .._mixture import FiniteMixture
+from .._mixture import KernelMixture
 from . import missing as missing_values
 from . import prior as conjugate_prior
 from .covariance import COVARIANCE_NAMES, COVARIANCES, Covariance, canonical_covariance
@@ -66,7 +64,7 @@ _LOG_2PI = math.log(2.0 * math.pi)
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
-class GaussianMixtureModel(FiniteMixture):
+class GaussianMixtureModel(KernelMixture):
     """Gaussian mixture model for the generic EM driver.
 
     Parameters
@@ -586,27 +584,11 @@ class GaussianMixtureModel(FiniteMixture):
             counts, sum_dx, sum_dxdx = counts + more[0], sum_dx + more[1], sum_dxdx + more[2]
         return GaussianMixtureStats(counts, sum_dx, sum_dxdx), log_marginal
 
-    def fit_context(self) -> contextlib.AbstractContextManager[bool]:
-        """BLAS limited to one thread for the whole fit (see ``n_threads``).
-
-        The E-step limits it anyway; holding the limit between E-steps as well stops
-        OpenBLAS from waking its threads for the M-step's tiny products, after which
-        they spin for up to ~0.1 s and take the cores from the E-step's own threads
-        (measured: 0.21 s per iteration instead of 0.165 with two threads, N = 200 000,
-        D = K = 16, on 2 cores).
-        """
-        return single_threaded_blas()
-
     @property
     def working_dtype(self) -> np.dtype:
         """Precision of the arithmetic: float64 for either ``dtype`` (see there). The
         driver's monotonicity tolerance follows it."""
         return np.dtype(np.float64)
-
-    def _threads(self) -> int:
-        if self.n_threads is not None:
-            return int(self.n_threads)
-        return compiled.default_threads()  # LATENT_EM_NUM_THREADS, else the usable CPUs
 
     def posterior(
         self, params: GaussianMixtureParams, x: np.ndarray
