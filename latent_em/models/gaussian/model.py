@@ -27,7 +27,6 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -40,6 +39,7 @@ from ..._validation import (
     check_param_shapes,
     check_positive_float,
 )
+from ...compiled.pool import run_items
 from ...constraints import Constraint, Real, Simplex
 from .._kmeans import kmeans_plusplus, lloyd
 from .._mixture import KernelMixture
@@ -571,13 +571,15 @@ class GaussianMixtureModel(KernelMixture):
                 # result, is the same on every call with the same number of threads
                 kernels = [kernel] + [self.covariance.kernel(*args) for _ in range(threads - 1)]
                 parts = np.array_split(np.asarray(starts), threads)
-                with ThreadPoolExecutor(threads) as pool:
-                    jobs = [
-                        pool.submit(run_blocks, kern, x, w, log_marginal, part)
+                # on the compiled kernels' persistent pool (no threads started per call)
+                run_items(
+                    run_blocks,
+                    [
+                        (kern, x, w, log_marginal, part)
                         for kern, part in zip(kernels, parts, strict=True)
-                    ]
-                    for job in jobs:
-                        job.result()
+                    ],
+                    threads,
+                )
         counts, sum_dx, sum_dxdx = kernels[0].finish()
         for other in kernels[1:]:
             more = other.finish()
