@@ -415,26 +415,6 @@ def _unflattener(template: Any, constraints: Any) -> Callable[[np.ndarray], Any]
     return fast
 
 
-def _fast_q(
-    model: Any,
-    params: Any,
-    columns: list[tuple[Any, list[tuple[np.ndarray, np.ndarray, np.ndarray]]]],
-    has_prior: bool = True,
-) -> float:
-    """``Q(θ)`` from :func:`_weighted_columns`; equal to
-    :func:`expected_complete_log_likelihood` up to the order of the sums."""
-    total = 0.0
-    for xc, cols in columns:
-        for z, coef, positive in cols:
-            lj = np.asarray(model.log_joint(params, xc, z), dtype=float)
-            value = float(np.dot(coef, lj))
-            if not np.isfinite(value):
-                # 0 · log 0 = 0: a support point with zero responsibility does not count
-                value = float(np.sum(np.where(positive, coef * lj, 0.0)))
-            total += value
-    return total + log_prior(model, params) if has_prior else total
-
-
 def _column_values(
     model: Any,
     params: Any,
